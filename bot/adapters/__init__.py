@@ -1,0 +1,1 @@
+"""Driven edges: Rancher, the IdP, SQLite, sealing and the Slack Web API."""

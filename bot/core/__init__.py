@@ -1,0 +1,1 @@
+"""Pure core: values and rules with no I/O, no clock reads and no third-party imports."""

@@ -1,0 +1,103 @@
+"""The audit log's action names and the details keys each action carries (the digest counts by these).
+
+Every audit row has the columns ts, actor, action, target, outcome, reason, request_id, details (a JSON object).
+Use these constants for `action`; never spell an action name inline.
+
+Conventions for the columns:
+- `actor`: who did it — a Slack user id, `system` for jobs, `rancher` / `idp` when an outside system reported it.
+  For GRANT_REQUESTED the actor is the requester (the digest's "top requesters" count actors of that action).
+- `target`: what it was done to — for grant and drift actions the grant's target as people read it
+  (`cluster` or `cluster/project`, names), which the digest's "top targets" counts; for link/token actions the
+  Slack user id of the link.
+- `outcome`: `ok`, `denied`, `failed` or `refused` (free text; the digest does not read it).
+
+Details keys (all optional for readers; writers should include them):
+- link.*: {"slack_user", "issuer", "subject", "email", "previous_subject" (relinked only)}
+- token.*: {"slack_user", "error" (failures), "failures" (count so far)}
+- user.deactivated: {"slack_user", "subject", "why"}
+- login.* / slack.request_rejected: {"why", "ip" (if known)}
+- grant.* (every grant action): {"grant_id", "slack_user", "role", "target", "duration_s", "rule",
+  "break_glass" (bool), "self_service" (bool)}; in addition:
+  - grant.approved: one event per approver's approval, plus {"approver", "approvals" (count so far),
+    "approvals_required", "final" (bool: this approval completed the request)}
+  - grant.denied: {"approver" (absent when the policy denied), "why"}
+  - grant.active: {"binding_id", "expires_at"}
+  - grant.extended: {"extra_s", "extensions"}, and `duration_s` is the new total
+  - grant.revoked / grant.expired: {"held_s" (seconds the grant was active)}
+  - grant.failed: {"why"}
+  - grant.revocation_overdue / grant.revocation_recovered: {"overdue_s"}
+- drift.*: {"grant_id" (when known), "binding_id", "role", "target", "why"}
+- digest.posted: {"period_start", "period_end", "events"}
+- config.loaded: {"rules", "path"}
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- identity links and tokens ------------------------------------------------------------------------
+LINK_CREATED: Final = "link.created"
+LINK_REPLACED: Final = "link.relinked"
+LINK_REMOVED: Final = "link.unlinked"
+TOKEN_REFRESHED: Final = "token.refreshed"  # noqa: S105 - an action name, not a secret
+TOKEN_REFRESH_FAILED: Final = "token.refresh_failed"  # noqa: S105 - an action name, not a secret
+TOKEN_REUSE_DETECTED: Final = "token.reuse_detected"  # noqa: S105 - an action name, not a secret
+USER_DEACTIVATED: Final = "user.deactivated"
+ID_TOKEN_REJECTED: Final = "login.id_token_rejected"  # noqa: S105 - an action name, not a secret
+LOGIN_STATE_MISMATCH: Final = "login.state_mismatch"
+SLACK_REQUEST_REJECTED: Final = "slack.request_rejected"
+
+# --- grants -------------------------------------------------------------------------------------------
+GRANT_REQUESTED: Final = "grant.requested"
+GRANT_APPROVED: Final = "grant.approved"
+GRANT_DENIED: Final = "grant.denied"
+GRANT_REQUEST_EXPIRED: Final = "grant.request_expired"
+GRANT_ACTIVATING: Final = "grant.activating"
+GRANT_ACTIVE: Final = "grant.active"
+GRANT_FAILED: Final = "grant.failed"
+GRANT_EXTENDED: Final = "grant.extended"
+GRANT_REVOKED: Final = "grant.revoked"
+GRANT_EXPIRED: Final = "grant.expired"
+GRANT_REVOCATION_OVERDUE: Final = "grant.revocation_overdue"
+GRANT_REVOCATION_RECOVERED: Final = "grant.revocation_recovered"
+
+# --- reconciliation -----------------------------------------------------------------------------------
+DRIFT_MISSING_BINDING: Final = "drift.missing_binding"
+DRIFT_REPAIRED: Final = "drift.repaired"
+DRIFT_ORPHAN_DELETED: Final = "drift.orphan_deleted"
+DRIFT_UNTAGGED: Final = "drift.untagged"
+
+# --- operations ---------------------------------------------------------------------------------------
+DIGEST_POSTED: Final = "digest.posted"
+CONFIG_LOADED: Final = "config.loaded"
+
+ALL: Final[tuple[str, ...]] = (
+    LINK_CREATED,
+    LINK_REPLACED,
+    LINK_REMOVED,
+    TOKEN_REFRESHED,
+    TOKEN_REFRESH_FAILED,
+    TOKEN_REUSE_DETECTED,
+    USER_DEACTIVATED,
+    ID_TOKEN_REJECTED,
+    LOGIN_STATE_MISMATCH,
+    SLACK_REQUEST_REJECTED,
+    GRANT_REQUESTED,
+    GRANT_APPROVED,
+    GRANT_DENIED,
+    GRANT_REQUEST_EXPIRED,
+    GRANT_ACTIVATING,
+    GRANT_ACTIVE,
+    GRANT_FAILED,
+    GRANT_EXTENDED,
+    GRANT_REVOKED,
+    GRANT_EXPIRED,
+    GRANT_REVOCATION_OVERDUE,
+    GRANT_REVOCATION_RECOVERED,
+    DRIFT_MISSING_BINDING,
+    DRIFT_REPAIRED,
+    DRIFT_ORPHAN_DELETED,
+    DRIFT_UNTAGGED,
+    DIGEST_POSTED,
+    CONFIG_LOADED,
+)

@@ -1,0 +1,67 @@
+"""Durations as people write them (`30s`, `15m`, `4h`, `2d`, `1h30m`) and back."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from bot.core.errors import UserError
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+)\s*([smhdw])")
+_WHOLE = re.compile(r"^(\s*\d+\s*[smhdw]\s*)+$")
+_WORDS = {
+    "sec": "s", "secs": "s", "second": "s", "seconds": "s",
+    "min": "m", "mins": "m", "minute": "m", "minutes": "m",
+    "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
+    "day": "d", "days": "d", "week": "w", "weeks": "w",
+}  # fmt: skip
+_WORD_RE = re.compile(r"(\d+)\s*(" + "|".join(sorted(_WORDS, key=len, reverse=True)) + r")\b")
+
+DURATION_HINT = "write a duration like `30m`, `4h`, `1h30m` or `2d`"
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse `4h`, `1h30m`, `90 minutes` into a timedelta, or raise UserError."""
+    raw = text.strip().lower()
+    normalised = _WORD_RE.sub(lambda m: m.group(1) + _WORDS[m.group(2)], raw)
+    if not normalised or not _WHOLE.match(normalised):
+        raise UserError(f"`{text.strip()}` is not a duration", DURATION_HINT)
+    seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(normalised))
+    if seconds <= 0:
+        raise UserError(f"`{text.strip()}` is not a positive duration", DURATION_HINT)
+    return timedelta(seconds=seconds)
+
+
+def parse_duration_within(text: str, minimum: timedelta, maximum: timedelta) -> timedelta:
+    """Parse a duration and check it lies in [minimum, maximum]."""
+    value = parse_duration(text)
+    if value < minimum:
+        raise UserError(f"{format_duration(value)} is shorter than the minimum {format_duration(minimum)}")
+    if value > maximum:
+        raise UserError(f"{format_duration(value)} is over the {format_duration(maximum)} maximum")
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """Render a timedelta compactly: `2d 3h`, `1h 20m`, `45s`; at most two units."""
+    total = int(value.total_seconds())
+    if total <= 0:
+        return "0s"
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size:
+            parts.append(f"{total // size}{unit}")
+            total %= size
+    return " ".join(parts[:2])
+
+
+def to_spec(value: timedelta) -> str:
+    """Render a timedelta in the config spelling that parse_duration reads back (`1h30m`)."""
+    total = int(value.total_seconds())
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size:
+            out += f"{total // size}{unit}"
+            total %= size
+    return out or "0s"

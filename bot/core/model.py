@@ -1,0 +1,249 @@
+"""Frozen values the whole bot speaks: identities, Rancher RBAC objects, grants and audit events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NewType
+
+SlackUserId = NewType("SlackUserId", str)
+
+
+class LinkStatus(StrEnum):
+    """Whether an identity link may still be used."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A Slack user linked to an IdP subject, with the groups the IdP last reported."""
+
+    slack_user: str
+    team_id: str
+    issuer: str
+    subject: str
+    email: str
+    name: str
+    groups: tuple[str, ...]
+    linked_at: int
+    refreshed_at: int
+    status: LinkStatus = LinkStatus.ACTIVE
+    token_expires_at: int | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedLogin:
+    """What a validated OIDC login (or refresh) told us about the user."""
+
+    issuer: str
+    subject: str
+    email: str
+    email_verified: bool | None
+    name: str
+    groups: tuple[str, ...]
+    refresh_token: str | None
+    access_token_expires_at: int | None
+
+
+class Scope(StrEnum):
+    """Where a Rancher right applies."""
+
+    GLOBAL = "global"
+    CLUSTER = "cluster"
+    PROJECT = "project"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A cluster or a project inside one (`project_id` is Rancher's `c-xxxxx:p-yyyyy`)."""
+
+    cluster_id: str
+    project_id: str | None = None
+
+    @property
+    def scope(self) -> Scope:
+        """CLUSTER or PROJECT."""
+        return Scope.PROJECT if self.project_id else Scope.CLUSTER
+
+    @property
+    def key(self) -> str:
+        """Stable text form used in the database: the project id, else the cluster id."""
+        return self.project_id or self.cluster_id
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A Rancher cluster (`id` is `local`, `c-xxxxx` or `c-m-xxxxxxxx`; `name` is the display name)."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A Rancher project (`id` is `<clusterId>:<projectName>`)."""
+
+    id: str
+    name: str
+    cluster_id: str
+
+
+@dataclass(frozen=True)
+class RoleTemplate:
+    """A Rancher role template; `context` is `cluster`, `project` or empty."""
+
+    id: str
+    name: str
+    context: str
+    hidden: bool = False
+    locked: bool = False
+    builtin: bool = False
+
+
+@dataclass(frozen=True)
+class GlobalRole:
+    """A Rancher global role with the cluster roles it implies in every non-local cluster."""
+
+    id: str
+    name: str
+    inherited_cluster_roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RancherUser:
+    """A Rancher user and the principal ids it answers to."""
+
+    id: str
+    name: str
+    principal_ids: tuple[str, ...]
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class RoleBinding:
+    """One Rancher binding of any scope (GRB, CRTB or PRTB), normalised."""
+
+    id: str
+    scope: Scope
+    role_id: str
+    cluster_id: str | None = None
+    project_id: str | None = None
+    user_id: str | None = None
+    user_principal_id: str | None = None
+    group_principal_id: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    name: str = ""
+
+    @property
+    def target(self) -> Target | None:
+        """The cluster or project this binding applies to (None for global bindings)."""
+        if self.scope is Scope.GLOBAL or self.cluster_id is None:
+            return None
+        return Target(self.cluster_id, self.project_id)
+
+
+@dataclass(frozen=True)
+class PrincipalSet:
+    """Who a linked user is in Rancher: the user principal, the group principals and the user id if known."""
+
+    user_principal_id: str
+    group_principal_ids: tuple[str, ...]
+    user_id: str | None = None
+    principal_ids: tuple[str, ...] = ()
+    group_names: Mapping[str, str] = field(default_factory=dict)  # principal id -> IdP group name
+
+
+class GrantState(StrEnum):
+    """Lifecycle of an access request and the grant it becomes."""
+
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED_REQUEST = "expired_request"
+    ACTIVATING = "activating"
+    ACTIVE = "active"
+    REVOKING = "revoking"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One approver's decision on a request."""
+
+    approver: str
+    decision: str  # "approve" | "deny"
+    at: int
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A request for a role on a target, and the time-boxed binding it becomes."""
+
+    id: str
+    slack_user: str
+    subject: str
+    target: Target
+    role_id: str
+    duration_s: int
+    rule: str
+    state: GrantState
+    requested_at: int
+    reason: str = ""
+    ticket: str = ""
+    break_glass: bool = False
+    self_service: bool = False
+    approvals_required: int = 0
+    approvals: tuple[Approval, ...] = ()
+    activated_at: int | None = None
+    expires_at: int | None = None
+    ended_at: int | None = None
+    binding_id: str | None = None
+    binding_name: str | None = None
+    user_principal_id: str | None = None
+    extensions: int = 0
+    failure: str = ""
+    via_groups: tuple[str, ...] = ()
+    request_expires_at: int | None = None
+    drifted: bool = False
+    updated_at: int | None = None  # when the state last changed (stores set it; used to spot stuck grants)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One row of the append-only, hash-chained audit log."""
+
+    id: int
+    ts: int
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    reason: str
+    request_id: str
+    details: Mapping[str, object]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A Slack message the bot owes; delivered by the outbox job, at most once per idempotency key."""
+
+    id: int
+    key: str
+    kind: str  # "post" | "dm" | "update" | "ephemeral" | "file"
+    channel: str
+    payload: Mapping[str, object]
+    attempts: int = 0
+    next_attempt_at: int = 0
+    created_at: int = 0
+    sent_at: int | None = None
+    last_error: str = ""

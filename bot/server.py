@@ -1,0 +1,123 @@
+"""The ASGI app uvicorn serves: Slack events, the OAuth pages, health and metrics; jobs start in the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot import wiring
+from bot.config import Config
+from bot.core.ports import Clock
+from bot.services.metrics import METRICS
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[wiring.Components], Any]
+
+
+def _components(request: Request) -> wiring.Components:
+    components: wiring.Components = request.app.state.components
+    return components
+
+
+async def slack_events(request: Request) -> Response:
+    """Verify the Slack signature (auditing refusals), then hand the request to Bolt."""
+    components = _components(request)
+    body = await request.body()
+    remote = request.client.host if request.client else ""
+    verdict = components.guard.check(request.headers, body, remote=remote)
+    if not verdict.ok:
+        METRICS.count_request("/slack/events", 401)
+        return JSONResponse({"error": "invalid request"}, status_code=401)
+    handler: AsyncSlackRequestHandler = request.app.state.slack_handler
+    response = await handler.handle(request)
+    METRICS.count_request("/slack/events", response.status_code)
+    return response
+
+
+async def healthz(request: Request) -> Response:
+    """200 when the database answers and migrations are current, else 503; says whether this process runs jobs."""
+    components = _components(request)
+    status: dict[str, Any] = {"status": "ok", "jobs": components.role}
+    try:
+        components.store.ping()
+        pending = components.store.pending_migrations()
+        status["database"] = "ok"
+        status["migrations"] = "current" if not pending else f"{len(pending)} pending"
+        if pending:
+            status["status"] = "degraded"
+    except Exception as err:
+        status.update({"status": "unavailable", "database": f"error: {type(err).__name__}"})
+    code = 200 if status["status"] == "ok" else 503
+    METRICS.count_request("/healthz", code)
+    return Response(json.dumps(status), status_code=code, media_type="application/json")
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition."""
+    components = _components(request)
+    extra = {"accessbot_outbox_pending": float(components.store.outbox_pending_count())}
+    body = METRICS.render(components.store.grant_counts(), extra)
+    return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
+
+
+def create_app(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    on_start: list[Hook] | None = None,
+    socket_mode: bool = False,
+) -> Starlette:
+    """The Starlette app; everything stateful is built in the lifespan, on the serving loop's thread."""
+    hooks = list(on_start or [])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        components = wiring.build(config, clock=clock)
+        app.state.components = components
+        app.state.slack_handler = AsyncSlackRequestHandler(components.bolt)
+        for hook in hooks:
+            result = hook(components)
+            if hasattr(result, "__await__"):
+                await result
+        if socket_mode:
+            await _start_socket_mode(components)
+        log.info("accessbot ready (jobs: %s)", components.role)
+        try:
+            yield
+        finally:
+            await components.aclose()
+
+    routes = [
+        Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    routes += _oauth_routes()
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _oauth_routes() -> list[Route]:
+    from bot import oauth_web  # noqa: PLC0415 - keeps the import graph one-way
+
+    return oauth_web.routes()
+
+
+async def _start_socket_mode(components: wiring.Components) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler  # noqa: PLC0415
+
+    token = components.config.slack.app_token
+    if token is None:
+        raise RuntimeError("slack.app_token is required for --socket-mode")
+    handler = AsyncSocketModeHandler(components.bolt, token.get_secret_value())
+    await handler.connect_async()
+    components.closers.append(handler.close_async)

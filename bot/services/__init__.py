@@ -1,0 +1,1 @@
+"""Use cases: each service receives its ports by constructor and speaks core values."""

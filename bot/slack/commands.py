@@ -1,0 +1,94 @@
+"""The `/access` listener: ack at once, parse with core.commands, call one handler, reply ephemerally."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot.core import commands
+from bot.core.errors import NotLinked, UpstreamError, UserError
+from bot.services.metrics import METRICS
+from bot.slack import messages
+from bot.slack.context import Caller, Reply, SlackDeps
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[SlackDeps, Caller, Any], Awaitable[Reply | None]]
+_HANDLERS: dict[type[Any], Handler] = {}
+
+
+def handles(*kinds: type[Any]) -> Callable[[Handler], Handler]:
+    """Register a handler for one or more command types (feature modules call this at import)."""
+
+    def decorator(fn: Handler) -> Handler:
+        for kind in kinds:
+            _HANDLERS[kind] = fn
+        return fn
+
+    return decorator
+
+
+async def _help(deps: SlackDeps, caller: Caller, cmd: commands.Help) -> Reply:
+    return Reply(messages.help_text(deps.command, cmd.topic))
+
+
+async def run_command(deps: SlackDeps, caller: Caller, text: str) -> Reply:
+    """Parse and run one command; every failure becomes a friendly reply, never an exception."""
+    try:
+        cmd = commands.parse(text)
+        if isinstance(cmd, commands.Bare):
+            linked = deps.linking is not None and deps.linking.is_linked(caller.user_id)
+            cmd = commands.ListAccess() if linked else commands.Help()
+        if isinstance(cmd, commands.Help):
+            return await _help(deps, caller, cmd)
+        handler = _HANDLERS.get(type(cmd))
+        if handler is None:
+            return Reply(messages.not_available(f"`{deps.command} {text.split(maxsplit=1)[0]}`"))
+        reply = await handler(deps, caller, cmd)
+        return reply or Reply("")
+    except NotLinked as err:
+        return Reply(messages.user_error(err, deps.command))
+    except UserError as err:
+        return Reply(messages.user_error(err, deps.command))
+    except UpstreamError as err:
+        log.warning("upstream failure in command (ref %s): %s", caller.request_id, err)
+        return Reply(messages.upstream_error(err))
+    except Exception:
+        log.exception("command failed (ref %s)", caller.request_id)
+        return Reply(messages.internal_error(caller.request_id))
+
+
+def register(app: AsyncApp, deps: SlackDeps) -> None:
+    """Attach the slash-command listener."""
+
+    @app.command(deps.command)
+    async def on_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
+        await ack()
+        started = time.monotonic()
+        caller = Caller(
+            user_id=str(body.get("user_id", "")),
+            team_id=str(body.get("team_id", "")),
+            channel_id=str(body.get("channel_id", "")),
+            trigger_id=str(body.get("trigger_id", "")),
+            response_url=str(body.get("response_url", "")),
+            client=client,
+            respond=respond,
+        )
+        text = str(body.get("text", ""))
+        reply = await run_command(deps, caller, text)
+        subcommand = (text.split() or ["(bare)"])[0].lower()
+        if reply.text or reply.blocks:
+            try:
+                await respond(
+                    text=reply.text,
+                    blocks=reply.blocks,
+                    response_type="ephemeral",
+                    replace_original=False,
+                )
+            except Exception:
+                log.exception("could not deliver the reply (ref %s)", caller.request_id)
+        METRICS.observe_command(subcommand if subcommand in commands.USAGE else "other", time.monotonic() - started)

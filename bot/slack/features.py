@@ -1,0 +1,7 @@
+"""The listener groups the app registers, in order (each module has `register(app, deps)`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MODULES: list[Any] = []
