@@ -66,8 +66,9 @@ def _time_arg(text: str | None, now: datetime) -> int | None:
     return int(moment.timestamp())
 
 
-def cmd_audit(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_audit(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Verify or export the audit log."""
+    out = out or sys.stdout
     from bot.adapters.clock import SystemClock  # noqa: PLC0415
     from bot.services.audit import AuditLog  # noqa: PLC0415
     from bot.wiring import open_store  # noqa: PLC0415

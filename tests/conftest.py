@@ -96,15 +96,15 @@ def make_bot(
     @contextlib.contextmanager
     def start(**kwargs: Any) -> Iterator[RunningBot]:
         sock, url = bind()
-        data = dict(
-            database=kwargs.pop("database", tmp_path / f"bot-{uuid.uuid4().hex[:6]}.db"),
-            public_url=url,
-            slack_api_url=slack.api_url,
-            oidc_issuer=kwargs.pop("oidc_issuer", UNREACHABLE),
-            rancher_url=kwargs.pop("rancher_url", UNREACHABLE),
-            rancher_token=kwargs.pop("rancher_token", "token-abcde:notused"),
-            overrides=kwargs.pop("overrides", None),
-        )
+        data = {
+            "database": kwargs.pop("database", tmp_path / f"bot-{uuid.uuid4().hex[:6]}.db"),
+            "public_url": url,
+            "slack_api_url": slack.api_url,
+            "oidc_issuer": kwargs.pop("oidc_issuer", UNREACHABLE),
+            "rancher_url": kwargs.pop("rancher_url", UNREACHABLE),
+            "rancher_token": kwargs.pop("rancher_token", "token-abcde:notused"),
+            "overrides": kwargs.pop("overrides", None),
+        }
         config = botconfig.make_config(**data)
         app = create_app(config, **kwargs)
         with serve_in_thread(app, sock=sock) as base:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,7 @@ def config_data(
             "cache_ttl": "5m",
         },
         "security": {"token_encryption_keys": [encryption_key or Fernet.generate_key().decode()]},
-        "policy": DEMO_POLICY,
+        "policy": copy.deepcopy(DEMO_POLICY),
         "schedule": {
             "sweep_interval": "30s",
             "reconcile_interval": "10m",

@@ -77,7 +77,9 @@ def _rejections(bot: RunningBot) -> list[dict[str, object]]:
 
 def test_forged_signature_is_refused_and_audited(bot: RunningBot) -> None:
     """A request signed with the wrong secret gets 401 and an audit event."""
-    body = "command=%2Faccess&text=help&user_id=U0EVIL0001&team_id=T0TEST0001&response_url=http%3A%2F%2F127.0.0.1%3A9%2F"
+    body = (
+        "command=%2Faccess&text=help&user_id=U0EVIL0001&team_id=T0TEST0001&response_url=http%3A%2F%2F127.0.0.1%3A9%2F"
+    )
     headers = bot.signer.sign(body)
     headers["X-Slack-Signature"] = "v0=" + "0" * 64
     headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -117,7 +119,9 @@ def test_replayed_request_is_refused_and_audited(bot: RunningBot) -> None:
     """The same signed request sent twice is handled once; the replay gets 401 and is audited."""
     from bot.devtools.slack_api import slash_command_body
 
-    body = slash_command_body("/access", "help", "U0ALICE001", "T0TEST0001", "C0GENERAL1", bot.slack.response_url("replay"))
+    body = slash_command_body(
+        "/access", "help", "U0ALICE001", "T0TEST0001", "C0GENERAL1", bot.slack.response_url("replay")
+    )
     headers = bot.signer.sign(body)
     headers["Content-Type"] = "application/x-www-form-urlencoded"
     first = bot.http.post(f"{bot.url}/slack/events", content=body, headers=headers)

@@ -1,0 +1,140 @@
+"""The accessbot command line: results and exit codes of each command."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography.fernet import Fernet
+
+from bot.cli import build_parser, main
+from bot.devtools import botconfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    data = botconfig.config_data(
+        database=tmp_path / "cli.db",
+        public_url="https://bot.example.com",
+        slack_api_url="https://slack.com/api/",
+        oidc_issuer="https://idp.example.com",
+        rancher_url="https://rancher.example.com",
+        rancher_token="token-abcde:clisecretvalue",
+        encryption_key=Fernet.generate_key().decode(),
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_check_config_prints_ok_and_summary(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A valid file prints OK and a summary without secrets, exit 0."""
+    assert main(["check-config", str(config_file)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK\n")
+    assert "policy          3 rule(s)" in out
+    assert "clisecretvalue" not in out
+
+
+def test_check_config_reports_errors_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An invalid file prints each error as field.path and exits 2."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("public_url: nope\nslack: {command: access}\n")
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "public_url: must be an http(s) URL" in err
+    assert "slack.command: must be a slash command" in err
+    assert "slack.bot_token: is required" in err
+    assert "Traceback" not in err
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing file is named, with how to pass another."""
+    assert main(["check-config", str(tmp_path / "nope.yaml")]) == 2
+    assert "file not found (pass --config PATH or set ACCESSBOT_CONFIG)" in capsys.readouterr().err
+
+
+def test_migrate_then_audit_verify_and_export(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """migrate creates the schema; verify reports OK; export writes JSON lines and CSV."""
+    assert main(["--config", str(config_file), "migrate"]) == 0
+    from bot.adapters.clock import SystemClock
+    from bot.adapters.store import Store
+    from bot.services.audit import AuditLog
+
+    store = Store(yaml.safe_load(config_file.read_text())["database"])
+    audit = AuditLog(store, SystemClock())
+    audit.record("link.created", actor="U1", target="alice")
+    audit.record("grant.requested", actor="U1", target="dev-eu")
+    store.close()
+    capsys.readouterr()
+    assert main(["--config", str(config_file), "audit", "verify"]) == 0
+    assert capsys.readouterr().out.strip() == "OK: 2 events, chain intact"
+    assert main(["--config", str(config_file), "audit", "export", "--since", "1d", "--format", "jsonl"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["action"] for line in lines] == ["link.created", "grant.requested"]
+    assert main(["--config", str(config_file), "audit", "export", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["actor"] for r in rows] == ["U1", "U1"]
+
+
+def test_audit_verify_exits_1_on_tampering(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An edited row makes verify print its id and exit 1."""
+    main(["--config", str(config_file), "migrate"])
+    from bot.adapters.clock import SystemClock
+    from bot.adapters.store import Store
+    from bot.services.audit import AuditLog
+
+    db = yaml.safe_load(config_file.read_text())["database"]
+    store = Store(db)
+    for i in range(3):
+        AuditLog(store, SystemClock()).record("x", actor=f"U{i}")
+    store.close()
+    conn = sqlite3.connect(db)
+    conn.execute("update audit_events set outcome='tampered' where id=2")
+    conn.commit()
+    conn.close()
+    capsys.readouterr()
+    assert main(["--config", str(config_file), "audit", "verify"]) == 1
+    assert capsys.readouterr().out.startswith("BROKEN at event 2")
+
+
+def test_manifest_names_command_scopes_and_urls(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The manifest carries the slash command, the scopes and the request URLs."""
+    assert main(["--config", str(config_file), "manifest"]) == 0
+    manifest = yaml.safe_load(capsys.readouterr().out)
+    assert manifest["features"]["slash_commands"][0]["command"] == "/access"
+    assert manifest["features"]["slash_commands"][0]["url"] == "https://bot.example.com/slack/events"
+    assert "users:read.email" in manifest["oauth_config"]["scopes"]["bot"]
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+
+
+def test_gen_key_prints_a_fernet_key(capsys: pytest.CaptureFixture[str]) -> None:
+    """gen-key prints a key Fernet accepts."""
+    assert main(["gen-key"]) == 0
+    Fernet(capsys.readouterr().out.strip().encode())
+
+
+def test_every_subcommand_has_help_and_is_in_the_readme() -> None:
+    """Each CLI subcommand has a help line and is documented in README.md."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    readme = (ROOT / "README.md").read_text()
+    for name, subparser in sub.choices.items():  # type: ignore[union-attr]
+        assert subparser.description, name
+        assert f"accessbot {name}" in readme, name
+
+
+def test_python_dash_m_bot_runs() -> None:
+    """`python -m bot --version` works."""
+    result = subprocess.run([sys.executable, "-m", "bot", "--version"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert result.stdout.startswith("accessbot ")
