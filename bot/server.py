@@ -119,5 +119,5 @@ async def _start_socket_mode(components: wiring.Components) -> None:
     if token is None:
         raise RuntimeError("slack.app_token is required for --socket-mode")
     handler = AsyncSocketModeHandler(components.bolt, token.get_secret_value())
-    await handler.connect_async()
+    await handler.connect_async()  # type: ignore[no-untyped-call]
     components.closers.append(handler.close_async)

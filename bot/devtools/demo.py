@@ -1,0 +1,467 @@
+"""`accessbot demo`: the whole product on this machine and a console to drive it as Slack users would."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import shlex
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from bot.core.durations import format_duration, parse_duration
+from bot.core.errors import UserError
+from bot.devtools import botconfig
+from bot.devtools.blocks_text import Button, render
+from bot.devtools.idp import LoginFailedError, complete_login
+from bot.devtools.slack_api import (
+    SlackSigner,
+    app_home_opened_event,
+    block_actions_payload,
+    interaction_body,
+    json_body,
+    slash_command_body,
+)
+from bot.devtools.stack import PEOPLE, TEAM_ID, Stack, running_stack
+
+HELP = """\
+Console commands (everything else is ignored):
+  /access …            send a slash command as the current user (e.g. /access list)
+  :as NAME             become another user (alice, bob, carol)
+  :click N             click button N of what was shown (Approve, Deny, Extend, …)
+  :login [NAME]        finish the last /access link of NAME in the IdP's login form
+  :wait DURATION       move the clock forward (e.g. :wait 30m) and let the jobs run
+  :disable NAME        disable NAME at the identity provider (see offboarding at the next refresh)
+  :enable NAME         enable NAME again
+  :home                open the App Home tab of the current user
+  :audit [N]           show the last N audit events (default 15)
+  :verify              verify the audit hash chain
+  :digest              print the weekly digest for the last 7 days
+  :rancher             list the bindings the bot created in the Rancher emulator
+  :users               who is who in this demo
+  :expect TEXT         (scripts) fail unless TEXT appeared since the previous command
+  :help                this help
+  :quit                stop everything"""
+
+GREETING = """\
+accessbot demo — a dev IdP, a Rancher emulator, a Slack emulator and the bot, all on this machine.
+  bot {bot}   IdP {idp}   Rancher {rancher}
+  config {config}   (try: accessbot --config {config} audit verify)
+
+You are alice (engineering). Three things to try first:
+  1. /access link        then  :login          — link alice to the identity provider
+  2. /access list                               — what alice can access, and why
+  3. /access request dev-eu/payments project-member for 30m
+Then :as bob to approve a prod request, :wait 30m to watch it expire, :disable carol for offboarding. :help for all."""
+
+
+class ExpectationFailed(Exception):
+    """An `:expect` line did not match what the demo showed."""
+
+
+@dataclass
+class Clickable:
+    """A numbered button and where it was shown."""
+
+    button: Button
+    channel: str | None
+    ts: str | None
+    message: dict[str, Any] | None
+    ephemeral: bool
+
+
+@dataclass
+class Console:
+    """Drives the running stack with console commands and prints what Slack users would see."""
+
+    stack: Stack
+    out: TextIO
+    user: str = "alice"
+    settle: float = 1.6
+    buttons: list[Clickable] = field(default_factory=list)
+    transcript: list[str] = field(default_factory=list)
+    seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    traveller: Any = None
+    signer: SlackSigner = field(default_factory=lambda: SlackSigner(botconfig.SIGNING_SECRET))
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15))
+
+    @property
+    def names(self) -> dict[str, str]:
+        """Slack user id → demo name, for rendering mentions."""
+        return {uid: name for name, (uid, _, _) in PEOPLE.items()}
+
+    def say(self, text: str = "") -> None:
+        """Print a line and keep it for `:expect`."""
+        print(text, file=self.out, flush=True)
+        self.transcript.append(text)
+
+    # --- dispatch ------------------------------------------------------------------------------------
+
+    def run_line(self, line: str) -> bool:
+        """Run one console line; False means quit."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return True
+        if line.startswith(":expect"):
+            self._expect(line.removeprefix(":expect").strip())
+            return True
+        self.transcript = []
+        if line.startswith("/"):
+            self.slash(line)
+            return True
+        if not line.startswith(":"):
+            self.say("(type a slash command like /access help, or :help)")
+            return True
+        words = shlex.split(line[1:]) or [""]
+        head, args = words[0], words[1:]
+        if head in ("quit", "exit", "q"):
+            return False
+        handler = getattr(self, f"cmd_{head}", None)
+        if handler is None:
+            self.say(f"unknown console command :{head} (try :help)")
+            return True
+        try:
+            handler(*args)
+        except TypeError:
+            self.say(f"wrong arguments for :{head} (try :help)")
+        return True
+
+    def _expect(self, text: str) -> None:
+        haystack = "\n".join(self.transcript)
+        if text not in haystack:
+            self.say(f"EXPECTATION FAILED: {text!r} not shown")
+            raise ExpectationFailed(text)
+        print(f"  ✓ expected: {text}", file=self.out, flush=True)
+
+    # --- Slack side ----------------------------------------------------------------------------------
+
+    def _post(self, body: str, content_type: str = "application/x-www-form-urlencoded") -> httpx.Response:
+        headers = self.signer.sign(body)
+        headers["Content-Type"] = content_type
+        return self.http.post(f"{self.stack.bot_url}/slack/events", content=body.encode(), headers=headers)
+
+    def _uid(self, name: str | None = None) -> str:
+        return PEOPLE[name or self.user][0]
+
+    def slash(self, line: str) -> None:
+        """Send a slash command as the current user and show the reply plus anything posted meanwhile."""
+        command, _, text = line.partition(" ")
+        key = uuid.uuid4().hex[:12]
+        body = slash_command_body(
+            command,
+            text,
+            self._uid(),
+            TEAM_ID,
+            "C0DEMO0001",
+            self.stack.slack.response_url(key),
+            user_name=self.user,
+            channel_name="demo",
+        )
+        response = self._post(body)
+        if response.status_code != 200:
+            self.say(f"(Slack would show: the app did not answer — HTTP {response.status_code})")
+            return
+        self._show_response(key)
+        self._show_new_messages()
+
+    def _show_response(self, key: str, timeout: float = 8.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            posts = self.stack.slack.responses(key)
+            if posts:
+                time.sleep(0.2)
+                for post in self.stack.slack.responses(key):
+                    self._print_message(
+                        "only visible to you" if post.is_ephemeral else "in channel",
+                        post.blocks,
+                        post.text,
+                        channel=None,
+                        ts=None,
+                        ephemeral=True,
+                    )
+                return
+            time.sleep(0.05)
+
+    def _channel_label(self, channel: str) -> str:
+        channels = self.stack.config.slack.channels
+        named = {channels.grants: "#grants", channels.approvals: "#approvals", channels.security: "#security"}
+        named[channels.digest] = "#digest"
+        if channel in named:
+            return named[channel] or channel
+        for name, (uid, _, _) in PEOPLE.items():
+            if channel == self.stack.slack.dm_channel(uid):
+                return f"DM to {name}"
+        return channel
+
+    def _show_new_messages(self, wait: float | None = None) -> None:
+        time.sleep(self.settle if wait is None else wait)
+        for message in self.stack.slack.messages():
+            mark = (message.channel, message.ts)
+            if self.seen.get(mark) == message.edits:
+                continue
+            updated = mark in self.seen
+            self.seen[mark] = message.edits
+            label = self._channel_label(message.channel) + (" (updated)" if updated else "")
+            self._print_message(label, message.blocks, message.text, channel=message.channel, ts=message.ts)
+        for view in self.stack.slack.views(kind="modal"):
+            mark = ("view", view.id)
+            if self.seen.get(mark) == view.updates:
+                continue
+            self.seen[mark] = view.updates
+            self._print_message(f"form opened for {self.user}", view.blocks, None, channel=None, ts=None)
+
+    def _print_message(
+        self,
+        label: str,
+        blocks: Any,
+        text: str | None,
+        *,
+        channel: str | None,
+        ts: str | None,
+        ephemeral: bool = False,
+    ) -> None:
+        lines, buttons = render(blocks, text, len(self.buttons) + 1, self.names)
+        self.say(f"┌ {label}")
+        for line in lines:
+            for part in line.splitlines() or [""]:
+                self.say(f"│ {part}")
+        self.say("└")
+        message = {"ts": ts, "text": text or "", "blocks": blocks or []} if ts else None
+        for button in buttons:
+            self.buttons.append(Clickable(button, channel, ts, message, ephemeral))
+            if button.url and "/oauth/start" in button.url:
+                self.links[self.user] = button.url
+
+    def cmd_click(self, number: str) -> None:
+        """Click a numbered button as the current user."""
+        if not number.isdigit() or not 1 <= int(number) <= len(self.buttons):
+            self.say(f"there is no button {number} (buttons are numbered in square brackets)")
+            return
+        target = self.buttons[int(number) - 1]
+        if target.button.url:
+            self.say(f"(that button opens {target.button.url} in a browser; use :login to finish it here)")
+            return
+        key = uuid.uuid4().hex[:12]
+        response_url = self.stack.slack.response_url(key, channel=target.channel, message_ts=target.ts)
+        payload = block_actions_payload(
+            self._uid(),
+            target.button.action_id,
+            target.button.value,
+            response_url=response_url,
+            channel_id=target.channel or "C0DEMO0001",
+            message=target.message,
+            message_ts=target.ts if target.message is None else None,
+            is_ephemeral=target.ephemeral,
+            block_id=target.button.block_id or "actions",
+            button_text=target.button.text,
+            team_id=TEAM_ID,
+            user_name=self.user,
+        )
+        response = self._post(interaction_body(payload))
+        if response.status_code != 200:
+            self.say(f"(the click was refused: HTTP {response.status_code})")
+            return
+        self.say(f"({self.user} clicked “{target.button.text}”)")
+        self._show_response(key, timeout=2.0)
+        self._show_new_messages()
+
+    def cmd_home(self) -> None:
+        """Open the App Home tab."""
+        body = json_body(app_home_opened_event(self._uid(), team_id=TEAM_ID))
+        self._post(body, content_type="application/json")
+        time.sleep(1.0)
+        home = self.stack.slack.home(self._uid())
+        if home is None:
+            self.say("(no App Home published)")
+            return
+        self._print_message(f"App Home of {self.user}", home.blocks, None, channel=None, ts=None)
+
+    # --- identity side -------------------------------------------------------------------------------
+
+    def cmd_as(self, name: str) -> None:
+        """Switch the current user."""
+        if name not in PEOPLE:
+            self.say(f"no such demo user {name!r} (alice, bob, carol)")
+            return
+        self.user = name
+        self.say(f"you are now {name}")
+
+    def cmd_login(self, name: str = "") -> None:
+        """Complete the last link flow of a user by filling the IdP form with their password."""
+        who = name or self.user
+        url = self.links.get(who)
+        if not url:
+            self.say(f"{who} has no pending link; send /access link as {who} first")
+            return
+        page = asyncio.run(self._login(url, who))
+        self.say(f"(browser) {page}")
+        self.links.pop(who, None)
+        self._show_new_messages()
+
+    async def _login(self, start_url: str, who: str) -> str:
+        async with httpx.AsyncClient(timeout=15, follow_redirects=False) as client:
+            start = await client.get(start_url)
+            if start.status_code not in (302, 303, 307):
+                return _page_text(start.text)
+            try:
+                callback = await complete_login(client, start.headers["location"], who, who)
+            except LoginFailedError as err:
+                return f"login failed: {err}"
+            page = await client.get(callback)
+            return _page_text(page.text)
+
+    def cmd_disable(self, name: str) -> None:
+        """Disable an account at the IdP."""
+        self.stack.idp.set_disabled(name, True)
+        self.say(f"{name} is disabled at the identity provider; the next token refresh will notice")
+
+    def cmd_enable(self, name: str) -> None:
+        """Enable an account at the IdP again."""
+        self.stack.idp.set_disabled(name, False)
+        self.say(f"{name} is enabled again at the identity provider")
+
+    # --- time, audit, digest -------------------------------------------------------------------------
+
+    def cmd_wait(self, text: str = "1m") -> None:
+        """Move the clock forward and give the scheduled jobs a moment to run."""
+        try:
+            delta = parse_duration(text)
+        except UserError as err:
+            self.say(err.message)
+            return
+        if self.traveller is None:
+            self.say("(time travel needs the time-machine package: pip install 'rancher-access-bot[demo]')")
+            return
+        self.traveller.shift(delta)
+        self.say(f"⏩ {format_duration(delta)} later: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        self._show_new_messages(wait=max(self.settle, 3.5))
+
+    def cmd_audit(self, count: str = "15") -> None:
+        """Show the newest audit events."""
+        from bot.adapters.store import Store  # noqa: PLC0415
+
+        store = Store(self.stack.config.database)
+        try:
+            rows = list(store.audit_rows())[-int(count) :]
+        finally:
+            store.close()
+        for row in rows:
+            when = datetime.fromtimestamp(int(row["ts"]), UTC).strftime("%H:%M:%S")
+            reason = f" — {row['reason']}" if row["reason"] else ""
+            self.say(f"  #{row['id']:<4} {when} {row['action']:<28} {row['actor']:<12} {row['target']}{reason}")
+
+    def cmd_verify(self) -> None:
+        """Verify the audit chain."""
+        self._cli("audit", "verify")
+
+    def cmd_digest(self) -> None:
+        """Print the digest of the last 7 days."""
+        self._cli("digest", "--since", "7d")
+
+    def _cli(self, *argv: str) -> None:
+        import io  # noqa: PLC0415
+
+        from bot.cli import main  # noqa: PLC0415
+
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            main(["--config", str(self.stack.config_path), *argv])
+        for line in buffer.getvalue().splitlines():
+            self.say(line)
+
+    def cmd_rancher(self) -> None:
+        """List the bindings the bot created in the Rancher emulator."""
+        label = self.stack.config.rancher.grant_label
+        found = False
+        for kind in ("clusterRoleTemplateBinding", "projectRoleTemplateBinding"):
+            for obj in self.stack.rancher.objects(kind):
+                labels = obj.get("labels") or {}
+                if label in labels:
+                    found = True
+                    scope = obj.get("projectId") or obj.get("clusterId")
+                    subject = obj.get("userId") or obj.get("userPrincipalId")
+                    self.say(
+                        f"  {obj['id']}  {obj['roleTemplateId']} on {scope} for {subject}  [{label}={labels[label]}]"
+                    )
+        if not found:
+            self.say("  (no bindings tagged by the bot)")
+
+    def cmd_users(self) -> None:
+        """Who is who."""
+        for name, (uid, email, real) in PEOPLE.items():
+            self.say(f"  {name:<6} {uid}  {email:<20} {real}")
+
+    def cmd_help(self) -> None:
+        """Print the console help."""
+        for line in HELP.splitlines():
+            self.say(line)
+
+
+def _page_text(page: str) -> str:
+    """The readable text of a small HTML page."""
+    body = re.sub(r"(?is)<(script|style|head)\b.*?</\1>", " ", page)
+    text = re.sub(r"<[^>]+>", " ", body)
+    import html  # noqa: PLC0415
+
+    return re.sub(r"\s+", " ", html.unescape(text)).strip()
+
+
+@contextlib.contextmanager
+def _time_travel() -> Iterator[Any]:
+    try:
+        import time_machine  # noqa: PLC0415 - optional: the demo extra
+    except ImportError:
+        yield None
+        return
+    with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
+        yield traveller
+
+
+def run(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    """Start the stack and run the console on `stdin` (a script file or the terminal)."""
+    script = getattr(args, "script", None)
+    database = getattr(args, "database", None)
+    with _time_travel() as traveller, running_stack(database=database) as stack:
+        console = Console(stack=stack, out=out, traveller=traveller)
+        console.say(
+            GREETING.format(bot=stack.bot_url, idp=stack.idp_url, rancher=stack.rancher.url, config=stack.config_path)
+        )
+        source: TextIO = Path(script).open(encoding="utf-8") if script else stdin  # noqa: SIM115
+        interactive = source.isatty()
+        try:
+            while True:
+                if interactive:
+                    out.write(f"{console.user}> ")
+                    out.flush()
+                line = source.readline()
+                if not line:
+                    break
+                if not interactive and line.strip():
+                    print(f"{console.user}> {line.rstrip()}", file=out, flush=True)
+                if not console.run_line(line):
+                    break
+        except ExpectationFailed:
+            return 1
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if script:
+                source.close()
+            console.http.close()
+    print("demo stopped.", file=out)
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of `accessbot demo`."""
+    return run(args, sys.stdin, sys.stdout)

@@ -1,0 +1,103 @@
+"""The whole product on loopback: dev IdP, Rancher emulator, Slack emulator and the bot, in one process."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.config import Config, parse_config
+from bot.devtools import botconfig
+from bot.devtools.idp import DevIdP, run_in_thread
+from bot.devtools.rancher_api import RancherEmulator, load_fixture, run_emulator
+from bot.devtools.servers import bind, serve_in_thread
+from bot.devtools.slack_api import SlackEmulator
+
+DATA = Path(__file__).resolve().parent / "demo_data"
+RANCHER_FIXTURE = Path(__file__).resolve().parent / "rancher_fixtures" / "demo.yaml"
+BOT_RANCHER_TOKEN = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
+TEAM_ID = "T0DEMO0001"
+
+# Slack users of the demo, matched to IdP accounts by email.
+PEOPLE = {
+    "alice": ("U0ALICE001", "alice@example.com", "Alice Archer"),
+    "bob": ("U0BOB00001", "bob@example.com", "Bob Baker"),
+    "carol": ("U0CAROL001", "carol@example.com", "Carol Chen"),
+}
+
+FAST_SCHEDULE: dict[str, Any] = {
+    "sweep_interval": "1s",
+    "reconcile_interval": "5s",
+    "outbox_interval": "1s",
+    "lease_ttl": "10s",
+    "overdue_alert_after": "2m",
+    "expiry_warning": "2m",
+}
+
+
+@dataclass
+class Stack:
+    """Handles on every running part."""
+
+    idp: DevIdP
+    idp_url: str
+    rancher: RancherEmulator
+    slack: SlackEmulator
+    bot_url: str
+    config: Config
+    config_path: Path
+
+
+@contextlib.contextmanager
+def running_stack(
+    *,
+    database: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    app_kwargs: Mapping[str, Any] | None = None,
+) -> Iterator[Stack]:
+    """Start the IdP, Rancher and Slack emulators and the bot on loopback; stop them all on exit."""
+    from bot.server import create_app  # noqa: PLC0415 - the bot is imported only when a stack starts
+
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="accessbot-demo-")))
+        idp = DevIdP(DATA / "idp-accounts.yaml")
+        idp_url = stack.enter_context(run_in_thread(idp))
+        rancher = stack.enter_context(run_emulator(load_fixture(RANCHER_FIXTURE)))
+        slack = stack.enter_context(SlackEmulator.running(bot_token=botconfig.BOT_TOKEN, team_id=TEAM_ID))
+        for user_id, email, name in PEOPLE.values():
+            slack.add_user(user_id, email, name, real_name=name, team_id=TEAM_ID)
+        sock, url = bind()
+        merged: dict[str, Any] = {"schedule": dict(FAST_SCHEDULE), "oidc": {"refresh_interval": "30s"}}
+        for key, value in (overrides or {}).items():
+            if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        data = botconfig.config_data(
+            database=Path(database or tmp / "accessbot.db").resolve(),
+            public_url=url,
+            slack_api_url=slack.api_url,
+            oidc_issuer=idp_url,
+            rancher_url=rancher.url,
+            rancher_token=BOT_RANCHER_TOKEN,
+            overrides=merged,
+        )
+        config_path = tmp / "config.yaml"
+        config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        config = parse_config(data)
+        app = create_app(config, **dict(app_kwargs or {}))
+        bot_url = stack.enter_context(serve_in_thread(app, sock=sock))
+        yield Stack(
+            idp=idp,
+            idp_url=idp_url,
+            rancher=rancher,
+            slack=slack,
+            bot_url=bot_url,
+            config=config,
+            config_path=config_path,
+        )
