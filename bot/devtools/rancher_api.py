@@ -210,6 +210,7 @@ class EmulatorSettings:
     fill_delay: float = 0.0
     finalizer_delay: float | None = 0.0
     seed: int = 0
+    ignored_filters: tuple[str, ...] = ()  # filter fields to treat as unknown, e.g. GRB userPrincipalId before 2.11
 
 
 @dataclass
@@ -304,11 +305,13 @@ class RancherEmulator:
         self._lock = threading.RLock()
         self._fail_rules: list[_FailRule] = []
         self.request_total = 0
+        self.response_bytes = 0
         self.request_paths: dict[str, int] = {}
         self._db: dict[str, dict[str, Obj]] = {}
         self._idx: dict[str, dict[str, dict[str, set[str]]]] = {}
         self._pending_fill: list[tuple[float, str, str]] = []
         self._pending_purge: list[tuple[float, str, str]] = []
+        self._render_cache: dict[tuple[str, str], tuple[str, Obj, bytes]] = {}
         self._rng = random.Random(self.settings.seed)
         self._clock = 1_741_083_072.0
         self.reset()
@@ -323,6 +326,7 @@ class RancherEmulator:
             self._idx = {t.name: {f: {} for f in t.indexed} for t in _TYPES}
             self._pending_fill.clear()
             self._pending_purge.clear()
+            self._render_cache.clear()
             self._fail_rules.clear()
             self._rng = random.Random(self.settings.seed)
             self.reset_counters()
@@ -332,12 +336,13 @@ class RancherEmulator:
         """Zero the request counters."""
         with self._lock:
             self.request_total = 0
+            self.response_bytes = 0
             self.request_paths = {}
 
     def request_counts(self) -> Obj:
-        """`{"total": n, "by_path": {"GET /v3/…": n}}` since the last reset."""
+        """`{"total": n, "bytes": body bytes sent, "by_path": {"GET /v3/…": n}}` since the last reset."""
         with self._lock:
-            return {"total": self.request_total, "by_path": dict(self.request_paths)}
+            return {"total": self.request_total, "bytes": self.response_bytes, "by_path": dict(self.request_paths)}
 
     def configure(self, **changes: Any) -> EmulatorSettings:
         """Change settings (latency, failure_rate, failure_status, page_size, server_version, …)."""
@@ -346,6 +351,8 @@ class RancherEmulator:
             for key, value in changes.items():
                 if key not in known:
                     raise ValueError(f"unknown emulator setting {key}")
+                if key == "ignored_filters":
+                    value = tuple(value)  # noqa: PLW2901 - JSON gives a list
                 setattr(self.settings, key, value)
             return self.settings
 
@@ -654,9 +661,10 @@ class RancherEmulator:
             user = self._user_by_principal(upid)
             if user is None:
                 display = obj.get("annotations", {}).get(DISPLAY_NAME_ANNOTATION) or upid.split("://", 1)[-1]
-                user = self._user({"principal": upid, "name": display} if not upid.startswith("local://") else {
-                    "id": upid.removeprefix("local://"), "name": display,
-                })  # fmt: skip
+                if upid.startswith("local://"):
+                    user = self._user({"id": upid.removeprefix("local://"), "name": display})
+                else:
+                    user = self._user({"principal": upid, "name": display})
             obj = dict(obj, userId=user["id"])
             self._put(type_name, obj)
         elif uid and not upid and type_name != GRB:
@@ -715,10 +723,14 @@ class RancherEmulator:
         else:
             if status == 204 or payload is None:
                 response = Response(status_code=status)
+            elif isinstance(payload, bytes):
+                response = Response(payload, status_code=status, media_type="application/json")
             else:
                 response = JSONResponse(payload, status_code=status)
         response.headers["X-Api-Schemas"] = f"{base}/v3/schemas"
         response.headers["Expires"] = _EXPIRES
+        with self._lock:
+            self.response_bytes += len(response.body)
         return response
 
     def _injected_failure(self, method: str, path: str) -> int | None:
@@ -854,6 +866,8 @@ class RancherEmulator:
             fname, modifier = key, "eq"
             if fname not in type_spec.filters and "_" in key:
                 fname, modifier = key.rsplit("_", 1)
+            if fname in self.settings.ignored_filters or f"{type_spec.name}.{fname}" in self.settings.ignored_filters:
+                continue
             if fname not in type_spec.filters or modifier not in _MODIFIERS:
                 continue  # unknown keys are silently ignored, as Rancher does
             if fname in type_spec.bools and modifier not in ("eq", "ne"):
@@ -865,7 +879,7 @@ class RancherEmulator:
             out.setdefault(fname, []).append((modifier, chosen))
         return out
 
-    def _list(self, type_spec: _Type, query: Sequence[tuple[str, str]], caller: _Caller | None, base: str) -> Obj:
+    def _list(self, type_spec: _Type, query: Sequence[tuple[str, str]], caller: _Caller | None, base: str) -> bytes:
         if type_spec.name == "principal":
             return self._collection(type_spec, self._caller_principals(caller), base, {}, None)
         conditions = self._parse_filters(type_spec, query)
@@ -908,7 +922,7 @@ class RancherEmulator:
         paging: tuple[Sequence[tuple[str, str]], dict[str, str]] | None,
         *,
         caller: _Caller | None = None,
-    ) -> Obj:
+    ) -> bytes:
         coll_url = f"{base}/v3/{type_spec.plural.lower()}"
         out: Obj = {"type": "collection", "resourceType": type_spec.name, "links": {"self": coll_url}}
         if type_spec.writable:
@@ -955,7 +969,21 @@ class RancherEmulator:
                 )
                 for f in type_spec.filters
             }
-        out["data"] = [self._render(type_spec, o, caller, base) for o in page]
+        envelope = json.dumps(out, separators=(",", ":")).encode()
+        data = b",".join(self._render_bytes(type_spec, o, caller, base) for o in page)
+        return envelope[:-1] + b',"data":[' + data + b"]}"
+
+    def _render_bytes(self, type_spec: _Type, obj: Obj, caller: _Caller | None, base: str) -> bytes:
+        """The JSON of one rendered object, cached until the object changes (callers' views excepted)."""
+        cacheable = type_spec.name not in ("user", "token", "principal")
+        key = (type_spec.name, str(obj["id"]))
+        if cacheable:
+            hit = self._render_cache.get(key)
+            if hit is not None and hit[0] == base and hit[1] is obj:
+                return hit[2]
+        out = json.dumps(self._render(type_spec, obj, caller, base), separators=(",", ":")).encode()
+        if cacheable:
+            self._render_cache[key] = (base, obj, out)
         return out
 
     def _render(self, type_spec: _Type, obj: Obj, caller: _Caller | None, base: str) -> Obj:
@@ -1004,7 +1032,7 @@ class RancherEmulator:
 
     def _post(
         self, type_spec: _Type, action: str | None, body: bytes, caller: _Caller | None, base: str
-    ) -> tuple[int, Obj]:
+    ) -> tuple[int, Any]:
         assert caller is not None
         data = _json_body(body)
         if type_spec.name == "principal":
@@ -1364,7 +1392,8 @@ def generate_estate(
 
 
 def _bound_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP so asyncio turns on TCP_NODELAY for accepted connections (else Nagle adds ~40 ms)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(128)
@@ -1429,11 +1458,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every /v3 request")
     parser.add_argument("--page-size", type=int, default=1000, help="default collection limit (Rancher: 1000)")
     parser.add_argument("--server-version", default=None, help="e.g. v2.13.3 (duplicates accepted) or v2.14.4")
+    parser.add_argument(
+        "--generate",
+        metavar="C,P,B,G[,U[,SEED]]",
+        default=None,
+        help="serve a synthetic estate of C clusters, P projects, B bindings, G groups, U users (demo estate included)",
+    )
     args = parser.parse_args(argv)
     try:
-        fixture = load_fixture(args.fixture)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        print(f"cannot read fixture {args.fixture}: {exc}")
+        if args.generate:
+            sizes = [int(part) for part in args.generate.split(",")]
+            sizes += [100, 0][len(sizes) - 4 :] if 4 <= len(sizes) < 6 else []
+            clusters, projects, bindings, groups, users, seed = sizes
+            fixture = generate_estate(
+                clusters=clusters, projects=projects, bindings=bindings, groups=groups, users=users, seed=seed
+            )
+        else:
+            fixture = load_fixture(args.fixture)
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+        print(f"cannot build the estate: {exc}")
         return 2
     settings = EmulatorSettings(latency=args.latency, page_size=args.page_size)
     settings.server_version = args.server_version or str(fixture.get("server_version", settings.server_version))
@@ -1441,10 +1484,12 @@ def main(argv: list[str] | None = None) -> int:
     sock = _bound_socket(args.host, args.port)
     print(f"Rancher emulator on http://{args.host}:{sock.getsockname()[1]} (API at /v3, control at /_emulator)")
     tokens = ", ".join(t["name"] for t in emulator.objects("token"))
-    print(f"API keys from the fixture: {tokens}")
+    print(f"API keys from the fixture: {tokens}", flush=True)
     server = _server(emulator)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        print("Rancher emulator stopped")
     finally:
         sock.close()
     return 0

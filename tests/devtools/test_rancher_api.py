@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -12,7 +13,14 @@ import httpx
 import pytest
 
 from bot.core.principals import derive_user_id
-from bot.devtools.rancher_api import EmulatorSettings, RancherEmulator, generate_estate, run_emulator
+from bot.devtools.rancher_api import (
+    EmulatorSettings,
+    RancherEmulator,
+    generate_estate,
+    main,
+    run_emulator,
+    serve_emulator,
+)
 
 ADMIN = "user-b7k2p"  # local admin, key from the local provider
 BOT = "u-yenqfdbhnr"  # admin logged in through genericoidc, key from genericoidc
@@ -44,7 +52,9 @@ def _fresh(emulator: RancherEmulator) -> Iterator[None]:
 def client(emulator: RancherEmulator, user: str = BOT) -> httpx.Client:
     """An httpx client holding the first key of `user`."""
     token = emulator.token_for(user)
-    http = httpx.Client(base_url=emulator.url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    http = httpx.Client(
+        base_url=emulator.url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    )
     _OPEN.append(http)
     return http
 
@@ -132,7 +142,8 @@ def test_collection_shape(emulator: RancherEmulator) -> None:
     assert body["pagination"] == {"limit": 2, "total": 2}
     item = body["data"][0]
     assert item["type"] == item["baseType"] == "clusterRoleTemplateBinding"
-    assert item["groupPrincipalId"] is None and item["namespaceId"] is None
+    assert item["groupPrincipalId"] is None
+    assert item["namespaceId"] is None
     assert isinstance(item["createdTS"], int)
 
 
@@ -161,7 +172,10 @@ def test_unknown_marker_restarts_and_limits_are_clamped(emulator: RancherEmulato
     [
         ({"clusterId": "c-7xk2p"}, {"c-7xk2p:p-4mz8q", "c-7xk2p:p-r2d9w", "c-7xk2p:p-d5s7n", "c-7xk2p:p-t8c3v"}),
         ([("name", "payments"), ("clusterId_ne", "c-7xk2p")], {"c-m-4q8zt2wd:p-8vt6x", "c-m-9hb3n5kp:p-j5c2l"}),
-        ([("name_in", "checkout"), ("name_in", "payload-api")], {"c-7xk2p:p-r2d9w", "c-m-9hb3n5kp:p-h3x8f", "c-m-9hb3n5kp:p-w7g4s"}),
+        (
+            [("name_in", "checkout"), ("name_in", "payload-api")],
+            {"c-7xk2p:p-r2d9w", "c-m-9hb3n5kp:p-h3x8f", "c-m-9hb3n5kp:p-w7g4s"},
+        ),
         ([("clusterId", "local"), ("name_notin", "System")], {"local:p-9m4kq"}),
         ([("name", "checkout"), ("name", "payments")], {"c-7xk2p:p-r2d9w", "c-m-9hb3n5kp:p-h3x8f"}),
         ({"name_in": "checkout,payments"}, set()),
@@ -209,7 +223,11 @@ def test_id_formats(emulator: RancherEmulator) -> None:
 def test_paths_are_case_insensitive_and_ids_percent_encoded(emulator: RancherEmulator) -> None:
     """Singular or plural, any case; ids with `:` and `/` work percent-encoded per segment."""
     http = client(emulator, ALICE)
-    for path in ("/v3/clusterRoleTemplateBindings", "/v3/ClusterRoleTemplateBinding", "/v3/clusterroletemplatebindings"):
+    for path in (
+        "/v3/clusterRoleTemplateBindings",
+        "/v3/ClusterRoleTemplateBinding",
+        "/v3/clusterroletemplatebindings",
+    ):
         assert http.get(path).json()["resourceType"] == "clusterRoleTemplateBinding"
     encoded = quote(ALICE_P, safe="")
     assert http.get(f"/v3/principals/{encoded}").json()["id"] == ALICE_P
@@ -260,7 +278,7 @@ def test_principal_search_returns_a_collection(emulator: RancherEmulator) -> Non
 
 # --- create --------------------------------------------------------------------------------------------
 
-BASE = {"clusterId": "c-7xk2p", "roleTemplateId": "cluster-member", "groupPrincipalId": "genericoidc_group://sre"}
+BASE = {"clusterId": "c-7xk2p", "roleTemplateId": "nodes-view", "groupPrincipalId": "genericoidc_group://sre"}
 
 
 @pytest.mark.parametrize(
@@ -276,8 +294,17 @@ BASE = {"clusterId": "c-7xk2p", "roleTemplateId": "cluster-member", "groupPrinci
         ({"userId": ALICE}, 422, "InvalidBodyContent", "exactly one"),
         ({"clusterId": "c-nope1"}, 400, "BadRequest", "admission webhook"),
     ],
-    ids=["missing-scope", "missing-role-first", "bad-name", "unknown-role", "locked", "context", "no-subject",
-         "two-subjects", "unknown-cluster"],  # fmt: skip
+    ids=[
+        "missing-scope",
+        "missing-role-first",
+        "bad-name",
+        "unknown-role",
+        "locked",
+        "context",
+        "no-subject",
+        "two-subjects",
+        "unknown-cluster",
+    ],
 )
 def test_create_checks_in_order(
     emulator: RancherEmulator, changes: dict[str, Any], status: int, code: str, needle: str
@@ -311,7 +338,9 @@ def test_group_binding_works_with_a_local_key(emulator: RancherEmulator) -> None
 
 def test_non_admin_escalation_is_forbidden(emulator: RancherEmulator) -> None:
     """A caller who does not hold the role gets the webhook's 403 Forbidden."""
-    response = client(emulator, ALICE).post("/v3/clusterroletemplatebindings", json={**BASE, "roleTemplateId": "cluster-owner"})  # fmt: skip
+    response = client(emulator, ALICE).post(
+        "/v3/clusterroletemplatebindings", json={**BASE, "roleTemplateId": "cluster-owner"}
+    )
     assert response.status_code == 403
     assert response.json()["code"] == "Forbidden"
 
@@ -356,10 +385,17 @@ def test_duplicates_by_version(emulator: RancherEmulator, version: str, kind: st
     emulator.configure(server_version=version)
     http = client(emulator)
     if kind == "crtb":
-        path, body = "/v3/clusterroletemplatebindings", {**BASE, "clusterId": "c-m-4q8zt2wd", "roleTemplateId": "cluster-owner"}  # fmt: skip
+        path, body = (
+            "/v3/clusterroletemplatebindings",
+            {**BASE, "clusterId": "c-m-4q8zt2wd", "roleTemplateId": "cluster-owner"},
+        )
     else:
         path = "/v3/projectroletemplatebindings"
-        body = {"projectId": "c-7xk2p:p-4mz8q", "roleTemplateId": "project-owner", "groupPrincipalId": "genericoidc_group://payments-team"}  # fmt: skip
+        body = {
+            "projectId": "c-7xk2p:p-4mz8q",
+            "roleTemplateId": "project-owner",
+            "groupPrincipalId": "genericoidc_group://payments-team",
+        }
     response = http.post(path, json={**body, "name": f"{kind}-dup01"})
     assert response.status_code == expected
     if expected == 409:
@@ -436,7 +472,9 @@ def test_fail_next_latency_and_counters(emulator: RancherEmulator) -> None:
     assert http.get("/v3/clusters").json()["code"] == "ServiceUnavailable"
     assert http.get("/v3/clusters").status_code == 200
     counts = http.get("/_emulator/requests").json()
-    assert counts == {"total": 4, "by_path": {"GET /v3/projects": 1, "GET /v3/clusters": 3}}
+    assert counts["total"] == 4
+    assert counts["by_path"] == {"GET /v3/projects": 1, "GET /v3/clusters": 3}
+    assert counts["bytes"] > 1000
     http.post("/_emulator/settings", json={"latency": 0.1})
     started = time.monotonic()
     http.get("/v3/")
@@ -448,9 +486,20 @@ def test_control_endpoints_add_objects(emulator: RancherEmulator) -> None:
     http = client(emulator)
     assert http.post("/_emulator/clusters", json={"id": "c-m-newclust", "name": "new"}).status_code == 201
     http.post("/_emulator/projects", json={"id": "c-m-newclust:p-aaaaa", "name": "web", "style": "old"})
-    added = http.post("/_emulator/bindings", json={"kind": "prtb", "name": "prtb-ctl01", "projectId": "c-m-newclust:p-aaaaa", "roleTemplateId": "read-only", "userId": ALICE}).json()  # fmt: skip
+    added = http.post(
+        "/_emulator/bindings",
+        json={
+            "kind": "prtb",
+            "name": "prtb-ctl01",
+            "projectId": "c-m-newclust:p-aaaaa",
+            "roleTemplateId": "read-only",
+            "userId": ALICE,
+        },
+    ).json()
     assert added["id"] == "p-aaaaa:prtb-ctl01"
-    assert http.get("/v3/projectroletemplatebindings/p-aaaaa:prtb-ctl01").json()["userPrincipalId"] == f"local://{ALICE}"
+    assert (
+        http.get("/v3/projectroletemplatebindings/p-aaaaa:prtb-ctl01").json()["userPrincipalId"] == f"local://{ALICE}"
+    )
     assert http.delete("/_emulator/bindings/p-aaaaa:prtb-ctl01").json() == {"removed": True}
     state = http.get("/_emulator/state").json()
     assert any(c["id"] == "c-m-newclust" for c in state["cluster"])
@@ -458,7 +507,11 @@ def test_control_endpoints_add_objects(emulator: RancherEmulator) -> None:
 
 def test_global_role_inherited_cluster_roles_appear_as_crtb_grb(emulator: RancherEmulator) -> None:
     """A GRB for a role with inheritedClusterRoles yields crtb-grb-* in every non-local cluster."""
-    crtbs = read_all(client(emulator), "/v3/clusterroletemplatebindings", {"groupPrincipalId": "genericoidc_group://sre", "roleTemplateId": "cluster-member"})  # fmt: skip
+    crtbs = read_all(
+        client(emulator),
+        "/v3/clusterroletemplatebindings",
+        {"groupPrincipalId": "genericoidc_group://sre", "roleTemplateId": "cluster-member"},
+    )
     assert sorted(b["clusterId"] for b in crtbs) == ["c-7xk2p", "c-m-4q8zt2wd", "c-m-9hb3n5kp"]
     assert all(b["name"].startswith("crtb-grb-") for b in crtbs)
     assert {b["labels"]["authz.management.cattle.io/grb-owner"] for b in crtbs} == {"grb-s9d2l"}
@@ -473,3 +526,19 @@ def test_generated_estate_is_deterministic() -> None:
     extra = len(emu.objects("clusterRoleTemplateBinding")) + len(emu.objects("projectRoleTemplateBinding"))
     assert extra >= 40
     assert len(emu.objects("project")) == 14 + 9
+
+
+async def test_async_variant_serves_inside_the_running_loop() -> None:
+    """serve_emulator runs on the test's own loop and answers over HTTP."""
+    async with serve_emulator(settings=EmulatorSettings(page_size=3)) as emu:
+        token = emu.token_for(ALICE)
+        async with httpx.AsyncClient(base_url=emu.url, headers={"Authorization": f"Bearer {token}"}) as http:
+            body = (await http.get("/v3/projects")).json()
+    assert body["pagination"]["limit"] == 3
+    assert body["pagination"]["total"] == 14
+
+
+def test_main_refuses_a_missing_fixture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`accessbot dev-rancher --fixture MISSING` exits 2 with a one-line reason."""
+    assert main(["--fixture", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot build the estate" in capsys.readouterr().out

@@ -1,0 +1,316 @@
+"""What a user can access in Rancher and why: bindings + global roles + the bot's grants → rights with provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+from bot.core.durations import format_duration
+from bot.core.errors import NotFound
+from bot.core.model import (
+    Cluster,
+    GlobalRole,
+    Grant,
+    GrantState,
+    PrincipalSet,
+    Project,
+    RancherUser,
+    RoleBinding,
+    RoleTemplate,
+    Scope,
+    Target,
+)
+
+GRB_OWNER_LABEL = "authz.management.cattle.io/grb-owner"
+ADMIN_ROLE = "admin"
+LIVE_GRANT_STATES = frozenset({GrantState.ACTIVE, GrantState.ACTIVATING, GrantState.REVOKING})
+_T = TypeVar("_T")
+
+
+class SourceKind(StrEnum):
+    """Where a right comes from."""
+
+    DIRECT = "direct"
+    GROUP = "group"
+    GLOBAL_ROLE = "global_role"
+    GRANT = "grant"
+
+
+@dataclass(frozen=True)
+class Source:
+    """The provenance of one right: held directly, through a group, a global role, or a bot grant."""
+
+    kind: SourceKind
+    group: str = ""
+    global_role: str = ""
+    grant_id: str = ""
+    expires_at: int | None = None
+    note: str = ""
+
+    def text(self, now: int) -> str:
+        """`direct`, `via group sre`, `via global role Platform Observer`, `grant g-12 · 1h 20m left`."""
+        if self.kind is SourceKind.GRANT:
+            if self.expires_at is None:
+                base = f"grant {self.grant_id}"
+            elif self.expires_at <= now:
+                base = f"grant {self.grant_id} · expiring now"
+            else:
+                left = format_duration(timedelta(seconds=self.expires_at - now))
+                base = f"grant {self.grant_id} · {left} left"
+        elif self.kind is SourceKind.GLOBAL_ROLE:
+            base = f"via global role {self.global_role}"
+            if self.group:
+                base += f" (group {self.group})"
+        elif self.kind is SourceKind.GROUP:
+            base = f"via group {self.group}"
+        else:
+            base = "direct"
+        return f"{base} ({self.note})" if self.note else base
+
+
+@dataclass(frozen=True)
+class Right:
+    """One thing a user may do: a role on global scope, a cluster or a project, and why."""
+
+    scope: Scope
+    role_id: str
+    role_name: str
+    source: Source
+    source_text: str
+    cluster_id: str | None = None
+    cluster_name: str = ""
+    project_id: str | None = None
+    project_name: str = ""
+    binding_id: str = ""
+    everything: bool = False
+
+    @property
+    def where(self) -> str:
+        """`global`, `dev-eu` or `dev-eu/payments`."""
+        if self.scope is Scope.GLOBAL:
+            return "global"
+        if self.scope is Scope.PROJECT:
+            return f"{self.cluster_name}/{self.project_name}"
+        return self.cluster_name
+
+
+@dataclass(frozen=True)
+class AccessReport:
+    """The answer to "what can I access": the user as Rancher knows them and their rights, sorted."""
+
+    principals: PrincipalSet
+    user: RancherUser | None
+    rights: tuple[Right, ...]
+    now: int
+    filter: str | None = None
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def user_known(self) -> bool:
+        """False when Rancher has no user for this identity yet (never logged in)."""
+        return self.user is not None
+
+    @property
+    def is_admin(self) -> bool:
+        """True when a global `admin` role makes the user able to do everything."""
+        return any(r.everything for r in self.rights)
+
+
+def holds(principals: PrincipalSet, binding: RoleBinding) -> bool:
+    """True when the binding's subject is this user, one of their principals, or one of their groups."""
+    if binding.user_id and principals.user_id and binding.user_id == principals.user_id:
+        return True
+    mine = {principals.user_principal_id, *principals.principal_ids}
+    if binding.user_principal_id and binding.user_principal_id in mine:
+        return True
+    return bool(binding.group_principal_id and binding.group_principal_id in principals.group_principal_ids)
+
+
+def effective_rights(
+    principals: PrincipalSet,
+    bindings: Iterable[RoleBinding],
+    *,
+    global_roles: Sequence[GlobalRole],
+    role_templates: Sequence[RoleTemplate],
+    clusters: Sequence[Cluster],
+    projects: Sequence[Project],
+    grants: Sequence[Grant],
+    grant_label: str,
+    now: int,
+) -> list[Right]:
+    """Union of every binding the user holds plus the bot's live grants, each with its provenance, sorted."""
+    role_names = {r.id: r.name for r in role_templates}
+    global_names = {g.id: g.name for g in global_roles}
+    cluster_names = {c.id: c.name for c in clusters}
+    project_names = {p.id: p.name for p in projects}
+    live = {g.id: g for g in grants if g.state in LIVE_GRANT_STATES}
+    held = [b for b in bindings if holds(principals, b)]
+    grbs = {b.name or b.id: b for b in held if b.scope is Scope.GLOBAL}
+    rights: dict[tuple[object, ...], Right] = {}
+    seen_grants: set[str] = set()
+    direct = Source(SourceKind.DIRECT)
+    group_sources: dict[str, Source] = {}
+    texts: dict[Source, str] = {}
+
+    def group_name(binding: RoleBinding) -> str:
+        gid = binding.group_principal_id or ""
+        return principals.group_names.get(gid) or gid.split("://", 1)[-1]
+
+    for binding in held:
+        grant = live.get(binding.labels.get(grant_label, ""))
+        if grant is not None:
+            seen_grants.add(grant.id)
+            source = Source(SourceKind.GRANT, grant_id=grant.id, expires_at=grant.expires_at)
+        elif GRB_OWNER_LABEL in binding.labels and binding.scope is Scope.CLUSTER:
+            owner = grbs.get(binding.labels[GRB_OWNER_LABEL])
+            role = global_names.get(owner.role_id, owner.role_id) if owner else binding.labels[GRB_OWNER_LABEL]
+            source = Source(
+                SourceKind.GLOBAL_ROLE,
+                global_role=role,
+                group=group_name(binding) if binding.group_principal_id else "",
+            )
+        elif binding.group_principal_id:
+            source = group_sources.get(binding.group_principal_id) or group_sources.setdefault(
+                binding.group_principal_id, Source(SourceKind.GROUP, group=group_name(binding))
+            )
+        else:
+            source = direct
+        text = texts.get(source)
+        if text is None:
+            text = texts[source] = source.text(now)
+        key = (binding.scope, binding.cluster_id, binding.project_id, binding.role_id, text)
+        if key in rights:
+            continue
+        rights[key] = _right(
+            binding,
+            source,
+            text,
+            role_names=role_names,
+            global_names=global_names,
+            cluster_names=cluster_names,
+            project_names=project_names,
+        )
+
+    for grant in live.values():
+        if grant.id in seen_grants:
+            continue
+        target = grant.target
+        scope = target.scope
+        source = Source(SourceKind.GRANT, grant_id=grant.id, expires_at=grant.expires_at, note="not seen in Rancher")
+        right = Right(
+            scope=scope,
+            role_id=grant.role_id,
+            role_name=role_names.get(grant.role_id, grant.role_id),
+            source=source,
+            source_text=source.text(now),
+            cluster_id=target.cluster_id,
+            cluster_name=cluster_names.get(target.cluster_id, target.cluster_id),
+            project_id=target.project_id,
+            project_name=project_names.get(target.project_id, target.project_id) if target.project_id else "",
+            binding_id=grant.binding_id or "",
+        )
+        rights.setdefault(_key(right), right)
+    return sorted(rights.values(), key=sort_key)
+
+
+def sort_key(right: Right) -> tuple[object, ...]:
+    """Global first (admin on top), then clusters by name, cluster rights before their projects, then role."""
+    return (
+        right.scope is not Scope.GLOBAL,
+        not right.everything,
+        right.cluster_name.lower(),
+        right.cluster_id or "",
+        right.project_name.lower(),
+        right.project_id or "",
+        right.role_name.lower(),
+        right.source_text,
+    )
+
+
+def resolve_target(text: str, clusters: Sequence[Cluster], projects: Sequence[Project]) -> Target:
+    """`CLUSTER`, `CLUSTER/PROJECT` or a `c-…:p-…` id (names or ids, names case-insensitive) → Target."""
+    raw = text.strip()
+    if ":" in raw and "/" not in raw:
+        project = next((p for p in projects if p.id == raw), None)
+        if project is None:
+            raise NotFound(f"no project `{raw}`", "run `/access list` to see your clusters and projects")
+        return Target(project.cluster_id, project.id)
+    cluster_text, _, project_text = raw.partition("/")
+    cluster = _pick(cluster_text, [(c.id, c.name, c) for c in clusters])
+    if cluster is None:
+        raise NotFound(f"no cluster `{cluster_text}`", "run `/access list` to see your clusters")
+    if not project_text:
+        return Target(cluster.id)
+    project = _pick(project_text, [(p.id, p.name, p) for p in projects if p.cluster_id == cluster.id])
+    if project is None:
+        raise NotFound(
+            f"no project `{project_text}` in {cluster.name}", "use `/access list CLUSTER` to see its projects"
+        )
+    return Target(cluster.id, project.id)
+
+
+def filter_rights(rights: Sequence[Right], target: Target) -> list[Right]:
+    """Rights that apply to a cluster (and its projects) or to one project; a global admin's `everything` stays."""
+    out: list[Right] = []
+    for right in rights:
+        if right.everything:
+            out.append(right)
+        elif target.project_id is not None:
+            if right.project_id == target.project_id:
+                out.append(right)
+        elif right.cluster_id == target.cluster_id:
+            out.append(right)
+    return out
+
+
+def _pick(text: str, options: Sequence[tuple[str, str, _T]]) -> _T | None:
+    for oid, _, value in options:
+        if text in (oid, oid.split(":", 1)[-1]):
+            return value
+    lowered = text.lower()
+    for _, name, value in options:
+        if name.lower() == lowered:
+            return value
+    return None
+
+
+def _key(right: Right) -> tuple[object, ...]:
+    return (right.scope, right.cluster_id, right.project_id, right.role_id, right.source_text)
+
+
+def _right(
+    binding: RoleBinding,
+    source: Source,
+    source_text: str,
+    *,
+    role_names: Mapping[str, str],
+    global_names: Mapping[str, str],
+    cluster_names: Mapping[str, str],
+    project_names: Mapping[str, str],
+) -> Right:
+    if binding.scope is Scope.GLOBAL:
+        return Right(
+            scope=Scope.GLOBAL,
+            role_id=binding.role_id,
+            role_name=global_names.get(binding.role_id, binding.role_id),
+            source=source,
+            source_text=source_text,
+            binding_id=binding.id,
+            everything=binding.role_id == ADMIN_ROLE,
+        )
+    cluster_id = binding.cluster_id or ""
+    return Right(
+        scope=binding.scope,
+        role_id=binding.role_id,
+        role_name=role_names.get(binding.role_id, binding.role_id),
+        source=source,
+        source_text=source_text,
+        cluster_id=cluster_id,
+        cluster_name=cluster_names.get(cluster_id, cluster_id),
+        project_id=binding.project_id,
+        project_name=project_names.get(binding.project_id, binding.project_id) if binding.project_id else "",
+        binding_id=binding.id,
+    )

@@ -1,0 +1,179 @@
+"""AccessService against the Rancher emulator over HTTP, through the real RancherClient."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from bot.adapters.rancher import RancherClient
+from bot.core.errors import NotFound, TransientUpstreamError
+from bot.core.model import Grant, GrantState, Target
+from bot.core.principals import principal_set
+from bot.devtools.rancher_api import EmulatorSettings, RancherEmulator, run_emulator
+from bot.services.access import AccessService
+
+NOW = 1_800_000_000
+LABEL = "accessbot.io/grant"
+BOT = "u-yenqfdbhnr"
+ALICE_SUB = "3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f"
+BOB_SUB = "8c1d7e22-0a4b-4c9e-8f3d-2b5a6c7d8e9f"
+DAVE_SUB = "0d9c8b7a-6e5f-4d3c-2b1a-9f8e7d6c5b4a"
+G0192 = Grant(
+    id="g-0192",
+    slack_user="U1",
+    subject=ALICE_SUB,
+    target=Target("c-m-9hb3n5kp"),
+    role_id="cluster-member",
+    duration_s=7200,
+    rule="prod-read",
+    state=GrantState.ACTIVE,
+    requested_at=NOW - 3600,
+    expires_at=NOW + 3600,
+)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[RancherEmulator]:
+    """One emulator for the module, page size 2."""
+    with run_emulator(settings=EmulatorSettings(page_size=2)) as emu:
+        yield emu
+
+
+@pytest.fixture(autouse=True)
+def _fresh(emulator: RancherEmulator) -> None:
+    emulator.reset()
+
+
+@pytest.fixture
+async def service(emulator: RancherEmulator) -> AsyncIterator[AccessService]:
+    """An AccessService on a real RancherClient holding the bot's key."""
+    async with RancherClient(emulator.url, emulator.token_for(BOT), retries=1, backoff=0.01) as client:
+        yield AccessService(client, LABEL)
+
+
+def lines(report_rights: object) -> list[tuple[str, str, str]]:
+    """(where, role, source) per right."""
+    return [(r.where, r.role_name, r.source_text) for r in report_rights]  # type: ignore[attr-defined]
+
+
+async def test_direct_group_and_grant_rights_with_both_prtb_id_styles(service: AccessService) -> None:
+    """Alice sees direct, group and grant rights on clusters and projects, old- and new-style PRTBs alike."""
+    alice = principal_set("genericoidc", ALICE_SUB, ["devs", "payments-team"])
+    report = await service.describe(alice, [G0192], NOW)
+    assert report.user_known
+    assert report.user is not None
+    assert report.user.name == "Alice Archer"
+    assert lines(report.rights) == [
+        ("global", "Standard User", "direct"),
+        ("dev-eu", "Cluster Member", "direct"),
+        ("dev-eu/checkout", "Project Member", "direct"),  # p-r2d9w:prtb-7fw2d (old style)
+        ("dev-eu/payments", "Project Owner", "via group payments-team"),  # c-7xk2p-p-4mz8q:prtb-2kd8m (new style)
+        ("prod-eu", "Cluster Member", "grant g-0192 · 1h left"),
+        ("prod-eu", "View All Projects", "via group devs"),
+        ("prod-eu/payload-api", "Read-only", "via group devs"),
+        ("prod-eu/payments", "View Workloads", "direct"),  # p-j5c2l:prtb-b5w3c via userPrincipalId
+    ]
+    assert report.names["c-m-9hb3n5kp"] == "prod-eu"
+
+
+async def test_global_role_inherited_cluster_roles(service: AccessService) -> None:
+    """An sre member gets cluster-member everywhere through the Platform Observer global role."""
+    bob = principal_set("genericoidc", BOB_SUB, ["sre"])
+    report = await service.describe(bob, [], NOW)
+    assert ("global", "Platform Observer", "via group sre") in lines(report.rights)
+    inherited = [r for r in report.rights if r.source_text == "via global role Platform Observer (group sre)"]
+    assert sorted(r.where for r in inherited) == ["dev-eu", "prod-eu", "staging-eu"]
+    assert ("staging-eu", "Cluster Owner", "via group sre") in lines(report.rights)
+
+
+async def test_admin_sees_everything(service: AccessService) -> None:
+    """The bot's own admin user is reported as a global admin."""
+    pset = principal_set("genericoidc", "e7f1a2b3-4c5d-4e6f-8a9b-0c1d2e3f4a5b", ["platform"])
+    report = await service.describe(pset, [], NOW)
+    assert report.is_admin
+    assert report.rights[0].role_name == "Admin"
+
+
+async def test_user_unknown_to_rancher(service: AccessService) -> None:
+    """Someone who never logged in to Rancher has no user yet but still sees group rights."""
+    dave = principal_set("genericoidc", DAVE_SUB, ["devs"])
+    report = await service.describe(dave, [], NOW)
+    assert not report.user_known
+    assert report.principals.user_id is None
+    assert lines(report.rights) == [
+        ("prod-eu", "View All Projects", "via group devs"),
+        ("prod-eu/payload-api", "Read-only", "via group devs"),
+    ]
+
+
+async def test_filter_by_cluster_and_project(service: AccessService) -> None:
+    """`prod-eu` and `dev-eu/payments` narrow the answer; an unknown cluster is NotFound."""
+    alice = principal_set("genericoidc", ALICE_SUB, ["devs", "payments-team"])
+    prod = await service.describe(alice, [G0192], NOW, "prod-eu")
+    assert {r.cluster_name for r in prod.rights} == {"prod-eu"}
+    assert len(prod.rights) == 4
+    payments = await service.describe(alice, [], NOW, "dev-eu/payments")
+    assert lines(payments.rights) == [("dev-eu/payments", "Project Owner", "via group payments-team")]
+    with pytest.raises(NotFound):
+        await service.describe(alice, [], NOW, "mars")
+
+
+async def test_request_count_does_not_grow_with_the_estate(service: AccessService, emulator: RancherEmulator) -> None:
+    """With names cached, an answer costs the same number of Rancher requests after the estate grows."""
+    alice = principal_set("genericoidc", ALICE_SUB, ["devs", "payments-team"])
+    await service.describe(alice, [], NOW)
+    emulator.reset_counters()
+    await service.describe(alice, [], NOW)
+    before = emulator.request_counts()["total"]
+    for i in range(30):
+        emulator.add_cluster(f"c-m-grow{i:04d}", f"grow-{i}")
+        emulator.add_binding(
+            "crtb",
+            name=f"crtb-grow{i:03d}",
+            clusterId=f"c-m-grow{i:04d}",
+            roleTemplateId="cluster-member",
+            userId="u-kn3kwqn2hg",
+        )
+    emulator.reset_counters()
+    await service.describe(alice, [], NOW)
+    assert emulator.request_counts()["total"] == before <= 12
+
+
+async def test_who_lists_holders_of_a_project(service: AccessService) -> None:
+    """`who dev-eu/payments` names the group holding Project Owner."""
+    report = await service.who("dev-eu/payments")
+    assert report.where == "dev-eu/payments"
+    assert [(h.subject, h.kind, h.role_name, h.source_text) for h in report.holders] == [
+        ("payments-team", "group", "Project Owner", "direct")
+    ]
+    cluster = await service.who(Target("c-m-9hb3n5kp"))
+    assert ("Alice Archer", "user", "Cluster Member", "grant g-0192") in [
+        (h.subject, h.kind, h.role_name, h.source_text) for h in cluster.holders
+    ]
+
+
+async def test_rancher_down_raises_upstream_error() -> None:
+    """When Rancher does not answer, describe raises a TransientUpstreamError with a clear message."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with RancherClient(f"http://127.0.0.1:{port}", "token-abcde:x", retries=0) as client:
+        with pytest.raises(TransientUpstreamError, match="cannot connect"):
+            await AccessService(client, LABEL).describe(principal_set("genericoidc", ALICE_SUB, []), [], NOW)
+
+
+async def test_user_that_does_not_answer_to_the_principal_is_not_trusted(
+    service: AccessService, emulator: RancherEmulator
+) -> None:
+    """If the derived id belongs to a user without our principal, its direct bindings are not ours."""
+    eve = principal_set("genericoidc", "eve-subject", [])
+    assert eve.user_id is not None
+    emulator.add_user(id=eve.user_id, name="Someone else", principalIds=[f"local://{eve.user_id}"])
+    emulator.add_binding(
+        "crtb", name="crtb-eve01", clusterId="c-7xk2p", roleTemplateId="cluster-owner", userId=eve.user_id
+    )
+    report = await service.describe(eve, [], NOW)
+    assert not report.user_known
+    assert report.rights == ()
