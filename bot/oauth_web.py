@@ -1,10 +1,168 @@
-"""The browser side of linking: /oauth/start and /oauth/callback, and the pages they show."""
+"""The browser side of linking: /oauth/start and /oauth/callback, and the plain HTML pages they show."""
 
 from __future__ import annotations
 
+import html
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from bot.services.linking import Failure, LinkRefused, LinkResult
+
+if TYPE_CHECKING:
+    from bot.services.linking import LinkingService
+
+log = logging.getLogger(__name__)
+
+COOKIE = "accessbot_login"
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+}
+
+_AGAIN = "Go back to Slack and run the link command again to get a fresh button."
+_SENTENCES: dict[Failure, tuple[str, str]] = {
+    Failure.START_INVALID: ("This sign-in link cannot be used", "It is unknown, expired, or was already opened."),
+    Failure.STATE_MISSING: ("Sign-in refused", "The answer from the identity provider had no state."),
+    Failure.STATE_UNKNOWN: ("Sign-in refused", "This sign-in answer does not belong to any link request."),
+    Failure.STATE_REPLAYED: ("Sign-in refused", "This sign-in answer was already used."),
+    Failure.STATE_EXPIRED: ("Sign-in expired", "The link request expired before you finished signing in."),
+    Failure.COOKIE_MISSING: (
+        "Sign-in refused",
+        "This browser did not start the link request (its sign-in cookie is missing). Open the button from Slack "
+        "in the browser you sign in with.",
+    ),
+    Failure.COOKIE_MISMATCH: ("Sign-in refused", "This browser did not start the link request."),
+    Failure.IDP_ERROR: ("Sign-in cancelled", "The identity provider did not sign you in"),
+    Failure.CODE_MISSING: ("Sign-in refused", "The identity provider's answer had no authorization code."),
+    Failure.CODE_REJECTED: ("Sign-in refused", "The identity provider did not accept the sign-in code."),
+    Failure.TOKEN_REJECTED: ("Sign-in refused", "The identity provider's answer failed a security check"),
+    Failure.EMAIL_MISSING: ("Link refused", "Your identity has no email address, so it cannot be matched to Slack."),
+    Failure.EMAIL_UNVERIFIED: ("Link refused", "Your email address is not verified at the identity provider."),
+    Failure.EMAIL_MISMATCH: (
+        "Link refused",
+        "The email of the identity you signed in with does not match the email of your Slack profile.",
+    ),
+    Failure.DOMAIN_NOT_ALLOWED: ("Link refused", "Your email domain is not allowed to link."),
+    Failure.IDP_UNAVAILABLE: ("Try again later", "The identity provider is not answering right now."),
+    Failure.SLACK_UNAVAILABLE: ("Try again later", "Slack is not answering right now."),
+}
+_UNAVAILABLE = {Failure.IDP_UNAVAILABLE, Failure.SLACK_UNAVAILABLE}
+
+
+def _page(title: str, body: str, status: int, *, ok: bool) -> HTMLResponse:
+    """A small self-contained page (no scripts, no external assets)."""
+    accent = "#1a7f37" if ok else "#b42318"
+    text = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>
+body{{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;background:#f6f7f9;color:#1f2328;margin:0}}
+main{{max-width:34rem;margin:4rem auto;background:#fff;border-radius:12px;padding:2rem 2.25rem;
+box-shadow:0 1px 3px rgba(0,0,0,.12);border-top:6px solid {accent}}}
+h1{{font-size:1.4rem;margin:0 0 1rem}} p{{line-height:1.5}} ul{{padding-left:1.2rem}}
+code{{background:#eef1f4;border-radius:4px;padding:.1rem .35rem}} .muted{{color:#59636e;font-size:.9rem}}
+</style></head>
+<body><main id="{"linked" if ok else "refused"}"><h1>{html.escape(title)}</h1>
+{body}
+</main></body></html>"""
+    return HTMLResponse(text, status_code=status, headers=_HEADERS)
+
+
+def _failure_page(failure: Failure, reason: str = "") -> HTMLResponse:
+    title, sentence = _SENTENCES.get(failure, ("Sign-in refused", "The link could not be completed."))
+    if reason:
+        sentence += f" ({reason})."
+    elif not sentence.endswith("."):
+        sentence += "."
+    hint = "Please try again in a minute." if failure in _UNAVAILABLE else _AGAIN
+    body = f'<p id="reason">{html.escape(sentence)}</p>\n<p class="muted">{html.escape(hint)}</p>'
+    return _page(title, body, 503 if failure in _UNAVAILABLE else 400, ok=False)
+
+
+def _success_page(result: LinkResult) -> HTMLResponse:
+    identity = result.identity
+    assert identity is not None
+    who = identity.name or identity.email or identity.subject
+    groups = "".join(f"<li><code>{html.escape(g)}</code></li>" for g in identity.groups)
+    body = (
+        f"<p>Your Slack account is now {'re' if result.relinked else ''}linked to "
+        f"<strong>{html.escape(who)}</strong>"
+        + (f" (<code>{html.escape(identity.email)}</code>)" if identity.email else "")
+        + ".</p>\n"
+        + (f'<p>Groups:</p><ul id="groups">{groups}</ul>' if groups else "<p>Groups: none.</p>")
+        + '\n<p class="muted">You can close this tab and go back to Slack.</p>'
+    )
+    return _page("Linked", body, 200, ok=True)
+
+
+def _service(request: Request) -> LinkingService | None:
+    service: LinkingService | None = getattr(request.app.state, "linking", None)
+    return service
+
+
+async def start(request: Request) -> Response:
+    """Bind the attempt to this browser with a cookie and send it to the identity provider."""
+    service = _service(request)
+    if service is None:
+        return _page("Not available", "<p>Identity linking is not configured here.</p>", 503, ok=False)
+    try:
+        begun = await service.start(request.query_params.get("attempt", ""))
+    except LinkRefused as refused:
+        return _failure_page(refused.failure, refused.reason)
+    except Exception:
+        log.exception("link start failed")
+        return _page("Something went wrong", "<p>The link could not be started. Please try again.</p>", 500, ok=False)
+    response = RedirectResponse(begun.redirect_url, status_code=302, headers={"Cache-Control": "no-store"})
+    response.set_cookie(
+        COOKIE,
+        begun.cookie,
+        max_age=service.login_ttl,
+        path="/oauth",
+        httponly=True,
+        secure=service.secure_cookies,
+        samesite="lax",
+    )
+    return response
+
+
+async def callback(request: Request) -> Response:
+    """Finish the link and show the outcome; the login cookie is cleared either way."""
+    service = _service(request)
+    if service is None:
+        return _page("Not available", "<p>Identity linking is not configured here.</p>", 503, ok=False)
+    params = request.query_params
+    try:
+        result = await service.complete(
+            state=params.get("state"),
+            code=params.get("code"),
+            error=params.get("error"),
+            cookie=request.cookies.get(COOKIE),
+        )
+    except Exception:
+        log.exception("link callback failed")
+        response = _page(
+            "Something went wrong", "<p>The link could not be completed. Please try again.</p>", 500, ok=False
+        )
+    else:
+        response = (
+            _success_page(result)
+            if result.ok
+            else _failure_page(result.failure or Failure.STATE_UNKNOWN, result.reason)
+        )
+    response.delete_cookie(COOKIE, path="/oauth", httponly=True, secure=service.secure_cookies, samesite="lax")
+    return response
 
 
 def routes() -> list[Route]:
-    """Routes for the OAuth start and callback pages (filled by the identity feature)."""
-    return []
+    """Routes for the OAuth start and callback pages."""
+    return [
+        Route("/oauth/start", start, methods=["GET"]),
+        Route("/oauth/callback", callback, methods=["GET"]),
+    ]

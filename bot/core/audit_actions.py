@@ -45,6 +45,7 @@ TOKEN_REUSE_DETECTED: Final = "token.reuse_detected"  # noqa: S105 - an action n
 USER_DEACTIVATED: Final = "user.deactivated"
 ID_TOKEN_REJECTED: Final = "login.id_token_rejected"  # noqa: S105 - an action name, not a secret
 LOGIN_STATE_MISMATCH: Final = "login.state_mismatch"
+LOGIN_REFUSED: Final = "login.refused"  # IdP error=, email/domain guard, code exchange failed
 SLACK_REQUEST_REJECTED: Final = "slack.request_rejected"
 
 # --- grants -------------------------------------------------------------------------------------------
@@ -81,6 +82,7 @@ ALL: Final[tuple[str, ...]] = (
     USER_DEACTIVATED,
     ID_TOKEN_REJECTED,
     LOGIN_STATE_MISMATCH,
+    LOGIN_REFUSED,
     SLACK_REQUEST_REJECTED,
     GRANT_REQUESTED,
     GRANT_APPROVED,
