@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ import pytest
 from bot.adapters.store import Store
 from bot.config import Config
 from bot.devtools import botconfig
+from bot.devtools.rancher_api import RancherEmulator, run_emulator
 from bot.devtools.servers import bind, serve_in_thread
 from bot.devtools.slack_api import SlackEmulator, SlackSigner, slash_command_body
 from bot.server import create_app
@@ -125,6 +127,57 @@ def bot(make_bot: Callable[..., contextlib.AbstractContextManager[RunningBot]]) 
         yield running
 
 
+# ==== linked users and Rancher (grants, access) =============================================================
+BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
+LABEL = "accessbot.io/grant"
+ALICE, BOB, CAROL = "U0ALICE001", "U0BOB00001", "U0CAROL001"
+SUBJECTS = {
+    ALICE: ("3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f", ["engineering"]),
+    BOB: ("8c1d7e22-0a4b-4c9e-8f3d-2b5a6c7d8e9f", ["sre", "engineering"]),
+    CAROL: ("b4e9f0a1-7c2d-4e5f-9a8b-3c4d5e6f7a8b", ["sre"]),
+}
+APPROVALS = "CAPPROVE01"
+EVIL = "<!channel> see <https://evil|x>"
+
+
+@pytest.fixture(scope="session")
+def rancher() -> Iterator[RancherEmulator]:
+    """A Rancher emulator for this module (reset per bot)."""
+    with run_emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def gbot(  # a bot with Alice, Bob and Carol linked and Rancher emulated
+    make_bot: Callable[..., contextlib.AbstractContextManager[RunningBot]], rancher: RancherEmulator
+) -> Iterator[RunningBot]:
+    """A bot wired to the Rancher emulator with Alice, Bob and Carol linked."""
+    rancher.reset()
+    with make_bot(rancher_url=rancher.url, rancher_token=BOT_KEY) as running:
+        store = running.store()
+        now = int(time.time())
+        try:
+            for user, (subject, groups) in SUBJECTS.items():
+                running.slack.add_user(user, f"{user.lower()}@example.com", user.lower())
+                store.save_link(
+                    {
+                        "slack_user": user,
+                        "team_id": TEAM,
+                        "issuer": "https://idp.example",
+                        "subject": subject,
+                        "email": f"{user.lower()}@example.com",
+                        "name": user,
+                        "groups": json.dumps(groups),
+                        "linked_at": now,
+                        "refreshed_at": now,
+                        "status": "active",
+                    }
+                )
+        finally:
+            store.close()
+        yield running
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
     """Poll until `predicate()` is truthy; return its value or fail the test."""
     deadline = time.monotonic() + timeout
@@ -135,3 +188,90 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: flo
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+# ==== identity provider fixtures (identity linking, issue 3) =============================================
+# A dev OpenID provider per test on loopback (its state is mutated by tests: disabled accounts, tampered tokens).
+
+IDP_ADMIN_TOKEN = "test-idp-admin-token"
+IDP_ACCOUNTS: dict[str, Any] = {
+    "clients": [
+        {"client_id": botconfig.CLIENT_ID, "client_secret": botconfig.CLIENT_SECRET, "redirect_uris": ["*"]},
+    ],
+    "accounts": {
+        "alice": {
+            "password": "alice-pw",
+            "sub": "sub-alice",
+            "email": "alice@example.com",
+            "email_verified": True,
+            "name": "Alice Example",
+            "groups": ["engineering", "sre"],
+        },
+        "bob": {
+            "password": "bob-pw",
+            "sub": "sub-bob",
+            "email": "Bob@Example.com",
+            "email_verified": True,
+            "name": "Bob Example",
+            "groups": ["engineering"],
+        },
+        "mallory": {
+            "password": "mallory-pw",
+            "sub": "sub-mallory",
+            "email": "alice@example.com",
+            "email_verified": False,
+            "name": "Mallory (unverified copy of Alice's email)",
+            "groups": [],
+        },
+    },
+}
+IDP_PASSWORDS = {name: str(account["password"]) for name, account in IDP_ACCOUNTS["accounts"].items()}
+# Slack users whose profile emails match the IdP accounts above (the takeover guard compares them).
+SLACK_ALICE = "U0ALICE001"
+SLACK_BOB = "U0BOB00001"
+SLACK_ALICE_TWIN = "U0ALICE002"  # a second Slack account with Alice's email (relink tests)
+
+
+@dataclass
+class RunningIdP:
+    """A dev IdP served on loopback: `.url` is its issuer, `.idp` the in-process controls."""
+
+    idp: Any  # bot.devtools.idp.DevIdP
+    url: str
+
+
+class _IdPSwitch:
+    """An ASGI app forwarding to the current test's DevIdP, so one loopback server serves the whole session."""
+
+    def __init__(self) -> None:
+        self.current: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.current.app(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def _idp_server() -> Iterator[tuple[_IdPSwitch, str]]:
+    """One uvicorn server on 127.0.0.1 for every dev IdP of the session."""
+    switch = _IdPSwitch()
+    with serve_in_thread(switch, lifespan="off") as url:
+        yield switch, url
+
+
+@pytest.fixture
+def idp(slack: SlackEmulator, _idp_server: tuple[_IdPSwitch, str]) -> RunningIdP:
+    """A fresh dev OpenID provider (new keys, accounts, tokens) on loopback, with matching Slack users."""
+    import copy
+
+    from bot.devtools.idp import DevIdP
+
+    slack.add_user(SLACK_ALICE, "alice@example.com", "alice")
+    slack.add_user(SLACK_BOB, "bob@example.com", "bob")
+    slack.add_user(SLACK_ALICE_TWIN, "ALICE@example.com", "alice2")
+    switch, url = _idp_server
+    dev = DevIdP(copy.deepcopy(IDP_ACCOUNTS), admin_token=IDP_ADMIN_TOKEN, issuer=url)
+    switch.current = dev
+    return RunningIdP(idp=dev, url=url)
+
+
+# ==== end of identity provider fixtures ===================================================================

@@ -1,0 +1,177 @@
+"""Benchmark: request-to-active latency of a self-service grant, with the Rancher emulator at 20 ms per call.
+
+Run: /work/venv/bin/python bench/grant_latency.py [--runs 30] [--latency 0.02] [--sequential-baseline]
+Each run asks GrantingService.request() for project-member on dev-eu/payments (a self-service rule) through a real
+RancherClient over HTTP to the emulator and a real SQLite store, and times it until the grant is ACTIVE; the grant is
+revoked untimed between runs. The baseline, measured in the same process against the same emulator, is the bare
+Rancher round trips one activation needs, made directly with the client: get the user and list the target's bindings
+(concurrently, as the service does; one after the other with --sequential-baseline), then create the binding.
+Prints median and p95 of both, their ratio, and the Rancher requests per grant. Cluster, project and role-template
+lists are cached by the client (as in the running bot), so they are warmed before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.adapters.clock import SystemClock
+from bot.adapters.rancher import RancherClient
+from bot.adapters.store import Store
+from bot.core.model import GrantState, RoleBinding, Scope
+from bot.core.policy import Policy, Rule
+from bot.devtools.rancher_api import RancherEmulator, run_emulator
+from bot.services.audit import AuditLog
+from bot.services.granting import GrantingService
+from bot.services.notifications import Notifications
+
+BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
+ALICE_SUB = "3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f"
+ALICE_UID = "u-x7xfihrhhs"
+PROJECT = "c-7xk2p:p-4mz8q"
+POLICY = Policy(
+    rules=(
+        Rule(
+            name="dev-self-service",
+            groups=("engineering",),
+            roles=("project-member",),
+            max_duration=timedelta(hours=8),
+            default_duration=timedelta(hours=1),
+            projects=("dev-*/*",),
+        ),
+    )
+)
+
+
+def p95(values: list[float]) -> float:
+    """The 95th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
+async def measure(
+    emulator: RancherEmulator, runs: int, latency: float, *, concurrent_reads: bool = True
+) -> dict[str, object]:
+    """Time `runs` self-service requests and `runs` bare round-trip sequences."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "bench.db")
+        store.migrate()
+        clock = SystemClock()
+        now = clock.now()
+        store.save_link(
+            {
+                "slack_user": "U0ALICE001",
+                "team_id": "T0BENCH001",
+                "issuer": "https://idp.example",
+                "subject": ALICE_SUB,
+                "email": "alice@example.com",
+                "name": "Alice",
+                "groups": json.dumps(["engineering"]),
+                "linked_at": now,
+                "refreshed_at": now,
+                "status": "active",
+            }
+        )
+        client = RancherClient(emulator.url, BOT_KEY, retries=0)
+        svc = GrantingService(
+            store=store,
+            rancher=client,
+            audit=AuditLog(store, clock),
+            notifications=Notifications(store, clock, {"grants": "CGRANTS", "approvals": "CAPPROVE"}),
+            clock=clock,
+            policy=POLICY,
+        )
+        try:
+            await client.list_clusters()
+            await client.list_projects()
+            await client.list_role_templates()
+            emulator.configure(latency=latency)
+            service_s: list[float] = []
+            requests_per_grant: list[int] = []
+            for _ in range(runs):
+                emulator.reset_counters()
+                started = time.perf_counter()
+                outcome = await svc.request("U0ALICE001", "dev-eu/payments", "project-member")
+                service_s.append(time.perf_counter() - started)
+                requests_per_grant.append(int(emulator.request_counts()["total"]))  # type: ignore[call-overload]
+                if outcome.grant is None or outcome.grant.state is not GrantState.ACTIVE:
+                    raise RuntimeError(f"the grant did not become active: {outcome.message}")
+                await svc.revoke(outcome.grant.id, actor="bench", reason="bench")
+            baseline_s: list[float] = []
+            for i in range(runs):
+                started = time.perf_counter()
+                if concurrent_reads:
+                    await asyncio.gather(client.get_user(ALICE_UID), client.list_target_bindings("c-7xk2p", PROJECT))
+                else:
+                    await client.get_user(ALICE_UID)
+                    await client.list_target_bindings("c-7xk2p", PROJECT)
+                made = await client.create_binding(
+                    name=f"bench-baseline-{i}",
+                    cluster_id="c-7xk2p",
+                    project_id=PROJECT,
+                    role_id="project-member",
+                    user_id=ALICE_UID,
+                    user_principal_id=None,
+                    labels={"bench": "1"},
+                    annotations={},
+                )
+                baseline_s.append(time.perf_counter() - started)
+                await client.delete_binding(
+                    RoleBinding(id=made.id, scope=Scope.PROJECT, role_id="project-member", project_id=PROJECT)
+                )
+        finally:
+            emulator.configure(latency=0.0)
+            await client.aclose()
+            store.close()
+    svc_med, base_med = statistics.median(service_s), statistics.median(baseline_s)
+    return {
+        "runs": runs,
+        "latency_ms": latency * 1000,
+        "service_median_ms": svc_med * 1000,
+        "service_p95_ms": p95(service_s) * 1000,
+        "baseline_median_ms": base_med * 1000,
+        "baseline_p95_ms": p95(baseline_s) * 1000,
+        "ratio_median": svc_med / base_med,
+        "rancher_requests_per_grant": statistics.median(requests_per_grant),
+        "baseline": ("get user ∥ list target bindings" if concurrent_reads else "get user, list target bindings")
+        + ", then create binding",
+    }
+
+
+def main() -> int:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds the emulator adds per request")
+    parser.add_argument(
+        "--sequential-baseline", action="store_true", help="baseline makes the two reads one after the other"
+    )
+    args = parser.parse_args()
+    with run_emulator() as emulator:
+        result = asyncio.run(measure(emulator, args.runs, args.latency, concurrent_reads=not args.sequential_baseline))
+    print(f"grant request-to-active, self-service, Rancher emulator at {result['latency_ms']:.0f} ms per call")
+    print(f"  runs                         {result['runs']}")
+    print(
+        f"  through GrantingService      median {result['service_median_ms']:.1f} ms   "
+        f"p95 {result['service_p95_ms']:.1f} ms"
+    )
+    print(
+        f"  bare Rancher round trips     median {result['baseline_median_ms']:.1f} ms   "
+        f"p95 {result['baseline_p95_ms']:.1f} ms  ({result['baseline']})"
+    )
+    print(f"  ratio (median)               {result['ratio_median']:.2f}x")
+    print(f"  Rancher requests per grant   {result['rancher_requests_per_grant']:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

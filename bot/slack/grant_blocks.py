@@ -1,0 +1,417 @@
+"""Block Kit for grants: approval and grants-channel messages, DMs, replies and the request modal (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.core.durations import format_duration
+from bot.core.grant_lifecycle import time_left
+from bot.core.model import Grant, GrantState
+from bot.core.mrkdwn import code, context, escape, section, user
+from bot.core.policy import Option, RuleSummary
+from bot.services.granting import DecisionOutcome, ExtendOutcome, GrantView, RequestOutcome, WhoReport
+
+Block = dict[str, Any]
+Rendered = tuple[str, list[Block]]
+
+APPROVE = "grant_approve"
+DENY = "grant_deny"
+EXTEND = "grant_extend"
+EXT_APPROVE = "grant_ext_approve"
+EXT_DENY = "grant_ext_deny"
+REQUEST_CALLBACK = "grant_request"
+CHOICE_BLOCK, CHOICE_ACTION = "target_role", "choice"
+DURATION_BLOCK, REASON_BLOCK, TICKET_BLOCK, VALUE_ACTION = "duration", "reason", "ticket", "value"
+MAX_OPTIONS = 100  # static_select: at most 100 options in all groups together
+OPTION_SEPARATOR = "|"
+
+_STATE_WORDS = {
+    GrantState.REQUESTED: ":hourglass_flowing_sand: waiting for approval",
+    GrantState.APPROVED: ":white_check_mark: approved",
+    GrantState.DENIED: ":no_entry: denied",
+    GrantState.EXPIRED_REQUEST: ":hourglass: request expired, nobody decided",
+    GrantState.ACTIVATING: ":gear: activating",
+    GrantState.ACTIVE: ":large_green_circle: active",
+    GrantState.REVOKING: ":gear: revoking",
+    GrantState.EXPIRED: ":white_circle: expired",
+    GrantState.REVOKED: ":red_circle: revoked",
+    GrantState.FAILED: ":x: failed",
+}
+
+
+def when(ts: int) -> str:
+    """A Slack date token that each reader sees in their own timezone (with a UTC fallback)."""
+    fallback = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(ts)}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def _span(seconds: int) -> str:
+    return format_duration(timedelta(seconds=seconds))
+
+
+def state_word(state: GrantState) -> str:
+    """The emoji and words for a state."""
+    return _STATE_WORDS[state]
+
+
+def _summary(view: GrantView) -> str:
+    g = view.grant
+    return f"*{escape(view.role)}* on *{escape(view.target)}* for {user(g.slack_user)}"
+
+
+def _facts(view: GrantView) -> str:
+    g = view.grant
+    lines = [
+        f"*Grant:* {code(g.id)}   *Role:* {code(g.role_id)}   *Duration:* {_span(g.duration_s)}",
+        f"*Rule:* {code(g.rule)}" + ("   *Break-glass*" if g.break_glass else ""),
+        f"*Reason:* {escape(g.reason) if g.reason else '_none given_'}",
+    ]
+    if g.ticket:
+        lines.append(f"*Ticket:* {code(g.ticket)}")
+    return "\n".join(lines)
+
+
+def _decisions(grant: Grant) -> list[str]:
+    out = []
+    for a in grant.approvals:
+        verb = "approved" if a.decision == "approve" else "denied"
+        note = f" — {escape(a.comment)}" if a.comment else ""
+        out.append(f"{verb} by {user(a.approver)} at {when(a.at)}{note}")
+    return out
+
+
+def _status_line(view: GrantView) -> str:
+    g = view.grant
+    line = state_word(g.state)
+    if g.state is GrantState.ACTIVE and g.expires_at is not None:
+        line += f" until {when(g.expires_at)} ({format_duration(time_left(g, view.now))} left)"
+    elif g.state in (GrantState.EXPIRED, GrantState.REVOKED, GrantState.DENIED) and g.ended_at is not None:
+        line += f" at {when(g.ended_at)}"
+    if g.state is GrantState.FAILED and g.failure:
+        line += f": {escape(g.failure)}"
+    if g.state is GrantState.DENIED and g.failure:
+        line += f" ({escape(g.failure)})"
+    if g.extensions:
+        line += f" · extended {g.extensions}×"
+    return line
+
+
+def _buttons(block_id: str, *pairs: tuple[str, str, str, str | None]) -> Block:
+    elements = []
+    for action_id, label, value, style in pairs:
+        button: Block = {
+            "type": "button",
+            "action_id": action_id,
+            "text": {"type": "plain_text", "text": label[:75]},
+            "value": value,
+        }
+        if style:
+            button["style"] = style
+        elements.append(button)
+    return {"type": "actions", "block_id": block_id[:255], "elements": elements}
+
+
+class GrantBlocks:
+    """The Block Kit renderer the granting service uses for channel messages and DMs."""
+
+    def approval(self, view: GrantView) -> Rendered:
+        """The approvals-channel message: request facts, decisions so far, and buttons while undecided."""
+        g = view.grant
+        text = f"Access request {g.id}: {escape(view.role)} on {escape(view.target)} for {user(g.slack_user)}"
+        blocks: list[Block] = [section(f":key: Access request {_summary(view)}"), section(_facts(view))]
+        decisions = _decisions(g)
+        need = f"{len([a for a in g.approvals if a.decision == 'approve'])}/{g.approvals_required} approvals"
+        if g.state is GrantState.REQUESTED:
+            if decisions:
+                blocks.append(context(" · ".join(decisions) + f" ({need})"))
+            if g.request_expires_at is not None:
+                blocks.append(context(f"Expires {when(g.request_expires_at)} if nobody decides."))
+            blocks.append(
+                _buttons(
+                    f"decide:{g.id}",
+                    (APPROVE, "Approve", g.id, "primary"),
+                    (DENY, "Deny", g.id, "danger"),
+                )
+            )
+        else:
+            outcome = state_word(g.state) if g.state is not GrantState.APPROVED else state_word(GrantState.APPROVED)
+            blocks.append(section(f"{outcome}" + (f": {'; '.join(decisions)}" if decisions else "")))
+            if g.state not in (GrantState.DENIED, GrantState.EXPIRED_REQUEST):
+                blocks.append(context(_status_line(view)))
+        return text, blocks
+
+    def status(self, view: GrantView) -> Rendered:
+        """The grants-channel message of a grant (one per lifecycle, edited in place)."""
+        g = view.grant
+        text = f"{g.id}: {escape(view.role)} on {escape(view.target)} for {user(g.slack_user)} — {g.state.value}"
+        blocks = [section(f"{code(g.id)} {_summary(view)} · {_span(g.duration_s)}"), context(_status_line(view))]
+        if g.reason:
+            blocks.append(context(f"Reason: {escape(g.reason)}"))
+        return text, blocks
+
+    def break_glass(self, view: GrantView, mentions: Sequence[str]) -> Rendered:
+        """The break-glass announcement with every linked approver mentioned."""
+        g = view.grant
+        who = " ".join(user(m) for m in mentions) or "_no linked approvers to mention_"
+        text = f":rotating_light: BREAK-GLASS {g.id}: {escape(view.role)} on {escape(view.target)}"
+        text += f" for {user(g.slack_user)} — {escape(g.reason)} {' '.join(user(m) for m in mentions)}"
+        blocks = [
+            section(f":rotating_light: *Break-glass access* {_summary(view)}"),
+            section(_facts(view)),
+            context(f"Self-approved; announced to {who}"),
+        ]
+        return text, blocks
+
+    def dm(self, view: GrantView, event: str) -> Rendered:
+        """A DM to the requester or holder about one event."""
+        g = view.grant
+        what = _summary(view)
+        sentences = {
+            "approved": f":white_check_mark: Your request {code(g.id)} for {what} was approved.",
+            "denied": f":no_entry: Your request {code(g.id)} for {what} was denied.",
+            "active": f":large_green_circle: {code(g.id)} is active: {what}.",
+            "expired": f":white_circle: {code(g.id)} expired: {what} was removed.",
+            "revoked": f":red_circle: {code(g.id)} was revoked: {what} was removed.",
+            "failed": f":x: {code(g.id)} could not be activated.",
+            "request_expired": f":hourglass: Your request {code(g.id)} for {what} expired; nobody decided in time.",
+            "extended": f":stopwatch: {code(g.id)} was extended.",
+            "extension_denied": f":no_entry: The extension of {code(g.id)} was denied.",
+            "expiring": f":alarm_clock: {code(g.id)} ({what}) expires soon.",
+        }
+        line = sentences.get(event, f"{code(g.id)}: {escape(event)}")
+        text = line
+        blocks: list[Block] = [section(line), context(_status_line(view))]
+        decisions = _decisions(g)
+        if event in ("approved", "denied") and decisions:
+            blocks.append(context(" · ".join(decisions)))
+        if event == "expiring":
+            blocks.append(_buttons(f"extend:{g.id}", (EXTEND, "Extend", g.id, "primary")))
+        return text, blocks
+
+    def extension_request(self, view: GrantView, extra_s: int, number: int, approvers: Sequence[str]) -> Rendered:
+        """An approvals-channel message asking to approve an extension."""
+        g = view.grant
+        ref = f"{g.id}:{number}"
+        text = f"Extension of {g.id} by {_span(extra_s)} requested by {user(g.slack_user)}"
+        blocks: list[Block] = [
+            section(f":stopwatch: Extend {code(g.id)} {_summary(view)} by *{_span(extra_s)}*"),
+            section(_facts(view)),
+            context(_status_line(view)),
+            _buttons(
+                f"extension:{ref}",
+                (EXT_APPROVE, "Approve extension", ref, "primary"),
+                (EXT_DENY, "Deny", ref, "danger"),
+            ),
+        ]
+        return text, blocks
+
+
+RENDERER = GrantBlocks()
+
+
+# --- replies to the person who asked ------------------------------------------------------------------
+
+
+def request_reply(outcome: RequestOutcome) -> Rendered:
+    """The ephemeral answer to `/access request …` (or the DM after the modal)."""
+    what = f"*{escape(outcome.role)}* on *{escape(outcome.target)}*"
+    g = outcome.grant
+    if outcome.status == "active" and g is not None and g.expires_at is not None:
+        line = f":large_green_circle: {code(g.id)} is active: {what} until {when(g.expires_at)}."
+    elif outcome.status == "pending" and g is not None:
+        n = g.approvals_required
+        line = (
+            f":hourglass_flowing_sand: Request {code(g.id)} for {what} needs {n} approval(s); the approvers were asked."
+        )
+    elif outcome.status == "activating" and g is not None:
+        line = f":gear: {code(g.id)} for {what} is recorded; Rancher did not answer yet, it will be finished shortly."
+    elif outcome.status == "failed" and g is not None:
+        line = f":x: {code(g.id)} for {what} failed: {escape(g.failure)}"
+    elif outcome.status == "covered":
+        line = f":information_source: You already hold {what} through standing access; no grant was needed."
+    elif outcome.status == "duplicate" and g is not None:
+        line = f":information_source: You already have {code(g.id)} for {what} ({g.state.value})."
+    else:
+        line = f":no_entry: Request for {what} denied."
+    blocks = [section(line), context(escape(outcome.message))]
+    return line, blocks
+
+
+def decision_reply(outcome: DecisionOutcome) -> str:
+    """What the approver sees after clicking."""
+    return f"{escape(outcome.message)} ({state_word(outcome.grant.state)})"
+
+
+def extend_reply(outcome: ExtendOutcome) -> str:
+    """The answer to `/access extend …` or the Extend button."""
+    g = outcome.grant
+    if outcome.status == "extended" and g.expires_at is not None:
+        return f":stopwatch: {code(g.id)} now runs until {when(g.expires_at)}. {escape(outcome.message)}"
+    return f":information_source: {escape(outcome.message)}"
+
+
+def grants_list(views: Sequence[GrantView], *, everyone: bool = False) -> Rendered:
+    """`/access grants [all]`: one line per grant with its state and time left."""
+    if not views:
+        line = "No open grants." if everyone else "You have no grants yet. Ask with `request TARGET ROLE`."
+        return line, [section(line)]
+    head = "*Open grants*" if everyone else "*Your grants*"
+    lines = [head]
+    for v in views[:40]:
+        g = v.grant
+        holder = f" · {user(g.slack_user)}" if everyone else ""
+        lines.append(f"{code(g.id)} *{escape(v.role)}* on *{escape(v.target)}*{holder} — {_status_line(v)}")
+    text = "\n".join(lines)
+    return text, [section(text)]
+
+
+def who_reply(report: WhoReport) -> Rendered:
+    """`/access who TARGET`."""
+    if not report.entries:
+        line = f"Nobody holds a role on *{escape(report.target)}*."
+        return line, [section(line)]
+    lines = [f"*Who holds what on {escape(report.target)}*"]
+    for e in report.entries:
+        who = user(e.slack_user) if e.slack_user else code(e.subject)
+        extra = ""
+        if e.kind == "temporary" and e.expires_at is not None:
+            extra = f" (grant {code(e.grant_id)} until {when(e.expires_at)})"
+        lines.append(f"• {who} — *{escape(e.role)}* · {e.kind}{extra}")
+    text = "\n".join(lines)
+    return text, [section(text)]
+
+
+def rules_reply(rules: Sequence[RuleSummary]) -> Rendered:
+    """`/access rules`: what the caller may request and on which conditions."""
+    if not rules:
+        line = "No rule lets you request anything. Ask your platform team which group you need."
+        return line, [section(line)]
+    blocks: list[Block] = [section("*What you may request*")]
+    for r in rules[:45]:
+        where = ", ".join(code(x) for x in (*r.clusters, *r.projects)) or "labelled clusters"
+        if r.cluster_labels:
+            where += " with labels " + ", ".join(code(f"{k}={v}") for k, v in r.cluster_labels)
+        roles = ", ".join(f"{code(rid)} ({escape(name)})" for rid, name in r.roles)
+        if r.break_glass:
+            approval = "break-glass: self-approved, announced to approvers"
+        elif r.approvals_required:
+            approval = f"{r.approvals_required} approval(s) from {', '.join(code(g) for g in r.approval_groups)}"
+        else:
+            approval = "no approval"
+        conditions = [
+            f"up to {format_duration(r.max_duration)} (default {format_duration(r.default_duration)})",
+            approval,
+        ]
+        if r.require_reason:
+            conditions.append("reason required")
+        if r.max_extensions:
+            conditions.append(f"{r.max_extensions} extension(s)")
+        blocks.append(
+            section(f"*{escape(r.name)}* — {roles}\non {where}\n" + " · ".join(conditions)),
+        )
+    return "What you may request", blocks
+
+
+def option_value(option: Option) -> str:
+    """The select value of an option: `TARGET_KEY|ROLE|bg` (an identifier; the submission is re-checked)."""
+    return OPTION_SEPARATOR.join((option.target.target.key, option.role_id, "bg" if option.break_glass else ""))
+
+
+def parse_option_value(value: str) -> tuple[str, str, bool]:
+    """(target key, role, break-glass) from an option value."""
+    parts = value.split(OPTION_SEPARATOR)
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        raise ValueError("not an option value")
+    return parts[0], parts[1], parts[2] == "bg"
+
+
+def _option(o: Option) -> Block:
+    label = f"{o.role_name} on {o.target.display}"
+    if o.break_glass:
+        label = "BREAK-GLASS " + label
+    suffix = " (approval)" if o.needs_approval else ""
+    return {"text": {"type": "plain_text", "text": (label + suffix)[:75]}, "value": option_value(o)[:150]}
+
+
+def option_groups(options: Sequence[Option], query: str = "") -> list[Block]:
+    """Options grouped by target (≤ 100 in all), filtered by a typed query."""
+    q = query.strip().lower()
+    groups: dict[str, list[Block]] = {}
+    count = 0
+    for o in options:
+        text = f"{o.role_id} {o.role_name} {o.target.display}".lower()
+        if q and q not in text:
+            continue
+        if count >= MAX_OPTIONS:
+            break
+        groups.setdefault(o.target.display, []).append(_option(o))
+        count += 1
+    return [{"label": {"type": "plain_text", "text": label[:75]}, "options": opts} for label, opts in groups.items()]
+
+
+def request_modal(options: Sequence[Option], *, private_metadata: str = "") -> Block:
+    """The request form: a searchable target/role select, duration, reason and optional ticket."""
+    if len(options) > MAX_OPTIONS:
+        select: Block = {
+            "type": "external_select",
+            "action_id": CHOICE_ACTION,
+            "min_query_length": 0,
+            "placeholder": {"type": "plain_text", "text": "Type a cluster, project or role"},
+        }
+    else:
+        select = {
+            "type": "static_select",
+            "action_id": CHOICE_ACTION,
+            "placeholder": {"type": "plain_text", "text": "Choose a role on a cluster or project"},
+            "option_groups": option_groups(options),
+        }
+    blocks: list[Block] = [
+        {
+            "type": "input",
+            "block_id": CHOICE_BLOCK,
+            "label": {"type": "plain_text", "text": "What do you need?"},
+            "element": select,
+        },
+        {
+            "type": "input",
+            "block_id": DURATION_BLOCK,
+            "optional": True,
+            "label": {"type": "plain_text", "text": "For how long?"},
+            "hint": {"type": "plain_text", "text": "Like 30m, 2h or 1h30m; empty means the rule's default."},
+            "element": {
+                "type": "plain_text_input",
+                "action_id": VALUE_ACTION,
+                "placeholder": {"type": "plain_text", "text": "1h"},
+            },
+        },
+        {
+            "type": "input",
+            "block_id": REASON_BLOCK,
+            "optional": True,
+            "label": {"type": "plain_text", "text": "Why?"},
+            "hint": {"type": "plain_text", "text": "Required by some rules, and always for break-glass."},
+            "element": {"type": "plain_text_input", "action_id": VALUE_ACTION, "multiline": True, "max_length": 500},
+        },
+        {
+            "type": "input",
+            "block_id": TICKET_BLOCK,
+            "optional": True,
+            "label": {"type": "plain_text", "text": "Ticket"},
+            "element": {"type": "plain_text_input", "action_id": VALUE_ACTION, "max_length": 64},
+        },
+    ]
+    if not options:
+        blocks = [section("No rule lets you request anything. `rules` shows what exists.")]
+    view: Block = {
+        "type": "modal",
+        "callback_id": REQUEST_CALLBACK,
+        "title": {"type": "plain_text", "text": "Request access"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+        "private_metadata": private_metadata,
+    }
+    if options:
+        view["submit"] = {"type": "plain_text", "text": "Request"}
+    return view

@@ -1,0 +1,222 @@
+"""Slack listeners for grants: request (command and modal), grants, revoke, extend, who, rules, and the buttons."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot.core import commands
+from bot.core.durations import parse_duration
+from bot.core.errors import UpstreamError, UserError
+from bot.services.granting import GrantingService
+from bot.slack import grant_blocks as gb
+from bot.slack import messages
+from bot.slack.commands import handles
+from bot.slack.context import Caller, Reply, SlackDeps
+
+log = logging.getLogger(__name__)
+
+
+def _service(deps: SlackDeps) -> GrantingService:
+    if deps.granting is None:
+        raise UserError("time-boxed grants are not available in this deployment")
+    return deps.granting
+
+
+# --- commands -----------------------------------------------------------------------------------------------
+
+
+@handles(commands.Request)
+async def on_request(deps: SlackDeps, caller: Caller, cmd: commands.Request) -> Reply | None:
+    """`/access request TARGET ROLE …`, or the request form when no target is given."""
+    svc = _service(deps)
+    if cmd.interactive:
+        options = await svc.options_for(caller.user_id)
+        if caller.client is None or not caller.trigger_id:
+            raise UserError("the request form cannot be opened here", f"use {commands.usage('request', deps.command)}")
+        await caller.client.views_open(trigger_id=caller.trigger_id, view=gb.request_modal(options))
+        return None
+    outcome = await svc.request(caller.user_id, cmd.target, cmd.role, cmd.duration, cmd.reason, cmd.ticket)
+    text, blocks = gb.request_reply(outcome)
+    return Reply(text, blocks)
+
+
+@handles(commands.Grants)
+async def on_grants(deps: SlackDeps, caller: Caller, cmd: commands.Grants) -> Reply:
+    """`/access grants [all]`."""
+    svc = _service(deps)
+    views = [await svc.view(g) for g in svc.list_grants(caller.user_id, all=cmd.all)]
+    text, blocks = gb.grants_list(views, everyone=cmd.all)
+    return Reply(text, blocks)
+
+
+@handles(commands.Revoke)
+async def on_revoke(deps: SlackDeps, caller: Caller, cmd: commands.Revoke) -> Reply:
+    """`/access revoke GRANT_ID`."""
+    grant = await _service(deps).revoke_by(caller.user_id, cmd.grant_id)
+    return Reply(f"{messages.code(grant.id)} is now {gb.state_word(grant.state)}.")
+
+
+@handles(commands.Extend)
+async def on_extend(deps: SlackDeps, caller: Caller, cmd: commands.Extend) -> Reply:
+    """`/access extend GRANT_ID DURATION`."""
+    outcome = await _service(deps).extend(caller.user_id, cmd.grant_id, cmd.duration)
+    return Reply(gb.extend_reply(outcome))
+
+
+@handles(commands.Who)
+async def on_who(deps: SlackDeps, caller: Caller, cmd: commands.Who) -> Reply:
+    """`/access who TARGET` (approvers and admins)."""
+    text, blocks = gb.who_reply(await _service(deps).who(caller.user_id, cmd.target))
+    return Reply(text, blocks)
+
+
+@handles(commands.Rules)
+async def on_rules(deps: SlackDeps, caller: Caller, cmd: commands.Rules) -> Reply:
+    """`/access rules`."""
+    text, blocks = gb.rules_reply(await _service(deps).rules_for(caller.user_id))
+    return Reply(text, blocks)
+
+
+# --- buttons, the form --------------------------------------------------------------------------------------
+
+
+def _failure_text(err: Exception, deps: SlackDeps) -> str:
+    if isinstance(err, UserError):
+        return messages.user_error(err, deps.command)
+    if isinstance(err, UpstreamError):
+        return messages.upstream_error(err)
+    return messages.internal_error("grants")
+
+
+async def _say(respond: AsyncRespond, text: str, blocks: list[dict[str, Any]] | None = None, *, replace: bool) -> None:
+    try:
+        await respond(text=text, blocks=blocks, replace_original=replace, response_type="ephemeral")
+    except Exception:
+        log.exception("could not answer through response_url")
+
+
+def _clicked(body: dict[str, Any]) -> tuple[str, str]:
+    """(clicker's Slack id, the button's value): the value is only an identifier, authority comes from the DB."""
+    user_id = str((body.get("user") or {}).get("id", ""))
+    actions = body.get("actions") or [{}]
+    return user_id, str(actions[0].get("value", ""))
+
+
+def register(app: AsyncApp, deps: SlackDeps) -> None:
+    """Attach the approve/deny/extend buttons, the request form and its option loader."""
+
+    async def decide(body: dict[str, Any], respond: AsyncRespond, decision: str) -> None:
+        user_id, grant_id = _clicked(body)
+        try:
+            outcome = await _service(deps).decide(grant_id, user_id, decision)
+        except Exception as err:
+            if not isinstance(err, UserError | UpstreamError):
+                log.exception("approval click failed")
+            await _say(respond, _failure_text(err, deps), replace=False)
+            return
+        if outcome.view is not None and outcome.status != "unchanged":
+            text, blocks = gb.RENDERER.approval(outcome.view)
+            await _say(respond, text, blocks, replace=True)
+        else:
+            await _say(respond, gb.decision_reply(outcome), replace=False)
+
+    @app.action(gb.APPROVE)
+    async def on_approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        await decide(body, respond, "approve")
+
+    @app.action(gb.DENY)
+    async def on_deny(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        await decide(body, respond, "deny")
+
+    @app.action(gb.EXTEND)
+    async def on_extend_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        user_id, grant_id = _clicked(body)
+        try:
+            outcome = await _service(deps).extend_default(user_id, grant_id)
+        except Exception as err:
+            await _say(respond, _failure_text(err, deps), replace=False)
+            return
+        await _say(respond, gb.extend_reply(outcome), replace=False)
+
+    async def decide_extension(body: dict[str, Any], respond: AsyncRespond, decision: str) -> None:
+        user_id, ref = _clicked(body)
+        try:
+            outcome = await _service(deps).decide_extension(ref, user_id, decision)
+        except Exception as err:
+            await _say(respond, _failure_text(err, deps), replace=False)
+            return
+        if outcome.status in ("extended", "denied"):
+            verb = "approved" if outcome.status == "extended" else "denied"
+            line = f"Extension of {messages.code(outcome.grant.id)} {verb} by <@{user_id}>. {gb.extend_reply(outcome)}"
+            await _say(respond, line, replace=True)
+        else:
+            await _say(respond, gb.extend_reply(outcome), replace=False)
+
+    @app.action(gb.EXT_APPROVE)
+    async def on_ext_approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        await decide_extension(body, respond, "approve")
+
+    @app.action(gb.EXT_DENY)
+    async def on_ext_deny(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        await decide_extension(body, respond, "deny")
+
+    @app.options(gb.CHOICE_ACTION)
+    async def on_options(ack: AsyncAck, body: dict[str, Any]) -> None:
+        user_id = str((body.get("user") or {}).get("id", ""))
+        try:
+            options = await _service(deps).options_for(user_id)
+        except Exception:
+            log.warning("could not load request options", exc_info=True)
+            await ack(options=[])
+            return
+        await ack(option_groups=gb.option_groups(options, str(body.get("value", ""))))
+
+    @app.view(gb.REQUEST_CALLBACK)
+    async def on_submit(ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
+        user_id = str((body.get("user") or {}).get("id", ""))
+        values: dict[str, Any] = ((body.get("view") or {}).get("state") or {}).get("values") or {}
+
+        def text_of(block: str) -> str:
+            return str(((values.get(block) or {}).get(gb.VALUE_ACTION) or {}).get("value") or "").strip()
+
+        choice = ((values.get(gb.CHOICE_BLOCK) or {}).get(gb.CHOICE_ACTION) or {}).get("selected_option") or {}
+        errors: dict[str, str] = {}
+        try:
+            target, role, break_glass = gb.parse_option_value(str(choice.get("value", "")))
+        except ValueError:
+            errors[gb.CHOICE_BLOCK] = "Choose what you need."
+            target, role, break_glass = "", "", False
+        duration = None
+        if text_of(gb.DURATION_BLOCK):
+            try:
+                duration = parse_duration(text_of(gb.DURATION_BLOCK))
+            except UserError as err:
+                errors[gb.DURATION_BLOCK] = f"{err.message}: {err.hint}"[:150]
+        reason = text_of(gb.REASON_BLOCK)
+        if len(reason) > commands.MAX_REASON:
+            errors[gb.REASON_BLOCK] = f"At most {commands.MAX_REASON} characters."
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        try:
+            outcome = await _service(deps).request(
+                user_id, target, role, duration, reason, text_of(gb.TICKET_BLOCK), break_glass=break_glass
+            )
+            text, blocks = gb.request_reply(outcome)
+        except Exception as err:
+            if not isinstance(err, UserError | UpstreamError):
+                log.exception("request from the form failed")
+            text, blocks = _failure_text(err, deps), []
+        try:
+            await client.chat_postMessage(channel=user_id, text=text, blocks=blocks or None)
+        except Exception:
+            log.exception("could not tell the requester the outcome of the form")

@@ -1,0 +1,314 @@
+"""Grants over Slack: signed commands, button clicks and the request form against the Rancher emulator."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from bot.adapters.store import Store
+from bot.core.model import GrantState
+from bot.devtools.rancher_api import RancherEmulator
+from bot.devtools.slack_api import block_actions_payload, interaction_body, view_submission_payload
+from bot.slack import grant_blocks as gb
+from tests.conftest import ALICE, APPROVALS, BOB, BOT_KEY, CAROL, EVIL, LABEL, SUBJECTS, TEAM, RunningBot, wait_until
+
+
+def _tagged(rancher: RancherEmulator, grant_id: str) -> list[dict[str, Any]]:
+    out = []
+    for kind in ("clusterRoleTemplateBinding", "projectRoleTemplateBinding"):
+        out += [b for b in rancher.objects(kind) if (b.get("labels") or {}).get(LABEL) == grant_id]
+    return out
+
+
+def _grants(bot: RunningBot, user: str) -> list[Any]:
+    store: Store = bot.store()
+    try:
+        return store.grants(slack_user=user)
+    finally:
+        store.close()
+
+
+def _outbox(bot: RunningBot, key: str) -> Any:
+    store: Store = bot.store()
+    try:
+        return store.outbox_message(key)
+    finally:
+        store.close()
+
+
+def _click(bot: RunningBot, user: str, action_id: str, value: str) -> tuple[int, str, str]:
+    """Click a button on a message in the approvals channel; return the status, the response key and the body."""
+    key = uuid.uuid4().hex[:10]
+    payload = block_actions_payload(
+        user, action_id, value, response_url=bot.slack.response_url(key), channel_id=APPROVALS
+    )
+    body = interaction_body(payload)
+    return bot.post_signed(body).status_code, key, body
+
+
+def test_self_service_command_creates_one_tagged_binding(gbot: RunningBot, rancher: RancherEmulator) -> None:
+    """`/access request dev-eu/payments project-member for 2h` answers active and makes one tagged binding."""
+    reply = gbot.ask(ALICE, "request dev-eu/payments project-member for 2h")
+    assert "is active" in reply.text, reply.text
+    (grant,) = _grants(gbot, ALICE)
+    assert grant.state is GrantState.ACTIVE
+    assert len(_tagged(rancher, grant.id)) == 1
+    assert reply.response_type == "ephemeral"
+
+
+def test_request_over_the_maximum_is_refused_with_the_limit(gbot: RunningBot) -> None:
+    """A 12h request under the 8h rule is refused and the reply names the maximum."""
+    reply = gbot.ask(ALICE, "request dev-eu/payments project-member for 12h")
+    assert "denied" in reply.text
+    assert "8h maximum" in json.dumps(reply.blocks)
+    assert _grants(gbot, ALICE) == []
+
+
+def test_approval_by_button_with_escaped_reason_and_idempotent_clicks(
+    gbot: RunningBot, rancher: RancherEmulator
+) -> None:
+    """Bob approves once; a double click and a replayed click change nothing; the reason shows escaped."""
+    reply = gbot.ask(ALICE, f"request prod-eu/checkout project-member for 1h because {EVIL}")
+    assert "needs 1 approval" in reply.text, reply.text
+    (grant,) = _grants(gbot, ALICE)
+    posted = _outbox(gbot, f"approval:{grant.id}:post")
+    dumped = json.dumps(posted.payload)
+    assert "<!channel>" not in dumped
+    assert "<https://evil|x>" not in dumped
+    assert "&lt;!channel&gt;" in dumped
+    assert "&lt;https://evil|x&gt;" in dumped
+    assert posted.channel == APPROVALS
+
+    status, key, body = _click(gbot, BOB, gb.APPROVE, grant.id)
+    assert status == 200
+    response = gbot.slack.wait_for(lambda: (gbot.slack.responses(key) or [None])[-1])
+    assert response.replace_original
+    assert f"approved by <@{BOB}>" in json.dumps(response.blocks)
+    wait_until(lambda: _grants(gbot, ALICE)[0].state is GrantState.ACTIVE)
+    assert len(_tagged(rancher, grant.id)) == 1
+
+    status2, key2, _ = _click(gbot, BOB, gb.APPROVE, grant.id)
+    assert status2 == 200
+    again = gbot.slack.wait_for(lambda: (gbot.slack.responses(key2) or [None])[-1])
+    assert not again.replace_original
+    assert "already" in (again.text or "")
+    replay = gbot.post_signed(body)  # the first click's exact body again
+    assert replay.status_code == 401
+    time.sleep(0.2)
+    assert len(_tagged(rancher, grant.id)) == 1
+    store = gbot.store()
+    try:
+        assert len(store.approvals(grant.id)) == 1
+    finally:
+        store.close()
+
+
+def test_self_approval_by_button_is_refused(gbot: RunningBot) -> None:
+    """Bob cannot approve his own request; the click is answered ephemerally and the request stays open."""
+    gbot.ask(BOB, "request prod-eu/checkout project-member because deploy")
+    (grant,) = _grants(gbot, BOB)
+    status, key, _ = _click(gbot, BOB, gb.APPROVE, grant.id)
+    assert status == 200
+    response = gbot.slack.wait_for(lambda: (gbot.slack.responses(key) or [None])[-1])
+    assert "cannot approve your own request" in (response.text or "")
+    assert not response.replace_original
+    assert _grants(gbot, BOB)[0].state is GrantState.REQUESTED
+
+
+def test_deny_by_button_closes_the_request(gbot: RunningBot, rancher: RancherEmulator) -> None:
+    """Carol's Deny ends the request, replaces the buttons and creates no binding."""
+    gbot.ask(ALICE, "request prod-eu/checkout project-member because look")
+    (grant,) = _grants(gbot, ALICE)
+    _, key, _ = _click(gbot, CAROL, gb.DENY, grant.id)
+    response = gbot.slack.wait_for(lambda: (gbot.slack.responses(key) or [None])[-1])
+    assert response.replace_original
+    assert f"denied by <@{CAROL}>" in json.dumps(response.blocks)
+    assert _grants(gbot, ALICE)[0].state is GrantState.DENIED
+    assert _tagged(rancher, grant.id) == []
+
+
+def test_request_form_opens_and_its_submission_activates(gbot: RunningBot, rancher: RancherEmulator) -> None:
+    """A bare `request` opens a modal with a static select; submitting it activates and DMs the outcome."""
+    response, _key = gbot.command(ALICE, "request")
+    assert response.status_code == 200
+    view = gbot.slack.wait_for(lambda: (gbot.slack.views("modal") or [None])[-1])
+    select = view.blocks[0]["element"]
+    assert select["type"] == "static_select"
+    values = [o["value"] for g in select["option_groups"] for o in g["options"]]
+    choice = next(v for v in values if v.startswith("c-7xk2p:p-4mz8q|project-member"))
+    assert sum(len(g["options"]) for g in select["option_groups"]) <= 100
+    payload = view_submission_payload(
+        ALICE,
+        gb.REQUEST_CALLBACK,
+        {
+            gb.CHOICE_BLOCK: {gb.CHOICE_ACTION: {"type": "static_select", "selected_option": {"value": choice}}},
+            gb.DURATION_BLOCK: {gb.VALUE_ACTION: "30m"},
+            gb.REASON_BLOCK: {gb.VALUE_ACTION: "debugging"},
+            gb.TICKET_BLOCK: {gb.VALUE_ACTION: "OPS-1"},
+        },
+    )
+    assert gbot.post_signed(interaction_body(payload)).status_code == 200
+    dm = gbot.slack.wait_for(lambda: (gbot.slack.dms(ALICE) or [None])[-1])
+    assert "is active" in (dm.text or "")
+    (grant,) = _grants(gbot, ALICE)
+    assert grant.ticket == "OPS-1"
+    assert grant.duration_s == 1800
+    assert len(_tagged(rancher, grant.id)) == 1
+
+
+def test_bad_duration_in_the_form_is_an_inline_error(gbot: RunningBot) -> None:
+    """A duration the bot cannot read is reported on the field and nothing is requested."""
+    payload = view_submission_payload(
+        ALICE,
+        gb.REQUEST_CALLBACK,
+        {
+            gb.CHOICE_BLOCK: {
+                gb.CHOICE_ACTION: {"type": "static_select", "selected_option": {"value": "c-7xk2p|cluster-member|"}}
+            },
+            gb.DURATION_BLOCK: {gb.VALUE_ACTION: "forever"},
+        },
+    )
+    response = gbot.post_signed(interaction_body(payload))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["response_action"] == "errors"
+    assert gb.DURATION_BLOCK in body["errors"]
+    assert _grants(gbot, ALICE) == []
+
+
+def test_grants_extend_and_revoke_commands(gbot: RunningBot, rancher: RancherEmulator) -> None:
+    """The holder lists, extends within the cap, is refused past it, and revokes, which deletes the binding."""
+    gbot.ask(ALICE, "request dev-eu/payments project-member for 2h")
+    (grant,) = _grants(gbot, ALICE)
+    listing = gbot.ask(ALICE, "grants")
+    assert grant.id in listing.text
+    assert "active" in listing.text
+    assert "over the 8h maximum" in gbot.ask(ALICE, f"extend {grant.id} 7h").text
+    assert "now runs until" in gbot.ask(ALICE, f"extend {grant.id} 1h").text
+    assert "now runs until" in gbot.ask(ALICE, f"extend {grant.id} 1h").text  # the demo rule allows two
+    assert "already extended" in gbot.ask(ALICE, f"extend {grant.id} 1h").text
+    assert "only the holder" in gbot.ask(BOB, f"extend {grant.id} 1h").text
+    assert "revoked" in gbot.ask(ALICE, f"revoke {grant.id}").text
+    assert [b for b in _tagged(rancher, grant.id) if not b.get("removed")] == []
+    assert _grants(gbot, ALICE)[0].state is GrantState.REVOKED
+
+
+def test_rules_and_who(gbot: RunningBot) -> None:
+    """`rules` shows the caller's rules; `who` is for approvers and admins only."""
+    rules = gbot.ask(ALICE, "rules")
+    assert "dev-self-service" in json.dumps(rules.blocks)
+    assert "only approvers and admins" in gbot.ask(ALICE, "who dev-eu").text
+    who = gbot.ask(BOB, "who dev-eu")
+    assert "Cluster Member" in who.text
+
+
+def test_grants_all_is_for_approvers_and_admins(gbot: RunningBot) -> None:
+    """`grants all` lists everyone's open grants for an approver and refuses a plain requester."""
+    gbot.ask(ALICE, "request dev-eu/payments project-member")
+    assert "only approvers and admins" in gbot.ask(ALICE, "grants all").text
+    listing = gbot.ask(BOB, "grants all")
+    assert f"<@{ALICE}>" in listing.text
+    assert "g-1" in listing.text
+
+
+def test_rancher_failure_on_activation_is_reported_and_leaves_no_binding(
+    gbot: RunningBot, rancher: RancherEmulator
+) -> None:
+    """A 500 on create is answered as not finished yet; the grant stays activating and no binding exists."""
+    rancher.fail_next("roletemplatebindings", 500, count=1, method="POST")
+    reply = gbot.ask(ALICE, "request dev-eu/payments project-member for 1h")
+    assert "will be finished shortly" in reply.text, reply.text
+    (grant,) = _grants(gbot, ALICE)
+    assert grant.state is GrantState.ACTIVATING
+    assert grant.binding_name == f"accessbot-{grant.id}"
+    assert _tagged(rancher, grant.id) == []
+
+
+def test_extend_button_adds_the_default_duration(gbot: RunningBot) -> None:
+    """The Extend button of the expiry DM extends the holder's grant by the rule's default."""
+    gbot.ask(ALICE, "request dev-eu/payments project-member for 2h")
+    (grant,) = _grants(gbot, ALICE)
+    _, key, _ = _click(gbot, ALICE, gb.EXTEND, grant.id)
+    response = gbot.slack.wait_for(lambda: (gbot.slack.responses(key) or [None])[-1])
+    assert "now runs until" in (response.text or "")
+    (after,) = _grants(gbot, ALICE)
+    assert after.expires_at == grant.expires_at + 3600
+    _, key2, _ = _click(gbot, BOB, gb.EXTEND, grant.id)
+    refused = gbot.slack.wait_for(lambda: (gbot.slack.responses(key2) or [None])[-1])
+    assert "only the holder" in (refused.text or "")
+
+
+def test_extension_of_an_approved_grant_is_approved_by_button(gbot: RunningBot) -> None:
+    """Extending a grant under an approval rule waits for an approver's click, which adds the time once."""
+    gbot.ask(ALICE, "request prod-eu/checkout project-member because INC-7")
+    (grant,) = _grants(gbot, ALICE)
+    _, key, _ = _click(gbot, BOB, gb.APPROVE, grant.id)
+    gbot.slack.wait_for(lambda: gbot.slack.responses(key))
+    wait_until(lambda: _grants(gbot, ALICE)[0].state is GrantState.ACTIVE)
+    active = _grants(gbot, ALICE)[0]
+    assert "sent to the approvers" in gbot.ask(ALICE, f"extend {grant.id} 30m").text
+    posted = _outbox(gbot, f"ext:{grant.id}:0:post")
+    assert posted is not None
+    assert posted.channel == APPROVALS
+    _, key2, _ = _click(gbot, CAROL, gb.EXT_APPROVE, f"{grant.id}:0")
+    done = gbot.slack.wait_for(lambda: (gbot.slack.responses(key2) or [None])[-1])
+    assert done.replace_original
+    assert f"approved by <@{CAROL}>" in (done.text or "")
+    assert _grants(gbot, ALICE)[0].expires_at == active.expires_at + 1800
+
+
+def test_option_loader_filters_by_the_typed_text(gbot: RunningBot) -> None:
+    """The external_select loader answers with option groups matching what the user typed."""
+    payload = {
+        "type": "block_suggestion",
+        "user": {"id": ALICE, "username": "alice", "name": "alice", "team_id": TEAM},
+        "team": {"id": TEAM, "domain": "test"},
+        "api_app_id": "A0TEST0001",
+        "token": "x",
+        "action_id": gb.CHOICE_ACTION,
+        "block_id": gb.CHOICE_BLOCK,
+        "value": "checkout",
+        "view": {"id": "V0TEST", "type": "modal", "callback_id": gb.REQUEST_CALLBACK, "private_metadata": ""},
+    }
+    response = gbot.post_signed(interaction_body(payload))
+    assert response.status_code == 200
+    groups = response.json()["option_groups"]
+    labels = [o["text"]["text"] for g in groups for o in g["options"]]
+    assert labels
+    assert all("checkout" in label for label in labels)
+
+
+def test_grants_channel_gets_one_message_per_grant_edited_in_place(
+    make_bot: Callable[..., contextlib.AbstractContextManager[RunningBot]], rancher: RancherEmulator
+) -> None:
+    """Request, activation and revocation of one grant leave a single grants-channel message, edited in place."""
+    rancher.reset()
+    with make_bot(
+        rancher_url=rancher.url, rancher_token=BOT_KEY, overrides={"schedule": {"outbox_interval": "1s"}}
+    ) as bot:
+        store = bot.store()
+        now = int(time.time())
+        subject, groups = SUBJECTS[ALICE]
+        bot.slack.add_user(ALICE, "alice@example.com", "alice")
+        store.save_link(
+            {"slack_user": ALICE, "team_id": TEAM, "issuer": "https://idp.example", "subject": subject,
+             "email": "alice@example.com", "name": ALICE, "groups": json.dumps(groups), "linked_at": now,
+             "refreshed_at": now, "status": "active"}
+        )  # fmt: skip
+        store.close()
+        bot.ask(ALICE, "request dev-eu/payments project-member for 1h")
+        (grant,) = _grants(bot, ALICE)
+        bot.slack.wait_for(lambda: bot.slack.dms(ALICE), timeout=8)
+        bot.ask(ALICE, f"revoke {grant.id}")
+
+        def revoked_message() -> Any:
+            found = [m for m in bot.slack.messages("CGRANTS001") if grant.id in (m.text or "")]
+            return found if found and "revoked" in (found[-1].text or "") else None
+
+        messages = bot.slack.wait_for(revoked_message, timeout=8)
+        assert len(messages) == 1
+        assert messages[0].edits >= 1
