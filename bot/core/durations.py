@@ -8,15 +8,15 @@ from datetime import timedelta
 from bot.core.errors import UserError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PART = re.compile(r"(\d+)\s*([smhdw])")
-_WHOLE = re.compile(r"^(\s*\d+\s*[smhdw]\s*)+$")
+_PART = re.compile(r"([0-9]+)\s*([smhdw])")
+_WHOLE = re.compile(r"^(\s*[0-9]+\s*[smhdw]\s*)+$")
 _WORDS = {
     "sec": "s", "secs": "s", "second": "s", "seconds": "s",
     "min": "m", "mins": "m", "minute": "m", "minutes": "m",
     "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
     "day": "d", "days": "d", "week": "w", "weeks": "w",
 }  # fmt: skip
-_WORD_RE = re.compile(r"(\d+)\s*(" + "|".join(sorted(_WORDS, key=len, reverse=True)) + r")\b")
+_WORD_RE = re.compile(r"([0-9]+)\s*(" + "|".join(sorted(_WORDS, key=len, reverse=True)) + r")\b")
 
 DURATION_HINT = "write a duration like `30m`, `4h`, `1h30m` or `2d`"
 
@@ -27,10 +27,13 @@ def parse_duration(text: str) -> timedelta:
     normalised = _WORD_RE.sub(lambda m: m.group(1) + _WORDS[m.group(2)], raw)
     if not normalised or not _WHOLE.match(normalised):
         raise UserError(f"`{text.strip()}` is not a duration", DURATION_HINT)
-    seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(normalised))
+    seconds = sum(int(n[:20]) * _UNITS[u] for n, u in _PART.findall(normalised))
     if seconds <= 0:
         raise UserError(f"`{text.strip()}` is not a positive duration", DURATION_HINT)
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise UserError(f"`{text.strip()}` is far too long a duration", DURATION_HINT) from None
 
 
 def parse_duration_within(text: str, minimum: timedelta, maximum: timedelta) -> timedelta:

@@ -54,20 +54,6 @@ class Policy:
 
 
 # --- evaluation ---------------------------------------------------------------------------------------
-#
-# Matching semantics (the choices this module makes):
-# - Groups: a rule applies when the requester holds at least one of its IdP groups (exact, case-sensitive).
-# - Selectors are shell globs (fnmatchcase) matched against a name OR an id.
-#   `clusters` selects clusters: the rule may grant cluster-context roles on those clusters, and nothing on
-#   their projects. `projects` (`CLUSTER/PROJECT`, each side a name or id glob; the project id may be written in
-#   full, `c-x:p-y`, or as its part after the colon) selects projects: project-context roles on those projects.
-#   A rule with only `cluster_labels` selects the labelled clusters AND every project in them.
-#   `cluster_labels` always narrows further: every label must be present with that value (values may be globs).
-# - The role template's context decides where a role can go at all: cluster roles only on clusters, project
-#   roles only on projects; an unknown role template is refused.
-# - Break-glass rules apply only to break-glass requests, and break-glass requests only to break-glass rules.
-# - Several matching rules: the most permissive wins — no approval first, then the longest max_duration,
-#   then fewer approvers, then the order in the config.
 
 _SCORE_GROUP, _SCORE_TARGET, _SCORE_LABELS, _SCORE_ROLE, _SCORE_KIND, _SCORE_DURATION, _SCORE_REASON = range(7)
 
@@ -284,7 +270,26 @@ def _check(policy: Policy, rule: Rule, request: AccessRequest) -> tuple[int, str
 
 
 def evaluate(policy: Policy, request: AccessRequest, catalog: Catalog) -> Decision:
-    """Decide a request: the most permissive matching rule, or a denial naming the closest rule and why."""
+    """Decide a request: the most permissive matching rule, or a denial naming the closest rule and why.
+
+    Matching semantics:
+    - Groups: a rule applies when the requester holds at least one of its IdP groups (exact, case-sensitive).
+    - Selectors are shell globs (fnmatchcase) matched against a name OR an id.
+      `clusters` selects clusters: the rule may grant cluster-context roles on those clusters, and nothing on
+      their projects. `projects` (`CLUSTER/PROJECT`, each side a name or id glob; the project id may be written
+      in full, `c-x:p-y`, or as its part after the colon) selects projects: project-context roles there.
+      A rule with only `cluster_labels` selects the labelled clusters AND every project in them.
+      `cluster_labels` always narrows further: every label must be present with that value (values may be globs).
+    - The role template's context decides where a role can go at all: cluster roles only on clusters, project
+      roles only on projects; an unknown role template is refused.
+    - Break-glass rules apply only to break-glass requests, and break-glass requests only to break-glass rules;
+      break-glass needs no approval (the approver groups are only notified).
+    - Duration: the requested one, else the rule's default; it must lie within [policy.min_duration, max_duration].
+    - Several matching rules: the most permissive wins — no approval first, then the longest max_duration,
+      then fewer approvers, then the order in the config.
+    - Denials report the rule that got furthest (group → target → labels → role → kind → duration → reason),
+      the first such rule in config order on ties.
+    """
     problem = _context_problem(request.role_id, request.target, catalog)
     if problem is not None:
         return Decision(allowed=False, why=problem, duration=request.duration, break_glass=request.break_glass)
@@ -304,7 +309,9 @@ def evaluate(policy: Policy, request: AccessRequest, catalog: Catalog) -> Decisi
     _, closest, why = best
     return Decision(
         allowed=False,
-        why=f"no rule allows this; closest is rule {closest.name}: {why}",
+        why=f"not allowed: {why}"
+        if f"rule {closest.name}" in why
+        else f"not allowed: {why} (closest rule: {closest.name})",
         duration=request.duration,
         max_duration=closest.max_duration,
         break_glass=request.break_glass,
