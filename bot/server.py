@@ -76,14 +76,16 @@ def create_app(
     clock: Clock | None = None,
     on_start: list[Hook] | None = None,
     socket_mode: bool = False,
+    run_jobs: bool = True,
 ) -> Starlette:
-    """The Starlette app; everything stateful is built in the lifespan, on the serving loop's thread."""
+    """The Starlette app; everything stateful is built in the lifespan; `run_jobs=False` keeps jobs off."""
     hooks = list(on_start or [])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         components = wiring.build(config, clock=clock)
         app.state.components = components
+        app.state.linking = components.deps.linking
         app.state.slack_handler = AsyncSlackRequestHandler(components.bolt)
         for hook in hooks:
             result = hook(components)
@@ -91,6 +93,12 @@ def create_app(
                 await result
         if socket_mode:
             await _start_socket_mode(components)
+        if run_jobs:
+            scheduler = wiring.build_scheduler(components)
+            await scheduler.start()
+            components.closers.append(scheduler.stop)
+        else:
+            components.role = "off"
         log.info("accessbot ready (jobs: %s)", components.role)
         try:
             yield

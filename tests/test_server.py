@@ -24,7 +24,7 @@ def test_healthz_is_503_when_migrations_are_missing(bot: RunningBot) -> None:
     conn.close()
     response = bot.http.get(f"{bot.url}/healthz")
     assert response.status_code == 503
-    assert response.json()["migrations"] == "1 pending"
+    assert response.json()["migrations"] == "2 pending"
 
 
 def test_metrics_exposes_prometheus_text(bot: RunningBot) -> None:

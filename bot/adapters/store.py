@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -193,6 +193,12 @@ def m001_initial(db: Database) -> None:
     db.table("counters").create({"name": str, "value": int}, pk="name", not_null={"value"})
 
 
+@migrations()
+def m002_audit_action_index(db: Database) -> None:
+    """Per-action counts over a period scan this covering index instead of every row (the weekly digest)."""
+    db.execute("create index if not exists idx_audit_events_action_ts on audit_events(action, ts)")
+
+
 def _json_list(value: str | None) -> tuple[str, ...]:
     return tuple(json.loads(value or "[]"))
 
@@ -327,6 +333,31 @@ class Store:
                 return
             yield from rows
             last = rows[-1]["id"]
+
+    def audit_action_counts(self, since: int, until: int) -> dict[str, int]:
+        """Rows per action with ts in [since, until), counted by SQLite on the (action, ts) index."""
+        sql = (
+            "select action, count(*) from audit_events indexed by idx_audit_events_action_ts "
+            "where ts >= ? and ts < ? group by action"
+        )
+        return {str(action): int(n) for action, n in self.db.conn.execute(sql, (since, until))}
+
+    def audit_detail_rows(self, since: int, until: int, actions: Iterable[str]) -> Iterator[sqlite3.Row]:
+        """Only rows of the given actions in [since, until), only the columns a digest reads (a lazy cursor)."""
+        wanted = sorted(actions)
+        cursor = self.db.conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        marks = ", ".join("?" for _ in wanted)
+        cursor.execute(
+            "select ts, action, actor, target, outcome, reason, details from audit_events"  # noqa: S608 - placeholders
+            f" where ts >= ? and ts < ? and action in ({marks})",
+            (since, until, *wanted),
+        )
+        return cursor
+
+    def open_reader(self) -> Store:
+        """A second connection to the same file, for long reads in another thread (close it there)."""
+        return Store(self.path)
 
     def audit_count(self) -> int:
         """Number of audit rows."""
@@ -726,4 +757,55 @@ class Store:
             via_groups=_json_list(row["via_groups"]),
             request_expires_at=row["request_expires_at"],
             drifted=bool(row["drifted"]),
+            updated_at=row["updated_at"],
         )
+
+    # --- scheduled jobs: revocation retries, overdue alerts, digest ----------------------------------
+
+    def revocations_due(self, now: int, stale_before: int, limit: int = 10000) -> list[Grant]:
+        """Grants left in `revoking` whose retry time has come, or never retried and untouched since `stale_before`."""
+        rows = self.db.query(
+            "select * from grants where state = 'revoking' and ("
+            "(next_attempt_at > 0 and next_attempt_at <= ?) "
+            "or (coalesce(next_attempt_at, 0) = 0 and coalesce(updated_at, 0) <= ?)"
+            ") order by expires_at limit ?",
+            [now, stale_before, limit],
+        )
+        return [self._grant(r) for r in rows]
+
+    def grant_retry(self, grant_id: str) -> tuple[int, int, int]:
+        """(attempts, next_attempt_at, overdue_alerted) of a grant; zeros when unknown."""
+        rows = list(
+            self.db.query("select attempts, next_attempt_at, overdue_alerted from grants where id = ?", [grant_id])
+        )
+        if not rows:
+            return 0, 0, 0
+        row = rows[0]
+        return int(row["attempts"] or 0), int(row["next_attempt_at"] or 0), int(row["overdue_alerted"] or 0)
+
+    def overdue_grants(self, expired_before: int, limit: int = 1000) -> list[Grant]:
+        """Active or revoking grants that expired before `expired_before` and were not alerted on yet."""
+        rows = self.db.query(
+            "select * from grants where state in ('active', 'revoking') and expires_at < ? "
+            "and coalesce(overdue_alerted, 0) = 0 order by expires_at limit ?",
+            [expired_before, limit],
+        )
+        return [self._grant(r) for r in rows]
+
+    def overdue_resolved(self, limit: int = 1000) -> list[Grant]:
+        """Grants alerted as overdue (overdue_alerted = 1) that have left active/revoking since."""
+        rows = self.db.query(
+            "select * from grants where overdue_alerted = 1 and state not in ('active', 'revoking') "
+            "order by seq limit ?",
+            [limit],
+        )
+        return [self._grant(r) for r in rows]
+
+    def grants_between(self, since: int, until: int, limit: int = 100000) -> list[Grant]:
+        """Grants requested in [since, until) or active at some moment of it, oldest first."""
+        rows = self.db.query(
+            "select * from grants where (requested_at >= ? and requested_at < ?) or (activated_at is not null "
+            "and activated_at < ? and coalesce(ended_at, expires_at, activated_at) >= ?) order by seq limit ?",
+            [since, until, until, since, limit],
+        )
+        return [self._grant(r) for r in rows]

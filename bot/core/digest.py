@@ -1,27 +1,38 @@
 """The weekly audit digest as a value: counts per category, change against the previous period, top lists.
 
-`build_digest` reads audit rows (mappings with ts, actor, action, target, outcome, details and optionally reason)
-in one pass with plain dicts; `details` may be a mapping or its JSON text, and is only looked at for the few
-actions that need it (flags are read from canonical JSON text without parsing). No formatting happens here:
+`build_digest` reads audit rows (mappings or sqlite3.Rows with ts, actor, action, target, details and optionally
+reason) in one pass with plain dicts and Counters; `details` is a flat JSON object, as a mapping or as its
+canonical JSON text, and is only looked at for the few DETAIL_ACTIONS (flags and numbers are read from the text
+without parsing; anything unusual falls back to json.loads). No formatting happens here:
 `digest_rows` gives (label, count, change) lines and `grants_csv` the period's grants for the attachment.
 """
 
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from itertools import compress, islice
-from operator import itemgetter
+from itertools import compress, islice, repeat
+from operator import contains, eq, itemgetter
+from typing import Any, Protocol
 
 from bot.core import audit_actions as A
 
-AuditEventLike = Mapping[str, object]
+
+class AuditEventLike(Protocol):
+    """An audit row: a dict, a Mapping or a sqlite3.Row with ts, actor, action, target, details (reason optional)."""
+
+    def __getitem__(self, key: str, /) -> Any:
+        """The value of one column."""
+        ...
+
 
 CATEGORIES: tuple[tuple[str, str], ...] = (
     ("links", "Links"),
@@ -133,7 +144,9 @@ class _Scan:
     actions: Counter[str] = field(default_factory=Counter)
     requesters: Counter[str] = field(default_factory=Counter)
     targets: Counter[str] = field(default_factory=Counter)
-    spans: dict[str, tuple[int, AuditEventLike]] = field(default_factory=dict)
+    spans: dict[str, tuple[int, object, object, object]] = field(
+        default_factory=dict
+    )  # duration, details, actor, target
     glass: list[BreakGlassUse] = field(default_factory=list)
     events: int = 0
     approved: int = 0
@@ -142,7 +155,7 @@ class _Scan:
 
 
 def _details(row: AuditEventLike) -> Mapping[str, object]:
-    raw = row.get("details")
+    raw = row["details"]
     if isinstance(raw, Mapping):
         return raw
     if isinstance(raw, str | bytes) and raw:
@@ -154,38 +167,43 @@ def _details(row: AuditEventLike) -> Mapping[str, object]:
     return {}
 
 
+_FLAG_TEXT = {key: (f'"{key}"', f'"{key}":true', f'"{key}":false') for key in ("self_service", "break_glass", "final")}
+_GRANT_ID = re.compile(r'"grant_id":"([^"\\]*)"')
+_DURATION = re.compile(r'"duration_s":(\d+)[,}]')
+
+
 def _flag(row: AuditEventLike, key: str) -> bool:
     """A boolean detail, read from canonical JSON text without parsing when possible."""
-    raw = row.get("details")
+    raw = row["details"]
     if isinstance(raw, str):
-        quoted = f'"{key}"'
+        quoted, true, false = _FLAG_TEXT[key]
         if quoted not in raw:
             return False
-        if f"{quoted}:true" in raw:
+        if true in raw:
             return True
-        if f"{quoted}:false" in raw:
+        if false in raw:
             return False
     return _details(row).get(key) is True
 
 
 def _grant_and_duration(row: AuditEventLike) -> tuple[str, int]:
-    """(grant_id, duration_s) of a grant event, sliced from canonical JSON text, parsed only when that fails."""
-    raw = row.get("details")
+    """(grant_id, duration_s) of a grant event, read from canonical JSON text, parsed only when that fails."""
+    raw = row["details"]
     if isinstance(raw, str):
-        i = raw.find('"grant_id":"')
-        j = raw.find('"duration_s":')
-        if i >= 0 and j >= 0:
-            i += 12
-            end_id = raw.find('"', i)
-            j += 13
-            end_n = j
-            while end_n < len(raw) and raw[end_n].isdigit():
-                end_n += 1
-            grant_id = raw[i:end_id]
-            if end_id > i and "\\" not in grant_id and end_n > j:
-                return grant_id, int(raw[j:end_n])
+        grant_id = _GRANT_ID.search(raw)
+        duration = _DURATION.search(raw)
+        if grant_id is not None and duration is not None:
+            return grant_id.group(1), int(duration.group(1))
     d = _details(row)
     return _str(d.get("grant_id")), _int(d.get("duration_s"))
+
+
+def _optional(row: AuditEventLike, key: str) -> object:
+    """A column that some row sources lack (KeyError for mappings, IndexError for sqlite3.Row)."""
+    try:
+        return row[key]
+    except (KeyError, IndexError):
+        return None
 
 
 def _int(value: object) -> int:
@@ -196,7 +214,7 @@ def _int(value: object) -> int:
     if isinstance(value, float | str):
         try:
             return int(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             return 0
     return 0
 
@@ -209,14 +227,18 @@ _get_ts = itemgetter("ts")
 _get_action = itemgetter("action")
 _get_actor = itemgetter("actor")
 _get_target = itemgetter("target")
-_SPECIAL = frozenset({A.GRANT_REQUESTED, A.GRANT_APPROVED, A.GRANT_ACTIVE, A.GRANT_EXTENDED})
+_get_details = itemgetter("details")
+DETAIL_ACTIONS: frozenset[str] = frozenset({A.GRANT_REQUESTED, A.GRANT_APPROVED, A.GRANT_ACTIVE, A.GRANT_EXTENDED})
+"""The actions whose rows the digest reads one by one; every other action is only counted."""
 
 
 def _scan(events: Iterable[AuditEventLike], start: int, end: int, *, detail: bool) -> _Scan:
-    """One pass over the rows in [start, end), a chunk at a time; only the few grant actions are looked into."""
+    """One pass over the rows in [start, end), a chunk at a time, counting with C-level map/compress/Counter.
+
+    Only the DETAIL_ACTIONS rows of each chunk are looked into, a batch per action.
+    """
     acc = _Scan()
     rows = iter(events)
-    special = _SPECIAL.__contains__
     while chunk := list(islice(rows, _CHUNK)):
         stamps = list(map(_get_ts, chunk))
         if min(stamps) < start or max(stamps) >= end:
@@ -224,51 +246,102 @@ def _scan(events: Iterable[AuditEventLike], start: int, end: int, *, detail: boo
         acc.events += len(chunk)
         actions = list(map(_get_action, chunk))
         acc.actions.update(actions)
-        for row in compress(chunk, map(special, actions)):
-            _special(acc, row, detail=detail)
+        requested = _pick(chunk, actions, A.GRANT_REQUESTED)
+        if requested:
+            _requested(acc, requested, detail=detail)
+        approved = _pick(chunk, actions, A.GRANT_APPROVED)
+        if approved:
+            acc.approved += len(_flagged(approved, "final"))
+        if detail:
+            for action in (A.GRANT_ACTIVE, A.GRANT_EXTENDED):
+                picked = _pick(chunk, actions, action)
+                if picked:
+                    _spans(acc, picked)
     return acc
 
 
-def _special(acc: _Scan, row: AuditEventLike, *, detail: bool) -> None:
-    """Account one grant event whose details matter."""
-    action = row["action"]
-    if action == A.GRANT_REQUESTED:
-        if detail:
-            acc.requesters[_str(row.get("actor"))] += 1
-            acc.targets[_str(row.get("target"))] += 1
-        if _flag(row, "self_service"):
-            acc.self_service += 1
-        if _flag(row, "break_glass"):
-            acc.break_glass += 1
-            if detail:
-                d = _details(row)
-                acc.glass.append(
-                    BreakGlassUse(
-                        ts=_int(row["ts"]),
-                        grant_id=_str(d.get("grant_id")),
-                        slack_user=_str(d.get("slack_user") or row.get("actor")),
-                        role=_str(d.get("role")),
-                        target=_str(d.get("target") or row.get("target")),
-                        reason=_str(row.get("reason") or d.get("reason")),
-                    )
-                )
-    elif action == A.GRANT_APPROVED:
-        if _flag(row, "final"):
-            acc.approved += 1
-    elif detail:  # GRANT_ACTIVE / GRANT_EXTENDED: the total granted time, kept per grant
-        grant_id, duration = _grant_and_duration(row)
-        known = acc.spans.get(grant_id)
-        if known is None or duration > known[0]:
-            acc.spans[grant_id] = (duration, row)
+def _pick(chunk: list[AuditEventLike], actions: list[object], action: str) -> list[AuditEventLike]:
+    """The rows of a chunk with this action."""
+    return list(compress(chunk, map(eq, actions, repeat(action))))
 
 
-def _span(grant_id: str, duration: int, row: AuditEventLike) -> GrantSpan:
-    d = _details(row)
+def _flagged(rows: list[AuditEventLike], key: str) -> list[AuditEventLike]:
+    """The rows whose details set `key` to true: substring counts on canonical JSON, per-row checks otherwise."""
+    details = list(map(_get_details, rows))
+    if set(map(type, details)) == {str}:
+        quoted, true, false = _FLAG_TEXT[key]
+        mentioned = sum(map(contains, details, repeat(quoted)))
+        if mentioned == sum(map(contains, details, repeat(true))) + sum(map(contains, details, repeat(false))):
+            return list(compress(rows, map(contains, details, repeat(true))))
+    return [row for row in rows if _flag(row, key)]
+
+
+def _requested(acc: _Scan, rows: list[AuditEventLike], *, detail: bool) -> None:
+    """Account grant.requested rows: requesters, targets, self-service and break-glass."""
+    if detail:
+        acc.requesters.update(map(_get_actor, rows))
+        acc.targets.update(map(_get_target, rows))
+    acc.self_service += len(_flagged(rows, "self_service"))
+    glass = _flagged(rows, "break_glass")
+    acc.break_glass += len(glass)
+    if not detail:
+        return
+    for row in glass:
+        d = _details(row)
+        acc.glass.append(
+            BreakGlassUse(
+                ts=_int(row["ts"]),
+                grant_id=_str(d.get("grant_id")),
+                slack_user=_str(d.get("slack_user") or row["actor"]),
+                role=_str(d.get("role")),
+                target=_str(d.get("target") or row["target"]),
+                reason=_str(_optional(row, "reason") or d.get("reason")),
+            )
+        )
+
+
+_Kept = tuple[int, object, object, object]  # duration_s, details, actor, target — column values, never the row
+
+
+def _spans(acc: _Scan, rows: list[AuditEventLike]) -> None:
+    """Keep, per grant, the largest total duration seen on grant.active / grant.extended rows (first one on ties)."""
+    details = list(map(_get_details, rows))
+    best: dict[str, _Kept] = {}
+    if set(map(type, details)) == {str}:
+        ids = list(map(_GRANT_ID.search, details))
+        found = list(map(_DURATION.search, details))
+        if None not in ids and None not in found:
+            seconds = list(map(int, map(_first_group, found)))
+            kept = list(zip(seconds, details, map(_get_actor, rows), map(_get_target, rows), strict=True))
+            grant_ids = list(map(_first_group, ids))
+            # ascending duration, later rows first among equals: the dict keeps the last = largest, earliest
+            order = sorted(range(len(kept) - 1, -1, -1), key=seconds.__getitem__)
+            best = dict(zip(map(grant_ids.__getitem__, order), map(kept.__getitem__, order), strict=True))
+    if not best:
+        for row in rows:
+            grant_id, duration = _grant_and_duration(row)
+            known = best.get(grant_id)
+            if known is None or duration > known[0]:
+                best[grant_id] = (duration, row["details"], row["actor"], row["target"])
+    spans = acc.spans
+    for grant_id in spans.keys() & best.keys():
+        if spans[grant_id][0] >= best[grant_id][0]:
+            del best[grant_id]
+    spans.update(best)
+
+
+def _first_group(match: re.Match[str] | None) -> str:
+    return match.group(1) if match is not None else ""
+
+
+def _span(grant_id: str, kept: tuple[int, object, object, object]) -> GrantSpan:
+    duration, details, actor, target = kept
+    d = _details({"details": details})
     return GrantSpan(
         grant_id=grant_id,
-        slack_user=_str(d.get("slack_user") or row.get("actor")),
+        slack_user=_str(d.get("slack_user") or actor),
         role=_str(d.get("role")),
-        target=_str(d.get("target") or row.get("target")),
+        target=_str(d.get("target") or target),
         duration_s=duration,
     )
 
@@ -282,7 +355,7 @@ def _counts(acc: _Scan) -> dict[str, int]:
 
 
 def _top(counter: Mapping[str, int], n: int) -> tuple[tuple[str, int], ...]:
-    return tuple(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
+    return tuple(heapq.nsmallest(n, counter.items(), key=lambda kv: (-kv[1], _str(kv[0]))))
 
 
 def build_digest(  # noqa: PLR0917 - the positional signature the services were promised
@@ -294,18 +367,30 @@ def build_digest(  # noqa: PLR0917 - the positional signature the services were 
     chain_count: int,
     *,
     top: int = 5,
+    counts: Mapping[str, int] | None = None,
+    previous_counts: Mapping[str, int] | None = None,
 ) -> Digest:
     """Build the digest of [period_start, period_end) in one pass; `previous` is the period just before it.
 
     Rows outside the period are skipped, so callers may pass a wider stream. The previous period is taken to be
     as long as this one and ends at period_start.
+
+    Fast path for big tables: pass `counts` (rows per action in the period, e.g. from SQL `GROUP BY action`) and
+    only the rows whose action is in DETAIL_ACTIONS as `events`; likewise `previous_counts` with `previous`.
+    The result is the same as streaming every row.
     """
     acc = _scan(events, period_start, period_end, detail=True)
+    if counts is not None:
+        acc.actions = Counter(counts)
+        acc.events = sum(counts.values())
     prev_counts: dict[str, int] | None = None
-    if previous is not None:
+    if previous is not None or previous_counts is not None:
         length = period_end - period_start
-        prev_counts = _counts(_scan(previous, period_start - length, period_start, detail=False))
-    longest = sorted(acc.spans.items(), key=lambda kv: (-kv[1][0], kv[0]))[:top]
+        prev = _scan(previous or (), period_start - length, period_start, detail=False)
+        if previous_counts is not None:
+            prev.actions = Counter(previous_counts)
+        prev_counts = _counts(prev)
+    longest = heapq.nsmallest(top, acc.spans.items(), key=lambda kv: (-kv[1][0], kv[0]))
     return Digest(
         period_start=period_start,
         period_end=period_end,
@@ -313,7 +398,7 @@ def build_digest(  # noqa: PLR0917 - the positional signature the services were 
         previous=prev_counts,
         top_requesters=_top(acc.requesters, top),
         top_targets=_top(acc.targets, top),
-        longest_grants=tuple(_span(grant_id, duration, row) for grant_id, (duration, row) in longest),
+        longest_grants=tuple(_span(grant_id, kept) for grant_id, kept in longest),
         break_glass=tuple(sorted(acc.glass, key=lambda g: g.ts)),
         chain_ok=chain_ok,
         chain_count=chain_count,

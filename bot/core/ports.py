@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.core.model import (
@@ -18,6 +19,7 @@ from bot.core.model import (
     RancherUser,
     RoleBinding,
     RoleTemplate,
+    VerifiedLogin,
 )
 
 Row = dict[str, Any]
@@ -66,6 +68,55 @@ class Notifier(Protocol):
 
     async def user_email(self, user: str) -> str | None:
         """The Slack profile email of a user, or None when Slack has none."""
+        ...
+
+
+# --- identity provider -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefreshedTokens:
+    """A token-endpoint answer to a refresh, before its ID token is checked (so rotation is stored first)."""
+
+    refresh_token: str | None
+    id_token: str | None
+    access_token: str | None
+    access_token_expires_at: int | None
+
+    def __repr__(self) -> str:
+        return "RefreshedTokens(<redacted>)"
+
+
+class IdentityProvider(Protocol):
+    """The OpenID Connect provider (implemented by adapters.oidc.OidcClient); every refusal is TokenRejected."""
+
+    @property
+    def issuer(self) -> str:
+        """The configured issuer identifier."""
+        ...
+
+    async def authorization_url(self, state: str, nonce: str, code_verifier: str) -> str:
+        """The authorization endpoint URL for a code flow with PKCE (S256), state and nonce."""
+        ...
+
+    async def exchange_code(self, code: str, code_verifier: str, expected_nonce: str) -> VerifiedLogin:
+        """Redeem an authorization code and return the strictly validated login."""
+        ...
+
+    async def refresh_tokens(self, refresh_token: str) -> RefreshedTokens:
+        """Use a refresh token; return the raw answer (new refresh token first, nothing verified yet)."""
+        ...
+
+    async def verify_refresh(self, tokens: RefreshedTokens, expected_subject: str) -> VerifiedLogin:
+        """Validate a refresh answer (ID token without nonce, else userinfo) for the linked subject."""
+        ...
+
+    async def refresh(self, refresh_token: str) -> VerifiedLogin:
+        """Refresh and validate in one step (callers that must persist rotation first use the two steps)."""
+        ...
+
+    async def revoke(self, refresh_token: str) -> bool:
+        """Revoke a refresh token (RFC 7009); False when the IdP has no revocation endpoint."""
         ...
 
 
@@ -184,6 +235,22 @@ class Store(Protocol):
 
     def audit_rows(self, since: int | None = None, until: int | None = None, batch: int = 5000) -> Iterator[Row]:
         """Audit rows in id order, optionally within [since, until) by ts, streamed in batches."""
+        ...
+
+    def audit_action_counts(self, since: int, until: int) -> dict[str, int]:
+        """Rows per action with ts in [since, until)."""
+        ...
+
+    def audit_detail_rows(self, since: int, until: int, actions: Iterable[str]) -> Iterator[Any]:
+        """Only rows of the given actions in [since, until), the columns a digest reads."""
+        ...
+
+    def open_reader(self) -> Store:
+        """A second connection to the same database, for long reads in another thread."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
         ...
 
     def audit_count(self) -> int:
@@ -366,4 +433,24 @@ class Store(Protocol):
 
     def grant_counts(self) -> dict[str, int]:
         """Number of grants per state (for /metrics)."""
+        ...
+
+    def revocations_due(self, now: int, stale_before: int, limit: int = 10000) -> list[Grant]:
+        """Grants left in `revoking` whose retry time has come, or never retried and untouched since `stale_before`."""
+        ...
+
+    def grant_retry(self, grant_id: str) -> tuple[int, int, int]:
+        """(attempts, next_attempt_at, overdue_alerted) of a grant; zeros when unknown."""
+        ...
+
+    def overdue_grants(self, expired_before: int, limit: int = 1000) -> list[Grant]:
+        """Active or revoking grants that expired before `expired_before` and were not alerted on yet."""
+        ...
+
+    def overdue_resolved(self, limit: int = 1000) -> list[Grant]:
+        """Grants alerted as overdue (overdue_alerted = 1) that have left active/revoking since."""
+        ...
+
+    def grants_between(self, since: int, until: int, limit: int = 100000) -> list[Grant]:
+        """Grants requested in [since, until) or active at some moment of it, oldest first."""
         ...

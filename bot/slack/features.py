@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-MODULES: list[Any] = []
+from bot.slack import access, grants, identity
+
+MODULES: list[Any] = [identity, access, grants]

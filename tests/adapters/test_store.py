@@ -23,7 +23,7 @@ def store(tmp_path: Path) -> Store:
 def test_migrations_apply_from_empty_and_rerun_is_a_no_op(tmp_path: Path) -> None:
     """Migrating an empty file applies every migration; a second run applies nothing."""
     store = Store(tmp_path / "fresh.db")
-    assert store.migrate() == ["m001_initial"]
+    assert store.migrate() == ["m001_initial", "m002_audit_action_index"]
     assert store.migrate() == []
     assert store.pending_migrations() == []
     tables = set(store.db.table_names())

@@ -1,0 +1,271 @@
+"""Benchmark: N grants expiring at the same moment, revoked by one sweep against a Rancher emulator at 20 ms a call.
+
+Run: /work/venv/bin/python bench/revocation.py [--grants 10000] [--concurrency 16] [--latency 0.02]
+
+The Rancher emulator runs in a child process (so its CPU does not share the bot's GIL), seeded from a generated
+fixture holding one tagged PRTB per grant; a small ASGI wrapper there counts the requests in flight. The grants
+are inserted into a fresh SQLite file in bulk, all expired at the same second. The bot side is the production
+code path: Jobs.expire_grants → GrantingService.finish_revocation → RancherClient over HTTP, with the audit
+events and outbox messages every revocation writes. Prints the concurrency, total seconds, revocations per
+second, Rancher requests by method and the peak of concurrent requests the emulator saw. Target: 10,000 in 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from slack_sdk.web.async_client import AsyncWebClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.adapters.rancher import RancherClient
+from bot.adapters.slack_notifier import SlackNotifier
+from bot.adapters.store import Store
+from bot.core.model import Grant, GrantState, Target
+from bot.core.policy import Policy
+from bot.devtools.rancher_api import DEMO_FIXTURE, EmulatorSettings, RancherEmulator, load_fixture
+from bot.services.audit import AuditLog
+from bot.services.granting import GrantingService, binding_name
+from bot.services.jobs import Jobs, JobSettings
+from bot.services.notifications import Notifications
+
+TARGET_S = 60.0
+BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
+LABEL = "accessbot.io/grant"
+PROJECT = "c-7xk2p:p-4mz8q"
+ALICE_RANCHER = "u-x7xfihrhhs"
+ALICE_SUB = "3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f"
+EXPIRY = 1_800_000_000
+
+
+class _Clock:
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def now(self) -> int:
+        return self.value
+
+
+class PeakCounter:
+    """ASGI wrapper: counts /v3 requests in flight and keeps the peak; GET /_bench/peak reads it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.in_flight = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == "/_bench/peak":
+            body = json.dumps({"peak": self.peak}).encode()
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        counted = scope["path"].startswith("/v3")
+        if counted:
+            with self._lock:
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if counted:
+                with self._lock:
+                    self.in_flight -= 1
+
+
+def serve_emulator(fixture_path: str, latency: float, port_file: str) -> None:
+    """Child process: serve the emulator seeded from `fixture_path`, write the port to `port_file`, run forever."""
+    import socket
+
+    import uvicorn
+
+    emulator = RancherEmulator(load_fixture(fixture_path), EmulatorSettings(latency=latency, page_size=1000))
+    app = PeakCounter(emulator.app)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    Path(port_file).write_text(str(sock.getsockname()[1]))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=60)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def write_fixture(path: Path, grants: int) -> None:
+    """The demo estate plus one tagged PRTB per grant (JSON is YAML, and much faster to write)."""
+    fixture = load_fixture(DEMO_FIXTURE)
+    fixture["projectRoleTemplateBindings"] = list(fixture.get("projectRoleTemplateBindings", [])) + [
+        {
+            "name": binding_name(f"g-{i}"),
+            "projectId": PROJECT,
+            "roleTemplateId": "project-member",
+            "userId": ALICE_RANCHER,
+            "labels": {LABEL: f"g-{i}"},
+            "annotations": {"accessbot.io/slack-user": "U0ALICE001"},
+        }
+        for i in range(1, grants + 1)
+    ]
+    path.write_text(json.dumps(fixture))
+
+
+def insert_grants(store: Store, ids: dict[str, str], grants: int) -> None:
+    """Insert N active grants, all expiring at EXPIRY, in one transaction."""
+    rows = []
+    for i in range(1, grants + 1):
+        gid = f"g-{i}"
+        grant = Grant(
+            id=gid,
+            slack_user="U0ALICE001",
+            subject=ALICE_SUB,
+            target=Target("c-7xk2p", PROJECT),
+            role_id="project-member",
+            duration_s=3600,
+            rule="bench",
+            state=GrantState.ACTIVE,
+            requested_at=EXPIRY - 3600,
+            activated_at=EXPIRY - 3600,
+            expires_at=EXPIRY,
+            binding_id=ids[binding_name(gid)],
+            binding_name=binding_name(gid),
+        )
+        row = store._grant_row(grant)
+        row["updated_at"] = EXPIRY - 3600
+        rows.append(row)
+    with store.atomic():
+        store.db.table("grants").insert_all(rows, batch_size=1000)
+        store.db.execute("insert into counters(name, value) values ('grant', ?)", [grants])
+
+
+async def run(args: argparse.Namespace, base: str, db: Path) -> dict[str, Any]:
+    """Insert the grants, run one sweep, check every grant ended and every binding is gone."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        state = (await http.get("/_emulator/state")).json()
+        ids = {b["name"]: b["id"] for b in state["projectRoleTemplateBinding"]}
+        await http.post("/_emulator/requests/reset")
+        store = Store(db)
+        store.migrate()
+        insert_grants(store, ids, args.grants)
+        clock = _Clock(EXPIRY + 1)
+        audit = AuditLog(store, clock)
+        notifications = Notifications(store, clock, {"grants": "CGRANTS001", "security": "CSECURITY1"})
+        rancher = RancherClient(base, BOT_KEY, max_connections=args.concurrency, timeout=30)
+        granting = GrantingService(
+            store=store,
+            rancher=rancher,
+            audit=audit,
+            notifications=notifications,
+            clock=clock,
+            policy=Policy(rules=()),
+            grant_label=LABEL,
+        )
+        jobs = Jobs(
+            store=store,
+            rancher=rancher,
+            notifier=SlackNotifier(AsyncWebClient(token="xoxb-unused", base_url="http://127.0.0.1:9/")),  # not called
+            notifications=notifications,
+            audit=audit,
+            granting=granting,
+            clock=clock,
+            settings=JobSettings(grant_label=LABEL, revoke_concurrency=args.concurrency),
+        )
+        started, cpu_started = time.perf_counter(), time.process_time()
+        result = await jobs.expire_grants(clock.now())
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        counts = (await http.get("/_emulator/requests")).json()
+        peak = (await http.get("/_bench/peak")).json()["peak"]
+        left = (await http.get("/_emulator/state")).json()["projectRoleTemplateBinding"]
+        await rancher.aclose()
+        expired = store.grant_counts().get("expired", 0)
+        outbox = store.outbox_pending_count()
+        store.close()
+    by_method: dict[str, int] = {}
+    for path, n in counts["by_path"].items():
+        method = path.split(" ", 1)[0]
+        by_method[method] = by_method.get(method, 0) + n
+    return {
+        "grants": args.grants,
+        "concurrency": args.concurrency,
+        "latency_s": args.latency,
+        "seconds": round(elapsed, 2),
+        "revocations_per_s": round(result.revoked / elapsed, 1) if elapsed else 0.0,
+        "bot_cpu_seconds": round(cpu, 2),
+        "host_load_average_1m": round(os.getloadavg()[0], 2),
+        "revoked": result.revoked,
+        "failed": result.failed,
+        "expired_in_db": expired,
+        "tagged_bindings_left": sum(1 for b in left if LABEL in (b.get("labels") or {})),
+        "rancher_requests": counts["total"],
+        "rancher_requests_by_method": by_method,
+        "peak_concurrent_requests_at_emulator": peak,
+        "outbox_messages_queued": outbox,
+    }
+
+
+def main() -> int:
+    """Parse arguments, start the emulator process, run the sweep, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grants", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=16, help="schedule.revoke_concurrency (default 16)")
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds per Rancher call (default 0.02)")
+    parser.add_argument("--serve-emulator", nargs=2, metavar=("FIXTURE", "PORT_FILE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_emulator:
+        serve_emulator(args.serve_emulator[0], args.latency, args.serve_emulator[1])
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        fixture, port_file = Path(tmp) / "estate.json", Path(tmp) / "port"
+        write_fixture(fixture, args.grants)
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--latency",
+                str(args.latency),
+                "--serve-emulator",
+                str(fixture),
+                str(port_file),
+            ],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not port_file.exists() or not port_file.read_text():
+                if child.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the emulator process did not start")
+                time.sleep(0.1)
+            base = f"http://127.0.0.1:{port_file.read_text()}"
+            while True:
+                try:
+                    httpx.get(f"{base}/_emulator/settings", timeout=2)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            report = asyncio.run(run(args, base, Path(tmp) / "bench.db"))
+        finally:
+            child.terminate()
+            child.wait(timeout=10)
+    print(yaml.safe_dump(report, sort_keys=False).rstrip())
+    ok = report["expired_in_db"] == args.grants and report["tagged_bindings_left"] == 0
+    verdict = "PASS" if ok and report["seconds"] <= TARGET_S else "FAIL"
+    print(f"{verdict}: {args.grants} grants revoked in {report['seconds']} s (target {TARGET_S:.0f} s for 10,000)")
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

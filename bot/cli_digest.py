@@ -1,0 +1,65 @@
+"""`accessbot digest`: the audit digest the bot posts weekly, printed in the terminal for any window."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from bot.core.durations import parse_duration
+from bot.core.errors import UserError
+
+EXIT_OK = 0
+Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
+def _moment(text: str | None, now: datetime) -> int:
+    """`7d` (that long ago), an ISO date/time (UTC unless it says otherwise), or epoch seconds."""
+    if text is None:
+        return int(now.timestamp())
+    if text.isdigit():
+        return int(text)
+    try:
+        return int((now - parse_duration(text)).timestamp())
+    except UserError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"`{text}` is neither a duration (7d) nor an ISO time (2026-11-01T00:00)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def cmd_digest(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Print the digest of [since, until) with the change against the equally long window before it."""
+    from bot.adapters.clock import SystemClock  # noqa: PLC0415 - only this command needs the store
+    from bot.config import load_config  # noqa: PLC0415
+    from bot.core.digest_view import render_digest_text  # noqa: PLC0415
+    from bot.services.audit import AuditLog  # noqa: PLC0415
+    from bot.services.jobs import build_period_digest  # noqa: PLC0415
+    from bot.wiring import open_store  # noqa: PLC0415
+
+    config = load_config(getattr(args, "config", None))
+    now = datetime.now(UTC)
+    since, until = _moment(args.since, now), _moment(args.until, now)
+    if since >= until:
+        raise UserError("--since must be before --until", "for example `accessbot digest --since 7d`")
+    store = open_store(config)
+    try:
+        digest = build_period_digest(store, AuditLog(store, SystemClock()), since, until)
+    finally:
+        store.close()
+    (out or sys.stdout).write(render_digest_text(digest, timezone=args.timezone or config.schedule.digest.timezone))
+    return EXIT_OK
+
+
+def register_digest(sub: Any, add: Add) -> None:
+    """`accessbot digest --since 7d [--until T] [--timezone TZ]`."""
+    p = add("digest", cmd_digest, "print the audit digest (as posted weekly) for a time window")
+    p.add_argument("--since", default="7d", help="start: 7d (ago), an ISO time, or epoch seconds (default 7d)")
+    p.add_argument("--until", help="end (exclusive), same forms (default: now)")
+    p.add_argument("--timezone", help="show times in this IANA zone (default: schedule.digest.timezone)")

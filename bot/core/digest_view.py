@@ -1,0 +1,211 @@
+"""The weekly digest as people see it: its period (an ISO week in a timezone) and its text and Block Kit forms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.core import mrkdwn
+from bot.core.digest import CATEGORIES, Digest
+from bot.core.durations import format_duration
+
+DAYS: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "Identity",
+        (
+            "links",
+            "relinks",
+            "unlinks",
+            "token_failures",
+            "token_reuse",
+            "deactivations",
+            "logins_rejected",
+            "slack_rejected",
+        ),
+    ),
+    (
+        "Grants",
+        (
+            "grants_requested",
+            "grants_approved",
+            "approvals",
+            "grants_denied",
+            "requests_expired",
+            "self_service",
+            "break_glass",
+            "grants_activated",
+            "grants_failed",
+            "grants_extended",
+            "revoked_early",
+            "grants_expired",
+        ),
+    ),
+    ("Rancher", ("drift_found", "drift_repaired", "untagged_bindings", "overdue_revocations")),
+)
+"""Display groups of the digest's categories (every key of core.digest.CATEGORIES appears once)."""
+
+_LABELS = dict(CATEGORIES)
+
+
+@dataclass(frozen=True)
+class DigestPeriod:
+    """One digest period: the ISO week `key` (e.g. `2026-W47`) as [start, end) epoch seconds in `timezone`."""
+
+    key: str
+    start: int
+    end: int
+    timezone: str
+
+    def previous(self) -> DigestPeriod:
+        """The ISO week before this one."""
+        tz = ZoneInfo(self.timezone)
+        start_local = datetime.fromtimestamp(self.start, tz).replace(tzinfo=None)
+        return _week(start_local - timedelta(days=7), tz, self.timezone)
+
+
+def _week(monday_local: datetime, tz: ZoneInfo, name: str) -> DigestPeriod:
+    """The period of the ISO week starting at the naive local Monday `monday_local` (midnight)."""
+    begin = datetime.combine(monday_local.date(), time(0), tzinfo=tz)
+    end = datetime.combine((monday_local + timedelta(days=7)).date(), time(0), tzinfo=tz)
+    year, week, _ = begin.isocalendar()
+    return DigestPeriod(f"{year}-W{week:02d}", int(begin.timestamp()), int(end.timestamp()), name)
+
+
+def week_of(now: int, timezone: str) -> DigestPeriod:
+    """The ISO week (Monday 00:00 to Monday 00:00 local time) that contains `now`."""
+    tz = ZoneInfo(timezone)
+    local = datetime.fromtimestamp(now, tz)
+    monday = (local - timedelta(days=local.weekday())).replace(tzinfo=None)
+    return _week(monday, tz, timezone)
+
+
+def last_complete_week(now: int, timezone: str) -> DigestPeriod:
+    """The last ISO week that ended at or before `now` (what a digest posted at `now` reports on)."""
+    return week_of(now, timezone).previous()
+
+
+def fire_time(now: int, timezone: str, day: str, at: str) -> int:
+    """When this ISO week's digest falls due: weekday `day` (a name) at local `at` (HH:MM), as epoch seconds."""
+    tz = ZoneInfo(timezone)
+    week = week_of(now, timezone)
+    hour, minute = (int(part) for part in at.split(":", 1))
+    monday = datetime.fromtimestamp(week.start, tz).date()
+    moment = datetime.combine(monday + timedelta(days=DAYS.index(day.lower())), time(hour, minute), tzinfo=tz)
+    return int(moment.timestamp())
+
+
+def _when(ts: int, timezone: str) -> str:
+    return datetime.fromtimestamp(ts, ZoneInfo(timezone)).strftime("%a %d %b %Y %H:%M")
+
+
+def _change(digest: Digest, key: str) -> str:
+    delta = digest.change(key)
+    if delta is None:
+        return ""
+    if delta == 0:
+        return "±0"
+    return f"{delta:+d}"
+
+
+def _who(user: str, *, slack: bool) -> str:
+    if slack and user.startswith(("U", "W")) and user.isalnum():
+        return mrkdwn.user(user)
+    return _text(user, slack=slack)
+
+
+def _text(value: str, *, slack: bool) -> str:
+    """User-supplied text made safe: mrkdwn-escaped for Slack, control characters dropped for a terminal."""
+    clean = "".join(ch if ch.isprintable() else " " for ch in value)
+    return mrkdwn.escape(clean) if slack else clean
+
+
+def _title(digest: Digest, period_key: str, timezone: str) -> str:
+    label = f" {period_key}" if period_key else ""
+    return (
+        f"Access digest{label}: {_when(digest.period_start, timezone)} to "
+        f"{_when(digest.period_end, timezone)} ({timezone})"
+    )
+
+
+def _chain_line(digest: Digest) -> str:
+    if digest.chain_ok:
+        return f"Audit chain: verified, {digest.chain_count} events, no broken link."
+    return f"Audit chain: BROKEN (checked {digest.chain_count} events); run `accessbot audit verify`."
+
+
+def _table(digest: Digest) -> list[str]:
+    width = max(len(label) for _, label in CATEGORIES)
+    lines: list[str] = []
+    for section, keys in SECTIONS:
+        lines.append(section)
+        for key in keys:
+            count = digest.counts.get(key, 0)
+            change = _change(digest, key)
+            suffix = f"  ({change})" if change else ""
+            lines.append(f"  {_LABELS[key]:<{width}}  {count:>6}{suffix}")
+    return lines
+
+
+def _tops(digest: Digest, *, slack: bool) -> list[str]:
+    lines: list[str] = []
+    if digest.top_requesters:
+        items = ", ".join(f"{_who(user, slack=slack)} ({n})" for user, n in digest.top_requesters)
+        lines.append(f"Top requesters: {items}")
+    if digest.top_targets:
+        items = ", ".join(f"{_text(target, slack=slack)} ({n})" for target, n in digest.top_targets)
+        lines.append(f"Top targets: {items}")
+    if digest.longest_grants:
+        lines.append("Longest grants:")
+        for span in digest.longest_grants:
+            lines.append(
+                f"  {_text(span.grant_id, slack=slack)}: {_who(span.slack_user, slack=slack)} "
+                f"{_text(span.role or 'a role', slack=slack)} on "
+                f"{_text(span.target, slack=slack)} for {format_duration(timedelta(seconds=span.duration_s))}"
+            )
+    if digest.break_glass:
+        lines.append("Break-glass uses:")
+        for use in digest.break_glass:
+            reason = f": {_text(use.reason, slack=slack)}" if use.reason else ""
+            lines.append(
+                f"  {_when(use.ts, 'UTC')} UTC {_text(use.grant_id, slack=slack)} {_who(use.slack_user, slack=slack)} "
+                f"{_text(use.role or 'a role', slack=slack)} on {_text(use.target, slack=slack)}{reason}"
+            )
+    return lines
+
+
+def render_digest_text(digest: Digest, *, period_key: str = "", timezone: str = "UTC", slack: bool = False) -> str:
+    """The whole digest as plain text (a terminal table), or as mrkdwn-safe text when `slack` is true."""
+    lines = [_title(digest, period_key, timezone), _chain_line(digest), ""]
+    if digest.previous is not None:
+        lines.append("Counts (change against the previous period):")
+    lines += _table(digest)
+    tops = _tops(digest, slack=slack)
+    if tops:
+        lines.append("")
+        lines += tops
+    lines += ["", f"{digest.events} audit events in the period."]
+    if slack:
+        return "\n".join(lines)
+    return "\n".join(lines) + "\n"
+
+
+def render_digest_blocks(digest: Digest, *, period_key: str = "", timezone: str = "UTC") -> list[dict[str, object]]:
+    """Block Kit blocks for the digest message: title, chain status, the counts table and the top lists."""
+    blocks: list[dict[str, object]] = [
+        mrkdwn.section(f"*{mrkdwn.escape(_title(digest, period_key, timezone))}*"),
+        mrkdwn.context(mrkdwn.escape(_chain_line(digest))),
+        mrkdwn.section("```\n" + mrkdwn.escape("\n".join(_table(digest))) + "\n```"),
+    ]
+    tops = _tops(digest, slack=True)
+    if tops:
+        blocks.append(mrkdwn.section("\n".join(tops)))
+    blocks.append(mrkdwn.context(f"{digest.events} audit events in the period. Every grant is in the attached CSV."))
+    return blocks
+
+
+def utc_iso(ts: int) -> str:
+    """Epoch seconds as `2026-11-29T09:00:00Z`."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
