@@ -138,3 +138,45 @@ def test_python_dash_m_bot_runs() -> None:
     result = subprocess.run([sys.executable, "-m", "bot", "--version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     assert result.stdout.startswith("accessbot ")
+
+
+def test_rancher_check_reports_key_and_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`accessbot rancher check` against the emulator prints the key's user, provider and version, exit 0."""
+    from bot.devtools.rancher_api import run_emulator
+    from tests.conftest import BOT_KEY
+
+    with run_emulator() as rancher:
+        data = botconfig.config_data(
+            database=tmp_path / "r.db",
+            public_url="https://bot.example.com",
+            slack_api_url="https://slack.com/api/",
+            oidc_issuer="https://idp.example.com",
+            rancher_url=rancher.url,
+            rancher_token=BOT_KEY,
+        )
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(data))
+        assert main(["--config", str(path), "rancher", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "server version v2.14.4" in out
+    assert "key provider   genericoidc" in out
+    assert out.strip().endswith("OK")
+    assert BOT_KEY.split(":")[1] not in out
+
+
+def test_rancher_check_unreachable_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unreachable Rancher is reported in one line and exits 1."""
+    data = botconfig.config_data(
+        database=tmp_path / "r.db",
+        public_url="https://bot.example.com",
+        slack_api_url="https://slack.com/api/",
+        oidc_issuer="https://idp.example.com",
+        rancher_url="http://127.0.0.1:9",
+        rancher_token="token-abcde:zzz",
+    )
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["--config", str(path), "rancher", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "reachable      no" in out
+    assert "Traceback" not in out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,26 @@ class Stack:
     bot_url: str
     config: Config
     config_path: Path
+    app_kwargs: dict[str, Any] = field(default_factory=dict)
+    _bot: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def start_bot(self) -> None:
+        """Serve the bot on its public URL (same port every time, so OAuth redirects keep working)."""
+        from bot.server import create_app  # noqa: PLC0415 - the bot is imported only when a stack starts
+
+        port = int(self.bot_url.rsplit(":", 1)[1])
+        sock, _ = bind(port=port)
+        self._bot.enter_context(serve_in_thread(create_app(self.config, **self.app_kwargs), sock=sock))
+
+    def stop_bot(self) -> None:
+        """Stop the bot process's server (the emulators keep running), as a crash or deploy would."""
+        self._bot.close()
+        self._bot = contextlib.ExitStack()
+
+    def restart_bot(self) -> None:
+        """Stop and start the bot on the same database."""
+        self.stop_bot()
+        self.start_bot()
 
 
 @contextlib.contextmanager
@@ -61,8 +81,6 @@ def running_stack(
     app_kwargs: Mapping[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """Start the IdP, Rancher and Slack emulators and the bot on loopback; stop them all on exit."""
-    from bot.server import create_app  # noqa: PLC0415 - the bot is imported only when a stack starts
-
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="accessbot-demo-")))
         idp = DevIdP(DATA / "idp-accounts.yaml")
@@ -90,14 +108,17 @@ def running_stack(
         config_path = tmp / "config.yaml"
         config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         config = parse_config(data)
-        app = create_app(config, **dict(app_kwargs or {}))
-        bot_url = stack.enter_context(serve_in_thread(app, sock=sock))
-        yield Stack(
+        sock.close()
+        running = Stack(
             idp=idp,
             idp_url=idp_url,
             rancher=rancher,
             slack=slack,
-            bot_url=bot_url,
+            bot_url=url,
             config=config,
             config_path=config_path,
+            app_kwargs=dict(app_kwargs or {}),
         )
+        running.start_bot()
+        stack.callback(running.stop_bot)
+        yield running
