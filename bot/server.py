@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -16,6 +17,7 @@ from starlette.routing import Route
 
 from bot import wiring
 from bot.config import Config
+from bot.core.errors import UpstreamError
 from bot.core.ports import Clock
 from bot.services.metrics import METRICS
 
@@ -99,10 +101,12 @@ def create_app(
             components.closers.append(scheduler.stop)
         else:
             components.role = "off"
+        checks = asyncio.create_task(_check_policy(components))
         log.info("accessbot ready (jobs: %s)", components.role)
         try:
             yield
         finally:
+            checks.cancel()
             await components.aclose()
 
     routes = [
@@ -112,6 +116,17 @@ def create_app(
     ]
     routes += _oauth_routes()
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _check_policy(components: wiring.Components) -> None:
+    """Validate the policy against Rancher once at start; problems are warnings with names, never a crash."""
+    if components.granting is None:
+        return
+    try:
+        for warning in await components.granting.validate():
+            log.warning("policy: %s", warning)
+    except UpstreamError as err:
+        log.warning("policy not checked against Rancher at start: %s", err)
 
 
 def _oauth_routes() -> list[Route]:

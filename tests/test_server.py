@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from typing import Any
+
+import pytest
 
 from tests.conftest import RunningBot
 
@@ -34,3 +38,27 @@ def test_metrics_exposes_prometheus_text(bot: RunningBot) -> None:
     assert response.status_code == 200
     assert "# TYPE accessbot_http_requests_total counter" in response.text
     assert 'accessbot_http_requests_total{route="/healthz",status="200"}' in response.text
+
+
+def test_policy_is_checked_against_rancher_at_start(
+    make_bot: Any, rancher: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unknown role template in a rule is a warning naming it at start, not a crash."""
+    from tests.conftest import BOT_KEY, wait_until
+
+    rules = [
+        {
+            "name": "typo",
+            "groups": ["engineering"],
+            "clusters": ["dev-*"],
+            "roles": ["cluster-membr"],
+            "max_duration": "1h",
+        }
+    ]
+    with (
+        caplog.at_level(logging.WARNING),
+        make_bot(rancher_url=rancher.url, rancher_token=BOT_KEY, overrides={"policy": {"rules": rules}}) as bot,
+    ):
+        assert bot.http.get(f"{bot.url}/healthz").status_code == 200
+        wait_until(lambda: "cluster-membr" in caplog.text)
+    assert "policy:" in caplog.text

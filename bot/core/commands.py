@@ -54,6 +54,7 @@ class Request:
     duration: timedelta | None = None
     reason: str = ""
     ticket: str = ""
+    break_glass: bool = False
 
     @property
     def interactive(self) -> bool:
@@ -103,7 +104,7 @@ USAGE: dict[str, tuple[str, str]] = {
     "whoami": ("whoami", "show your linked identity, groups and Rancher principals"),
     "list": ("list [CLUSTER[/PROJECT]]", "what you can access, and why"),
     "request": (
-        "request TARGET ROLE [for DURATION] [ticket ID] [because REASON…]",
+        "request TARGET ROLE [for DURATION] [ticket ID] [breakglass] [because REASON…]",
         "ask for a role for a while (no arguments: open a form)",
     ),
     "grants": ("grants [all]", "your time-boxed grants (all: everyone's, for approvers and admins)"),
@@ -118,6 +119,7 @@ _GRANT_ID = re.compile(r"^g-\d{1,12}$")
 _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:*-]{0,252}(/[A-Za-z0-9][A-Za-z0-9._:* -]{0,252})?$")
 _ROLE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,252}$")
 MAX_REASON = 500
+_BREAK_GLASS = ("breakglass", "break-glass")
 
 
 def usage(name: str, command: str = "/access") -> str:
@@ -155,6 +157,7 @@ def _parse_request(words: list[str]) -> Request:
     duration: timedelta | None = None
     ticket = ""
     reason = ""
+    break_glass = False
     i = 0
     while i < len(rest):
         word = rest[i].lower()
@@ -162,7 +165,7 @@ def _parse_request(words: list[str]) -> Request:
             # a duration may be written "2h", "1h30m" or "90 minutes"
             j = i + 1
             parts: list[str] = []
-            while j < len(rest) and rest[j].lower() not in ("because", "ticket", "reason"):
+            while j < len(rest) and rest[j].lower() not in ("because", "ticket", "reason", *_BREAK_GLASS):
                 parts.append(rest[j])
                 j += 1
             if not parts:
@@ -174,6 +177,9 @@ def _parse_request(words: list[str]) -> Request:
                 raise UserError("`ticket` needs an id, like `ticket OPS-123`", f"usage: {usage('request')}")
             ticket = rest[i + 1][:64]
             i += 2
+        elif word in _BREAK_GLASS:
+            break_glass = True
+            i += 1
         elif word in ("because", "reason"):
             reason = " ".join(rest[i + 1 :]).strip()
             if not reason:
@@ -186,7 +192,9 @@ def _parse_request(words: list[str]) -> Request:
             )
     if len(reason) > MAX_REASON:
         raise UserError(f"the reason is {len(reason)} characters long (at most {MAX_REASON})")
-    return Request(target=target, role=role, duration=duration, reason=reason, ticket=ticket)
+    if break_glass and not reason:
+        raise UserError("break-glass access needs a reason", "add `because …` (it is posted to the security channel)")
+    return Request(target=target, role=role, duration=duration, reason=reason, ticket=ticket, break_glass=break_glass)
 
 
 def parse(text: str) -> Command:

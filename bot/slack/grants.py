@@ -38,7 +38,9 @@ async def on_request(deps: SlackDeps, caller: Caller, cmd: commands.Request) -> 
             raise UserError("the request form cannot be opened here", f"use {commands.usage('request', deps.command)}")
         await caller.client.views_open(trigger_id=caller.trigger_id, view=gb.request_modal(options))
         return None
-    outcome = await svc.request(caller.user_id, cmd.target, cmd.role, cmd.duration, cmd.reason, cmd.ticket)
+    outcome = await svc.request(
+        caller.user_id, cmd.target, cmd.role, cmd.duration, cmd.reason, cmd.ticket, break_glass=cmd.break_glass
+    )
     text, blocks = gb.request_reply(outcome)
     return Reply(text, blocks)
 

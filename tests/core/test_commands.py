@@ -35,6 +35,10 @@ from bot.core.errors import UserError
             "request prod-eu/payments project-member for 90 minutes ticket OPS-7 because x",
             c.Request("prod-eu/payments", "project-member", timedelta(minutes=90), "x", "OPS-7"),
         ),
+        (
+            "request prod-eu cluster-owner for 30m breakglass because INC-7 outage",
+            c.Request("prod-eu", "cluster-owner", timedelta(minutes=30), "INC-7 outage", break_glass=True),
+        ),
         ("grants", c.Grants()),
         ("grants all", c.Grants(all=True)),
         ("revoke g-12", c.Revoke("g-12")),
@@ -68,6 +72,7 @@ def test_valid_text_parses_to_command(text: str, expected: c.Command) -> None:
         ("request prod r because", "`because` needs a reason after it", "usage"),
         ("request prod r please", "I did not understand `please` in your request", "usage"),
         ("list a b", "`list` takes at most one CLUSTER or CLUSTER/PROJECT", "usage"),
+        ("request prod-eu cluster-owner breakglass", "break-glass access needs a reason", "security channel"),
         ("who", "`who` needs exactly one CLUSTER or CLUSTER/PROJECT", "usage"),
         ("list <!channel>", "`<!channel>` is not a cluster or CLUSTER/PROJECT", "usage"),
     ],

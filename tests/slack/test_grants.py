@@ -312,3 +312,14 @@ def test_grants_channel_gets_one_message_per_grant_edited_in_place(
         messages = bot.slack.wait_for(revoked_message, timeout=8)
         assert len(messages) == 1
         assert messages[0].edits >= 1
+
+
+def test_break_glass_from_the_text_command_is_active_and_announced(gbot: RunningBot, rancher: RancherEmulator) -> None:
+    """`… breakglass because …` self-approves at once and queues posts to the approvals and security channels."""
+    reply = gbot.ask(BOB, "request prod-eu cluster-owner for 30m breakglass because prod is down")
+    assert "is active" in reply.text, reply.text
+    (grant,) = _grants(gbot, BOB)
+    assert grant.break_glass
+    assert len(_tagged(rancher, grant.id)) == 1
+    for channel in ("approvals", "security"):
+        assert _outbox(gbot, f"breakglass:{grant.id}:{channel}") is not None
