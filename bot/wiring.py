@@ -265,7 +265,8 @@ def build_scheduler(components: Components) -> JobScheduler:
         sweep_interval=sc.sweep_interval.total_seconds(),
         reconcile_interval=sc.reconcile_interval.total_seconds(),
         outbox_interval=sc.outbox_interval.total_seconds(),
-        refresh_interval=config.oidc.refresh_interval.total_seconds(),
+        # each link carries its own due time (oidc.refresh_interval, or a retry backoff); look often
+        refresh_interval=min(config.oidc.refresh_interval.total_seconds(), 60.0),
         lease_ttl=float(ttl),
         digest_day=sc.digest.day,
         digest_time=sc.digest.time,

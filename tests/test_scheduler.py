@@ -84,7 +84,7 @@ async def test_jobs_are_registered_with_configured_ids_and_intervals(tmp_path: P
             "warn_expiring": 15.0,
             "reconcile": 420.0,
             "deliver_outbox": 3.0,
-            "refresh_identities": 7200.0,
+            "refresh_identities": 60.0,  # links are due per row (2h); the job looks every minute
         }
         for job in jobs.values():
             assert job.coalesce is True
