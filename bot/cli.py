@@ -13,7 +13,7 @@ import yaml
 
 from bot import __version__
 from bot.config import Config, load_config, summary
-from bot.core.durations import parse_duration
+from bot.core.durations import parse_moment
 from bot.core.errors import BotError, ConfigError, UserError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -48,22 +48,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _time_arg(text: str | None, now: datetime) -> int | None:
-    """`7d` (ago), an ISO date/time, or epoch seconds."""
-    if text is None:
-        return None
-    if text.isdigit():
-        return int(text)
-    try:
-        return int((now - parse_duration(text)).timestamp())
-    except UserError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UserError(f"`{text}` is neither a duration (7d) nor an ISO time (2026-11-01T00:00)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
+    """`7d` (ago), an ISO date/time, or epoch seconds; None stays None."""
+    return None if text is None else parse_moment(text, now)
 
 
 def cmd_audit(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from bot.core.durations import parse_duration
+from bot.core.durations import parse_moment
 from bot.core.errors import UserError
 
 EXIT_OK = 0
@@ -16,22 +16,8 @@ Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.Argumen
 
 
 def _moment(text: str | None, now: datetime) -> int:
-    """`7d` (that long ago), an ISO date/time (UTC unless it says otherwise), or epoch seconds."""
-    if text is None:
-        return int(now.timestamp())
-    if text.isdigit():
-        return int(text)
-    try:
-        return int((now - parse_duration(text)).timestamp())
-    except UserError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UserError(f"`{text}` is neither a duration (7d) nor an ISO time (2026-11-01T00:00)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
+    """`7d` (that long ago), an ISO date/time, or epoch seconds; None means now."""
+    return int(now.timestamp()) if text is None else parse_moment(text, now)
 
 
 def cmd_digest(args: argparse.Namespace, out: TextIO | None = None) -> int:

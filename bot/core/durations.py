@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from bot.core.errors import UserError
 
@@ -68,3 +68,20 @@ def to_spec(value: timedelta) -> str:
             out += f"{total // size}{unit}"
             total %= size
     return out or "0s"
+
+
+def parse_moment(text: str, now: datetime) -> int:
+    """A point in time as epoch seconds: `7d` (that long before `now`), an ISO time (UTC unless it says), or epoch."""
+    if text.isdigit():
+        return int(text)
+    try:
+        return int((now - parse_duration(text)).timestamp())
+    except UserError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"`{text}` is neither a duration (7d) nor an ISO time (2026-11-01T00:00)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())

@@ -219,6 +219,21 @@ def _user_id_of(principal: str) -> str:
 # --- the service ----------------------------------------------------------------------------------------
 
 
+def grant_details(grant: Grant, **extra: object) -> dict[str, object]:
+    """The audit details every grant.* event carries (core.audit_actions), plus `extra`."""
+    return {
+        "grant_id": grant.id,
+        "slack_user": grant.slack_user,
+        "role": grant.role_id,
+        "target": grant.target.key,
+        "duration_s": grant.duration_s,
+        "rule": grant.rule,
+        "break_glass": grant.break_glass,
+        "self_service": grant.self_service,
+        **extra,
+    }
+
+
 class GrantingService:
     """Every grant use case; each step is recorded before Rancher is called, and every method is idempotent."""
 
@@ -401,17 +416,7 @@ class GrantingService:
         self._notify.dm(view.grant.slack_user, f"dm:{view.grant.id}:{event}{suffix}", text, blocks)
 
     def _details(self, grant: Grant, **extra: object) -> dict[str, object]:
-        return {
-            "grant_id": grant.id,
-            "slack_user": grant.slack_user,
-            "role": grant.role_id,
-            "target": grant.target.key,
-            "duration_s": grant.duration_s,
-            "rule": grant.rule,
-            "break_glass": grant.break_glass,
-            "self_service": grant.self_service,
-            **extra,
-        }
+        return grant_details(grant, **extra)
 
     def _history(self, grant: Grant, to: GrantState, now: int, actor: str, reason: str = "") -> None:
         self._store.add_history(grant.id, grant.state.value, to.value, now, actor, reason)

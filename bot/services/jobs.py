@@ -39,7 +39,7 @@ from bot.core.errors import PermanentUpstreamError, TransientUpstreamError, Upst
 from bot.core.model import Grant, GrantState, OutboxMessage, RoleBinding
 from bot.core.ports import Clock, Notifier, RancherApi, Store
 from bot.services.audit import AuditLog
-from bot.services.granting import SLACK_USER_ANNOTATION, binding_name
+from bot.services.granting import SLACK_USER_ANNOTATION, binding_name, grant_details
 from bot.services.notifications import Notifications
 
 log = logging.getLogger(__name__)
@@ -147,21 +147,6 @@ def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> int:
     """Seconds to wait before try `attempt + 1`: exponential from `base`, capped, with jitter in [½, 1]."""
     raw = min(cap, base * (1 << min(30, max(0, attempt - 1))))
     return max(1, round(raw * (0.5 + rng.random() / 2)))
-
-
-def grant_details(grant: Grant, **extra: object) -> dict[str, object]:
-    """The audit details every grant.* event carries (core.audit_actions), plus `extra`."""
-    return {
-        "grant_id": grant.id,
-        "slack_user": grant.slack_user,
-        "role": grant.role_id,
-        "target": grant.target.key,
-        "duration_s": grant.duration_s,
-        "rule": grant.rule,
-        "break_glass": grant.break_glass,
-        "self_service": grant.self_service,
-        **extra,
-    }
 
 
 def _describe(grant: Grant) -> str:
