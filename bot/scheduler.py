@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -121,7 +122,7 @@ class JobScheduler:
             replace_existing=True,
             coalesce=True,
             max_instances=1,
-            misfire_grace_time=max(1, int(grace)),
+            misfire_grace_time=max(1, math.ceil(grace)),
         )
 
     async def start(self) -> Role:
@@ -178,7 +179,11 @@ class JobScheduler:
         """Run one job body if this process holds the lease; count the run and log a failure (never raise)."""
         now = self._clock.now()
         if not self.lease.is_leader(now):
-            return
+            # after a stall longer than the lease (a paused VM, a blocked loop) bid again before skipping a turn
+            await self._tick_lease()
+            now = self._clock.now()
+            if not self.lease.is_leader(now):
+                return
         try:
             await body(now)
         except asyncio.CancelledError:

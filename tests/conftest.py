@@ -147,6 +147,31 @@ def rancher() -> Iterator[RancherEmulator]:
         yield emu
 
 
+def link_users(bot: RunningBot, users: dict[str, tuple[str, list[str]]]) -> None:
+    """Store active links for Slack users (id → IdP subject, groups), as a completed login would."""
+    store = bot.store()
+    now = int(time.time())
+    try:
+        for user, (subject, groups) in users.items():
+            bot.slack.add_user(user, f"{user.lower()}@example.com", user.lower())
+            store.save_link(
+                {
+                    "slack_user": user,
+                    "team_id": TEAM,
+                    "issuer": "https://idp.example",
+                    "subject": subject,
+                    "email": f"{user.lower()}@example.com",
+                    "name": user,
+                    "groups": json.dumps(groups),
+                    "linked_at": now,
+                    "refreshed_at": now,
+                    "status": "active",
+                }
+            )
+    finally:
+        store.close()
+
+
 @pytest.fixture
 def gbot(  # a bot with Alice, Bob and Carol linked and Rancher emulated
     make_bot: Callable[..., contextlib.AbstractContextManager[RunningBot]], rancher: RancherEmulator
@@ -154,27 +179,7 @@ def gbot(  # a bot with Alice, Bob and Carol linked and Rancher emulated
     """A bot wired to the Rancher emulator with Alice, Bob and Carol linked."""
     rancher.reset()
     with make_bot(rancher_url=rancher.url, rancher_token=BOT_KEY) as running:
-        store = running.store()
-        now = int(time.time())
-        try:
-            for user, (subject, groups) in SUBJECTS.items():
-                running.slack.add_user(user, f"{user.lower()}@example.com", user.lower())
-                store.save_link(
-                    {
-                        "slack_user": user,
-                        "team_id": TEAM,
-                        "issuer": "https://idp.example",
-                        "subject": subject,
-                        "email": f"{user.lower()}@example.com",
-                        "name": user,
-                        "groups": json.dumps(groups),
-                        "linked_at": now,
-                        "refreshed_at": now,
-                        "status": "active",
-                    }
-                )
-        finally:
-            store.close()
+        link_users(running, SUBJECTS)
         yield running
 
 

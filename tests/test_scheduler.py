@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import time_machine
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -195,3 +196,33 @@ def test_server_start_revokes_grants_that_expired_during_downtime(
         wait_until(lambda: (g := store.grant("g-1")) is not None and g.state is GrantState.EXPIRED, timeout=8)
         assert emulator.get("projectRoleTemplateBinding", binding["id"]) is None
     store.close()
+
+
+async def test_job_after_a_stall_longer_than_the_lease_bids_again_and_runs(tmp_path: Path) -> None:
+    """A lapsed lease (nobody else took it) is re-taken by the next job run instead of skipping it."""
+    config = botconfig.make_config(
+        database=tmp_path / "bot.db",
+        public_url="http://127.0.0.1:1",
+        slack_api_url=UNREACHABLE + "/api/",
+        oidc_issuer=UNREACHABLE,
+        rancher_url=UNREACHABLE,
+        rancher_token=BOT_KEY,
+        overrides={"schedule": {"lease_ttl": "30s"}},
+    )
+    components = wiring.build(config)
+    ran: list[int] = []
+
+    async def body(now: int) -> None:
+        ran.append(now)
+
+    try:
+        scheduler = wiring.build_scheduler(components)
+        scheduler.register()
+        assert scheduler.lease.try_acquire()
+        with time_machine.travel(datetime.now(UTC) + timedelta(minutes=5), tick=False):
+            assert not scheduler.lease.is_leader()
+            await scheduler._run("expire_grants", body)
+            assert scheduler.lease.is_leader()
+        assert len(ran) == 1
+    finally:
+        await components.aclose()

@@ -411,6 +411,11 @@ class GrantingService:
             key = f"{ref}:{g.state.value}:{len(g.approvals)}"
             self._notify.update(ref, key, text, blocks, channel_name="approvals")
 
+    def _refresh_approval_card(self, view: GrantView) -> None:
+        """Bring the approvals card (if this grant has one) to the grant's latest state, after queued updates."""
+        if self._store.outbox_message(f"approval:{view.grant.id}:post") is not None:
+            self._post_approval(view)
+
     def _dm(self, view: GrantView, event: str, suffix: str = "") -> None:
         text, blocks = self._render.dm(view, event)
         self._notify.dm(view.grant.slack_user, f"dm:{view.grant.id}:{event}{suffix}", text, blocks)
@@ -814,6 +819,7 @@ class GrantingService:
                 details=self._details(updated, binding_id=binding.id, expires_at=expires),
             )
             self._post_status(view)
+            self._refresh_approval_card(view)
             self._dm(view, "active")
         return updated
 
@@ -857,6 +863,7 @@ class GrantingService:
             )
             view = GrantView(updated, grant.target.key, grant.role_id, now, self.rule(grant.rule))
             self._post_status(view)
+            self._refresh_approval_card(view)
             self._dm(view, "failed")
         return updated
 
@@ -897,6 +904,7 @@ class GrantingService:
                 details=self._details(updated, held_s=held),
             )
             self._post_status(view)
+            self._refresh_approval_card(view)
             self._dm(view, final_state.value)
         return updated
 

@@ -323,3 +323,45 @@ def test_break_glass_from_the_text_command_is_active_and_announced(gbot: Running
     assert len(_tagged(rancher, grant.id)) == 1
     for channel in ("approvals", "security"):
         assert _outbox(gbot, f"breakglass:{grant.id}:{channel}") is not None
+
+
+def test_approvals_card_ends_showing_the_active_grant(
+    make_bot: Callable[..., contextlib.AbstractContextManager[RunningBot]], rancher: RancherEmulator
+) -> None:
+    """After Approve, the approvals card settles on the active grant, not on a stale queued 'approved' update."""
+    from tests.conftest import link_users
+
+    rancher.reset()
+    with make_bot(
+        rancher_url=rancher.url, rancher_token=BOT_KEY, overrides={"schedule": {"outbox_interval": "1s"}}
+    ) as bot:
+        link_users(bot, SUBJECTS)
+        bot.ask(ALICE, "request prod-eu/payments project-member for 1h because INC-42")
+        (grant,) = _grants(bot, ALICE)
+        card = bot.slack.wait_for(
+            lambda: next((m for m in bot.slack.messages(APPROVALS) if grant.id in json.dumps(m.blocks)), None),
+            timeout=8,
+        )
+        key = uuid.uuid4().hex[:10]
+        payload = block_actions_payload(
+            BOB,
+            "grant_approve",
+            grant.id,
+            response_url=bot.slack.response_url(key, channel=APPROVALS, message_ts=card.ts),
+            channel_id=APPROVALS,
+            message={"ts": card.ts, "text": card.text or "", "blocks": card.blocks},
+        )
+        assert bot.post_signed(interaction_body(payload)).status_code == 200
+
+        def settled() -> bool:
+            store = bot.store()
+            try:
+                return store.outbox_pending_count() == 0 and store.grant(grant.id).state is GrantState.ACTIVE  # type: ignore[union-attr]
+            finally:
+                store.close()
+
+        wait_until(settled, timeout=10)
+        time.sleep(0.5)
+        final = bot.slack.message(card.ts)
+        assert final is not None
+        assert "active" in (json.dumps(final.blocks) + (final.text or "")).lower()
