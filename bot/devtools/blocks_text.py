@@ -33,7 +33,10 @@ def mrkdwn_to_text(text: str, names: Mapping[str, str] | None = None) -> str:
             return "@" + names.get(ident, label or ident)
         if kind == "#":
             return "#" + (label or ident)
-        return "@" + (label or ident.split("^")[0])
+        if ident.startswith("date^"):
+            return label or ident.split("^")[1]
+        shown = label or ident.split("^")[0]
+        return shown if shown.startswith("@") else "@" + shown
 
     out = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), text)
     out = _MENTION.sub(mention, out)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
+import logging
 import re
 import shlex
 import sys
@@ -18,8 +20,10 @@ from typing import Any, TextIO
 
 import httpx
 
+from bot.adapters.store import Store
 from bot.core.durations import format_duration, parse_duration
 from bot.core.errors import UserError
+from bot.core.model import GrantState
 from bot.devtools import botconfig
 from bot.devtools.blocks_text import Button, render
 from bot.devtools.idp import LoginFailedError, complete_login
@@ -38,6 +42,7 @@ Console commands (everything else is ignored):
   /access …            send a slash command as the current user (e.g. /access list)
   :as NAME             become another user (alice, bob, carol)
   :click N             click button N of what was shown (Approve, Deny, Extend, …)
+  :click-label TEXT    click the newest button labelled TEXT (e.g. :click-label Approve; robust in scripts)
   :login [NAME]        finish the last /access link of NAME in the IdP's login form
   :wait DURATION       move the clock forward (e.g. :wait 30m) and let the jobs run
   :disable NAME        disable NAME at the identity provider (see offboarding at the next refresh)
@@ -47,8 +52,11 @@ Console commands (everything else is ignored):
   :verify              verify the audit hash chain
   :digest              print the weekly digest for the last 7 days
   :rancher             list the bindings the bot created in the Rancher emulator
+  :restart             restart the bot (same URL and database), as a deploy or crash would
   :users               who is who in this demo
-  :expect TEXT         (scripts) fail unless TEXT appeared since the previous command
+  :expect TEXT         (scripts) fail unless TEXT appeared since the previous command (any run of spaces
+                       matches any run of spaces)
+  :expect-not TEXT     (scripts) fail if TEXT appeared since the previous command
   :help                this help
   :quit                stop everything"""
 
@@ -64,8 +72,14 @@ You are alice (engineering). Three things to try first:
 Then :as bob to approve a prod request, :wait 30m to watch it expire, :disable carol for offboarding. :help for all."""
 
 
+QUIET = 0.4
+"""Seconds without a new Slack message or edit after which a command's effects are taken as shown."""
+
+_IN_FLIGHT = (GrantState.ACTIVATING, GrantState.REVOKING)
+
+
 class ExpectationFailed(Exception):
-    """An `:expect` line did not match what the demo showed."""
+    """An `:expect` line did not match what the demo showed (or a script line could not be run)."""
 
 
 @dataclass
@@ -86,7 +100,8 @@ class Console:
     stack: Stack
     out: TextIO
     user: str = "alice"
-    settle: float = 1.6
+    settle: float = 4.0
+    strict: bool = False
     buttons: list[Clickable] = field(default_factory=list)
     transcript: list[str] = field(default_factory=list)
     seen: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -100,6 +115,10 @@ class Console:
         """Slack user id → demo name, for rendering mentions."""
         return {uid: name for name, (uid, _, _) in PEOPLE.items()}
 
+    def close(self) -> None:
+        """Close the console's HTTP client (the stack is stopped by whoever started it)."""
+        self.http.close()
+
     def say(self, text: str = "") -> None:
         """Print a line and keep it for `:expect`."""
         print(text, file=self.out, flush=True)
@@ -112,36 +131,53 @@ class Console:
         line = line.strip()
         if not line or line.startswith("#"):
             return True
-        if line.startswith(":expect"):
-            self._expect(line.removeprefix(":expect").strip())
+        head, _, rest = line.partition(" ")
+        if head in (":expect", ":expect-not"):
+            self._expect(rest.strip(), present=head == ":expect")
             return True
         self.transcript = []
         if line.startswith("/"):
             self.slash(line)
             return True
         if not line.startswith(":"):
-            self.say("(type a slash command like /access help, or :help)")
-            return True
-        words = shlex.split(line[1:]) or [""]
-        head, args = words[0], words[1:]
-        if head in ("quit", "exit", "q"):
-            return False
-        handler = getattr(self, f"cmd_{head}", None)
-        if handler is None:
-            self.say(f"unknown console command :{head} (try :help)")
+            self.problem("(type a slash command like /access help, or :help)")
             return True
         try:
-            handler(*args)
+            words = shlex.split(line[1:]) or [""]
+        except ValueError as err:
+            self.problem(f"cannot read that line: {err}")
+            return True
+        name, args = words[0], words[1:]
+        if name in ("quit", "exit", "q"):
+            return False
+        handler = getattr(self, f"cmd_{name.replace('-', '_')}", None)
+        if handler is None:
+            self.problem(f"unknown console command :{name} (try :help)")
+            return True
+        try:
+            inspect.signature(handler).bind(*args)
         except TypeError:
-            self.say(f"wrong arguments for :{head} (try :help)")
+            self.problem(f"wrong arguments for :{name} (try :help)")
+            return True
+        handler(*args)
         return True
 
-    def _expect(self, text: str) -> None:
-        haystack = "\n".join(self.transcript)
-        if text not in haystack:
-            self.say(f"EXPECTATION FAILED: {text!r} not shown")
+    def problem(self, text: str) -> None:
+        """Say what went wrong; in a script (strict mode) stop with a failure."""
+        self.say(text)
+        if self.strict:
             raise ExpectationFailed(text)
-        print(f"  ✓ expected: {text}", file=self.out, flush=True)
+
+    def _expect(self, text: str, *, present: bool = True) -> None:
+        if not text:
+            self.problem(f"{':expect' if present else ':expect-not'} needs a TEXT to look for")
+            return
+        shown = " ".join(text.split()) in " ".join(" ".join(self.transcript).split())
+        if shown != present:
+            verdict = "not shown" if present else "shown but should not be"
+            print(f"EXPECTATION FAILED: {text!r} {verdict}", file=self.out, flush=True)
+            raise ExpectationFailed(text)
+        print(f"  ✓ {'expected' if present else 'absent as expected'}: {text}", file=self.out, flush=True)
 
     # --- Slack side ----------------------------------------------------------------------------------
 
@@ -169,7 +205,7 @@ class Console:
         )
         response = self._post(body)
         if response.status_code != 200:
-            self.say(f"(Slack would show: the app did not answer — HTTP {response.status_code})")
+            self.problem(f"(Slack would show: the app did not answer — HTTP {response.status_code})")
             return
         self._show_response(key)
         self._show_new_messages()
@@ -181,8 +217,12 @@ class Console:
             if posts:
                 time.sleep(0.2)
                 for post in self.stack.slack.responses(key):
+                    if post.replace_original:
+                        label = "the clicked message now reads"
+                    else:
+                        label = "only visible to you" if post.is_ephemeral else "in channel"
                     self._print_message(
-                        "only visible to you" if post.is_ephemeral else "in channel",
+                        label,
                         post.blocks,
                         post.text,
                         channel=None,
@@ -203,8 +243,56 @@ class Console:
                 return f"DM to {name}"
         return channel
 
-    def _show_new_messages(self, wait: float | None = None) -> None:
-        time.sleep(self.settle if wait is None else wait)
+    def _busy(self, store: Store, *, jobs: bool) -> bool:
+        """Whether the bot still has work in hand that will show in Slack (with `jobs`: work the jobs owe too)."""
+        now = int(time.time())
+        if store.due_outbox(now, limit=1) or store.grants(states=_IN_FLIGHT, limit=1):
+            return True
+        if not jobs:
+            return False
+        if store.due_grants(now, limit=1) or any(
+            (g.request_expires_at or now + 1) <= now for g in store.grants(states=(GrantState.REQUESTED,))
+        ):
+            return True
+        return any((row.get("next_refresh_at") or now + 1) <= now for row in store.active_link_rows())
+
+    def _settle(self, *, jobs: bool = False) -> None:
+        """Wait until the bot has nothing due and Slack stayed quiet for a moment, at most `settle` seconds.
+
+        With `jobs` (after the clock moved), wait at least until the scheduler has woken up once and until the
+        grants, requests and links that fell due have been handled.
+        """
+        start = time.monotonic()
+        minimum, maximum = (1.2, max(self.settle, 8.0)) if jobs else (0.2, self.settle)
+        last: tuple[int, ...] = ()
+        quiet_since = start
+        store = Store(self.stack.config.database)
+        try:
+            while (elapsed := time.monotonic() - start) < maximum:
+                state = self._slack_state()
+                if state != last:
+                    last, quiet_since = state, time.monotonic()
+                quiet = time.monotonic() - quiet_since >= QUIET
+                if elapsed >= minimum and quiet and not self._busy(store, jobs=jobs):
+                    return
+                time.sleep(0.05)
+        finally:
+            store.close()
+
+    def _slack_state(self) -> tuple[int, ...]:
+        slack = self.stack.slack
+        messages = slack.messages()
+        views = slack.views()
+        return (
+            len(messages),
+            sum(m.edits for m in messages),
+            len(views),
+            sum(v.updates for v in views),
+            len(slack.responses()),
+        )
+
+    def _show_new_messages(self, *, jobs: bool = False) -> None:
+        self._settle(jobs=jobs)
         for message in self.stack.slack.messages():
             mark = (message.channel, message.ts)
             if self.seen.get(mark) == message.edits:
@@ -245,11 +333,28 @@ class Console:
     def cmd_click(self, number: str) -> None:
         """Click a numbered button as the current user."""
         if not number.isdigit() or not 1 <= int(number) <= len(self.buttons):
-            self.say(f"there is no button {number} (buttons are numbered in square brackets)")
+            self.problem(f"there is no button {number} (buttons are numbered in square brackets)")
             return
-        target = self.buttons[int(number) - 1]
+        self._click(self.buttons[int(number) - 1])
+
+    def cmd_click_label(self, *words: str) -> None:
+        """Click the newest button whose label is TEXT (case-insensitive; else the newest that contains it)."""
+        wanted = " ".join(words).strip().casefold()
+        if not wanted:
+            self.problem("which button? e.g. :click-label Approve")
+            return
+        labels = [c.button.text.strip().casefold() for c in self.buttons]
+        for matches in (lambda label: label == wanted, lambda label: wanted in label):
+            for index in range(len(self.buttons) - 1, -1, -1):
+                if matches(labels[index]):
+                    self.say(f"(button [{index + 1}] {self.buttons[index].button.text})")
+                    self._click(self.buttons[index])
+                    return
+        self.problem(f"no button labelled {' '.join(words)!r} was shown")
+
+    def _click(self, target: Clickable) -> None:
         if target.button.url:
-            self.say(f"(that button opens {target.button.url} in a browser; use :login to finish it here)")
+            self.problem(f"(that button opens {target.button.url} in a browser; use :login to finish it here)")
             return
         key = uuid.uuid4().hex[:12]
         response_url = self.stack.slack.response_url(key, channel=target.channel, message_ts=target.ts)
@@ -269,7 +374,7 @@ class Console:
         )
         response = self._post(interaction_body(payload))
         if response.status_code != 200:
-            self.say(f"(the click was refused: HTTP {response.status_code})")
+            self.problem(f"(the click was refused: HTTP {response.status_code})")
             return
         self.say(f"({self.user} clicked “{target.button.text}”)")
         self._show_response(key, timeout=2.0)
@@ -291,7 +396,7 @@ class Console:
     def cmd_as(self, name: str) -> None:
         """Switch the current user."""
         if name not in PEOPLE:
-            self.say(f"no such demo user {name!r} (alice, bob, carol)")
+            self.problem(f"no such demo user {name!r} (alice, bob, carol)")
             return
         self.user = name
         self.say(f"you are now {name}")
@@ -301,11 +406,14 @@ class Console:
         who = name or self.user
         url = self.links.get(who)
         if not url:
-            self.say(f"{who} has no pending link; send /access link as {who} first")
+            self.problem(f"{who} has no pending link; send /access link as {who} first")
             return
         page = asyncio.run(self._login(url, who))
-        self.say(f"(browser) {page}")
         self.links.pop(who, None)
+        if page.startswith("login failed"):
+            self.problem(f"(browser) {page}")
+            return
+        self.say(f"(browser) {page}")
         self._show_new_messages()
 
     async def _login(self, start_url: str, who: str) -> str:
@@ -322,11 +430,17 @@ class Console:
 
     def cmd_disable(self, name: str) -> None:
         """Disable an account at the IdP."""
+        if name not in PEOPLE:
+            self.problem(f"no such demo user {name!r} (alice, bob, carol)")
+            return
         self.stack.idp.set_disabled(name, True)
         self.say(f"{name} is disabled at the identity provider; the next token refresh will notice")
 
     def cmd_enable(self, name: str) -> None:
         """Enable an account at the IdP again."""
+        if name not in PEOPLE:
+            self.problem(f"no such demo user {name!r} (alice, bob, carol)")
+            return
         self.stack.idp.set_disabled(name, False)
         self.say(f"{name} is enabled again at the identity provider")
 
@@ -337,19 +451,20 @@ class Console:
         try:
             delta = parse_duration(text)
         except UserError as err:
-            self.say(err.message)
+            self.problem(err.message)
             return
         if self.traveller is None:
-            self.say("(time travel needs the time-machine package: pip install 'rancher-access-bot[demo]')")
+            self.problem("(time travel needs the time-machine package: pip install 'rancher-access-bot[demo]')")
             return
         self.traveller.shift(delta)
         self.say(f"⏩ {format_duration(delta)} later: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-        self._show_new_messages(wait=max(self.settle, 3.5))
+        self._show_new_messages(jobs=True)
 
     def cmd_audit(self, count: str = "15") -> None:
         """Show the newest audit events."""
-        from bot.adapters.store import Store  # noqa: PLC0415
-
+        if not count.isdigit():
+            self.problem(f":audit takes a number of events, not {count!r}")
+            return
         store = Store(self.stack.config.database)
         try:
             rows = list(store.audit_rows())[-int(count) :]
@@ -396,6 +511,12 @@ class Console:
         if not found:
             self.say("  (no bindings tagged by the bot)")
 
+    def cmd_restart(self) -> None:
+        """Restart the bot on the same URL and database; grants, requests and links survive."""
+        self.stack.restart_bot()
+        self.say(f"the bot restarted at {self.stack.bot_url} on the same database")
+        self._show_new_messages()
+
     def cmd_users(self) -> None:
         """Who is who."""
         for name, (uid, email, real) in PEOPLE.items():
@@ -423,43 +544,81 @@ def _time_travel() -> Iterator[Any]:
     except ImportError:
         yield None
         return
-    with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
-        yield traveller
+    scheduler_log = logging.getLogger("apscheduler.executors.default")
+    scheduler_log.addFilter(_drop_misfires)
+    try:
+        with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
+            yield traveller
+    finally:
+        scheduler_log.removeFilter(_drop_misfires)
+
+
+def _drop_misfires(record: logging.LogRecord) -> bool:
+    """Hide APScheduler's "run time … was missed" warnings: under `:wait` the clock jumps on purpose."""
+    return "was missed by" not in record.getMessage()
 
 
 def run(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
-    """Start the stack and run the console on `stdin` (a script file or the terminal)."""
+    """Start the stack and run the console on `stdin` (a script file or the terminal); 1 when a script fails."""
     script = getattr(args, "script", None)
     database = getattr(args, "database", None)
-    with _time_travel() as traveller, running_stack(database=database) as stack:
-        console = Console(stack=stack, out=out, traveller=traveller)
-        console.say(
-            GREETING.format(bot=stack.bot_url, idp=stack.idp_url, rancher=stack.rancher.url, config=stack.config_path)
-        )
-        source: TextIO = Path(script).open(encoding="utf-8") if script else stdin  # noqa: SIM115
-        interactive = source.isatty()
+    if script:
         try:
-            while True:
-                if interactive:
-                    out.write(f"{console.user}> ")
-                    out.flush()
-                line = source.readline()
-                if not line:
-                    break
-                if not interactive and line.strip():
-                    print(f"{console.user}> {line.rstrip()}", file=out, flush=True)
+            source: TextIO = Path(script).open(encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as err:
+            print(f"cannot read the script {script}: {err.strerror or err}", file=out)
+            return 2
+    else:
+        source = stdin
+    interactive = source.isatty()
+    where = script or "<stdin>"
+    status = 0
+    try:
+        with _time_travel() as traveller, running_stack(database=database) as stack:
+            console = Console(stack=stack, out=out, traveller=traveller, strict=not interactive)
+            console.say(
+                GREETING.format(
+                    bot=stack.bot_url, idp=stack.idp_url, rancher=stack.rancher.url, config=stack.config_path
+                )
+            )
+            try:
+                status = _loop(console, source, out, interactive=interactive, where=where)
+            finally:
+                console.close()
+    finally:
+        if script:
+            source.close()
+    print("demo stopped.", file=out, flush=True)
+    return status
+
+
+def _loop(console: Console, source: TextIO, out: TextIO, *, interactive: bool, where: str) -> int:
+    """Read and run console lines until the end, `:quit` or (in a script) the first failure."""
+    number = 0
+    try:
+        while True:
+            if interactive:
+                out.write(f"{console.user}> ")
+                out.flush()
+            line = source.readline()
+            if not line:
+                return 0
+            number += 1
+            if not interactive and line.strip():
+                print(f"{console.user}> {line.rstrip()}", file=out, flush=True)
+            try:
                 if not console.run_line(line):
-                    break
-        except ExpectationFailed:
-            return 1
-        except KeyboardInterrupt:
-            pass
-        finally:
-            if script:
-                source.close()
-            console.http.close()
-    print("demo stopped.", file=out)
-    return 0
+                    return 0
+            except ExpectationFailed:
+                print(f"{where}:{number}: script failed at: {line.strip()}", file=out, flush=True)
+                return 1
+            except Exception as err:  # a console keeps going; a script stops with the reason
+                print(f"error: {type(err).__name__}: {err}", file=out, flush=True)
+                if not interactive:
+                    print(f"{where}:{number}: script failed at: {line.strip()}", file=out, flush=True)
+                    return 1
+    except KeyboardInterrupt:
+        return 0 if interactive else 130
 
 
 def main(args: argparse.Namespace) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,9 @@ FAST_SCHEDULE: dict[str, Any] = {
     "sweep_interval": "1s",
     "reconcile_interval": "5s",
     "outbox_interval": "1s",
-    "lease_ttl": "10s",
+    # One bot process holds the jobs lease; it must outlast any clock jump (`:wait 65m`, time_machine.shift),
+    # or the jobs skip their turn until the next lease tick and a jump looks like a lost leadership.
+    "lease_ttl": "30d",
     "overdue_alert_after": "2m",
     "expiry_warning": "2m",
 }
@@ -119,6 +123,26 @@ def running_stack(
             config_path=config_path,
             app_kwargs=dict(app_kwargs or {}),
         )
+        if database is not None:
+            _free_stale_lease(config.database)
         running.start_bot()
         stack.callback(running.stop_bot)
         yield running
+
+
+def _free_stale_lease(database: str | Path) -> None:
+    """Release a jobs lease left in a reused demo database by a demo that was killed (its TTL is long, see above)."""
+    from bot.adapters.store import Store  # noqa: PLC0415 - the bot is imported only when a stack starts
+    from bot.services.jobs import LEASE_NAME  # noqa: PLC0415
+
+    if not Path(database).exists():
+        return
+    store = Store(database)
+    try:
+        holder = store.lease_holder(LEASE_NAME, int(time.time()))
+        if holder is not None:
+            store.release_lease(LEASE_NAME, holder)
+    except sqlite3.OperationalError:
+        return  # not migrated yet: no lease to free
+    finally:
+        store.close()
