@@ -164,6 +164,8 @@ class RancherConfig(_Model):
     timeout: Duration = timedelta(seconds=10)
     cache_ttl: Duration = timedelta(minutes=5)
     max_connections: int = Field(20, ge=1, le=500)
+    page_size: int = Field(5000, ge=1, le=10000)
+    filter_chunk: int = Field(20, ge=1, le=100)
     grant_label: str = "accessbot.io/grant"
 
     @field_validator("url")

@@ -142,6 +142,8 @@ def build_rancher(config: Config) -> RancherClient:
         timeout=rc.timeout.total_seconds(),
         max_connections=rc.max_connections,
         cache_ttl=rc.cache_ttl.total_seconds(),
+        page_size=rc.page_size,
+        filter_chunk=rc.filter_chunk,
     )
 
 

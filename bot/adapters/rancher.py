@@ -21,6 +21,18 @@ from bot.core.model import Cluster, GlobalRole, Project, RancherUser, RoleBindin
 
 log = logging.getLogger(__name__)
 
+
+def _json_decoder() -> Callable[[bytes], Any]:
+    """orjson when installed (2-3x faster on multi-megabyte binding lists, same objects), else the stdlib."""
+    try:
+        import orjson  # noqa: PLC0415 - optional speed-up
+    except ImportError:  # pragma: no cover - orjson is a declared dependency; keep working without it
+        return json.loads
+    return orjson.loads
+
+
+_loads = _json_decoder()
+
 SERVICE = "Rancher"
 CRTBS = "clusterroletemplatebindings"
 PRTBS = "projectroletemplatebindings"
@@ -342,19 +354,21 @@ class RancherClient:
         group_principal_ids: Sequence[str] = (),
     ) -> Sequence[RoleBinding]:
         """Global, cluster and project bindings held by any of the given subjects (fresh, re-checked)."""
-        queries: list[tuple[str, Awaitable[list[Item]]]] = []
+        queries: list[tuple[str, Awaitable[list[RoleBinding]]]] = []
         for plural in (GRBS, CRTBS, PRTBS):
-            queries.append((plural, self._query(plural, "userId", user_ids)))
-            queries.append((plural, self._query(plural, "userPrincipalId", user_principal_ids)))
-            queries.append((plural, self._query(plural, "groupPrincipalId", group_principal_ids)))
+            queries.append((plural, self._query_bindings(plural, "userId", user_ids)))
+            queries.append((plural, self._query_bindings(plural, "userPrincipalId", user_principal_ids)))
+            queries.append((plural, self._query_bindings(plural, "groupPrincipalId", group_principal_ids)))
         results = await asyncio.gather(*(q for _, q in queries))
         out: dict[tuple[str, str], RoleBinding] = {}
-        for (plural, _), items in zip(queries, results, strict=True):
-            for item in items:
-                key = (plural, item["id"])
-                if key not in out and not item.get("removed"):
-                    out[key] = _binding(plural, item)
+        for (plural, _), found in zip(queries, results, strict=True):
+            for binding in found:
+                out.setdefault((plural, binding.id), binding)
         return list(out.values())
+
+    async def _query_bindings(self, plural: str, field: str, values: Sequence[str]) -> list[RoleBinding]:
+        """Bindings of one filter, converted as soon as they arrive so the raw JSON is freed early."""
+        return [_binding(plural, item) for item in await self._query(plural, field, values) if not item.get("removed")]
 
     async def list_target_bindings(self, cluster_id: str, project_id: str | None) -> Sequence[RoleBinding]:
         """Every binding on one cluster (CRTBs) or one project (PRTBs), re-checked."""
@@ -525,8 +539,8 @@ def _version(text: str) -> tuple[int, int]:
 
 def _json(response: httpx.Response) -> Item:
     try:
-        body = json.loads(response.content)
-    except ValueError as exc:
+        body = _loads(response.content)
+    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError too
         raise PermanentUpstreamError(SERVICE, f"answer was not JSON (HTTP {response.status_code})") from exc
     if not isinstance(body, dict):
         raise PermanentUpstreamError(SERVICE, f"unexpected answer (HTTP {response.status_code})")
@@ -576,21 +590,22 @@ def _user(item: Item) -> RancherUser:
 
 
 def _binding(plural: str, item: Item) -> RoleBinding:
+    get = item.get
     scope = _KIND_SCOPE[plural]
-    project_id = item.get("projectId") if scope is Scope.PROJECT else None
-    cluster_id = item.get("clusterId") if scope is Scope.CLUSTER else None
+    project_id = get("projectId") if scope is Scope.PROJECT else None
+    cluster_id = get("clusterId") if scope is Scope.CLUSTER else None
     if project_id:
         cluster_id = str(project_id).split(":", 1)[0]
     return RoleBinding(
         id=str(item["id"]),
         scope=scope,
-        role_id=str(item.get("globalRoleId") or item.get("roleTemplateId") or ""),
+        role_id=str(get("globalRoleId") or get("roleTemplateId") or ""),
         cluster_id=cluster_id,
         project_id=project_id,
-        user_id=item.get("userId") or None,
-        user_principal_id=item.get("userPrincipalId") or None,
-        group_principal_id=item.get("groupPrincipalId") or None,
-        labels=item.get("labels") or {},  # freshly parsed JSON: nobody else holds these dicts
-        annotations=item.get("annotations") or {},
-        name=str(item.get("name") or ""),
+        user_id=get("userId") or None,
+        user_principal_id=get("userPrincipalId") or None,
+        group_principal_id=get("groupPrincipalId") or None,
+        labels=get("labels") or {},  # freshly parsed JSON: nobody else holds these dicts
+        annotations=get("annotations") or {},
+        name=str(get("name") or ""),
     )

@@ -96,13 +96,15 @@ class AccessService:
         )
         if filter:
             rights = filter_rights(rights, resolve_target(filter, clusters, projects))
-        cluster_names = {c.id: c.name for c in clusters}
-        project_names = {p.id: p.name for p in projects}
         names: dict[str, str] = {}
-        for grant in grants:
-            names[grant.target.cluster_id] = cluster_names.get(grant.target.cluster_id, grant.target.cluster_id)
-            if grant.target.project_id:
-                names[grant.target.project_id] = project_names.get(grant.target.project_id, grant.target.project_id)
+        if grants:  # maps of the whole estate's names only when there are grants to name
+            cluster_names = {c.id: c.name for c in clusters}
+            project_names = {p.id: p.name for p in projects}
+            for grant in grants:
+                target = grant.target
+                names[target.cluster_id] = cluster_names.get(target.cluster_id, target.cluster_id)
+                if target.project_id:
+                    names[target.project_id] = project_names.get(target.project_id, target.project_id)
         return AccessReport(
             principals=confirmed, user=user, rights=tuple(rights), now=now, filter=filter or None, names=names
         )

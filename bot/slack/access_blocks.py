@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -44,36 +44,41 @@ def rights_blocks(rights: Sequence[Right], *, max_blocks: int, empty: str = "No 
         return []
     if not rights:
         return [_section(empty)]
-    groups: list[tuple[str, list[Right]]] = []
-    for right in rights:
-        title = _group_title(right)
-        if not groups or groups[-1][0] != title:
-            groups.append((title, []))
-        groups[-1][1].append(right)
-    sections: list[tuple[str, int]] = []  # (text, rights it holds)
-    for title, members in groups:
-        text, count = title, 0
-        for right in members:
-            line = "\n" + _line(right)
-            if len(text) + len(line) > MAX_SECTION_CHARS:
-                sections.append((text, count))
-                text, count = f"{title} (continued)", 0
-            text += line
-            count += 1
-        sections.append((text, count))
+    # Sections are built lazily, one ahead of the one being placed: rights that will be cut are never rendered.
+    sections = _sections(rights)
     out: list[Block] = []
     shown = 0
-    for index, (text, count) in enumerate(sections):
-        last = index == len(sections) - 1
-        room = max_blocks - len(out) - (0 if last else 1)
+    current = next(sections, None)
+    while current is not None:
+        following = next(sections, None)
+        room = max_blocks - len(out) - (0 if following is None else 1)
         if room <= 0:
             break
-        out.append(_section(text))
-        shown += count
+        out.append(_section(current[0]))
+        shown += current[1]
+        current = following
     hidden = len(rights) - shown
     if hidden > 0:
         out.append(_context(f"…and {hidden} more right{'s' if hidden != 1 else ''}, {NARROW_HINT}"))
     return out
+
+
+def _sections(rights: Sequence[Right]) -> Iterator[tuple[str, int]]:
+    """(text, rights it holds) per section: one cluster's rights, split at MAX_SECTION_CHARS as `(continued)`."""
+    title = _group_title(rights[0])
+    text, count = title, 0
+    for right in rights:
+        right_title = _group_title(right)
+        if right_title != title:
+            yield text, count
+            title, text, count = right_title, right_title, 0
+        line = "\n" + _line(right)
+        if len(text) + len(line) > MAX_SECTION_CHARS:
+            yield text, count
+            text, count = f"{title} (continued)", 0
+        text += line
+        count += 1
+    yield text, count
 
 
 def app_home_view(
