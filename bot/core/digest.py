@@ -294,7 +294,7 @@ def _requested(acc: _Scan, rows: list[AuditEventLike], *, detail: bool) -> None:
                 grant_id=_str(d.get("grant_id")),
                 slack_user=_str(d.get("slack_user") or row["actor"]),
                 role=_str(d.get("role")),
-                target=_str(d.get("target") or row["target"]),
+                target=_str(row["target"] or d.get("target")),  # the row names it for people; details hold the id
                 reason=_str(_optional(row, "reason") or d.get("reason")),
             )
         )
@@ -341,7 +341,7 @@ def _span(grant_id: str, kept: tuple[int, object, object, object]) -> GrantSpan:
         grant_id=grant_id,
         slack_user=_str(d.get("slack_user") or actor),
         role=_str(d.get("role")),
-        target=_str(d.get("target") or target),
+        target=_str(target or d.get("target")),
         duration_s=duration,
     )
 
