@@ -20,6 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.core.errors import UpstreamError
 from bot.core.ports import Clock
 from bot.services.jobs import Jobs, LeaderLease
 from bot.services.metrics import METRICS
@@ -188,6 +189,11 @@ class JobScheduler:
             await body(now)
         except asyncio.CancelledError:
             raise
+        except UpstreamError as err:
+            # an outside system is down: expected, retried at the next run, no traceback needed
+            log.warning("scheduled job %s did not finish: %s", job_id, err)
+            METRICS.job_ran(job_id, ok=False)
+            return
         except Exception:
             log.exception("scheduled job %s failed", job_id)
             METRICS.job_ran(job_id, ok=False)

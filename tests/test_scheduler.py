@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -224,5 +225,39 @@ async def test_job_after_a_stall_longer_than_the_lease_bids_again_and_runs(tmp_p
             await scheduler._run("expire_grants", body)
             assert scheduler.lease.is_leader()
         assert len(ran) == 1
+    finally:
+        await components.aclose()
+
+
+async def test_job_failing_on_an_outside_system_logs_one_line_without_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job stopped by Rancher or Slack being down logs one warning, not a stack trace, and counts a failure."""
+    from bot.core.errors import TransientUpstreamError
+    from bot.services.metrics import METRICS
+
+    config = botconfig.make_config(
+        database=tmp_path / "bot.db",
+        public_url="http://127.0.0.1:1",
+        slack_api_url=UNREACHABLE + "/api/",
+        oidc_issuer=UNREACHABLE,
+        rancher_url=UNREACHABLE,
+        rancher_token=BOT_KEY,
+    )
+    components = wiring.build(config)
+
+    async def body(now: int) -> None:
+        raise TransientUpstreamError("Rancher", "cannot connect (is Rancher up?)")
+
+    try:
+        scheduler = wiring.build_scheduler(components)
+        scheduler.register()
+        assert scheduler.lease.try_acquire()
+        before = METRICS.job_failures.get("reconcile", 0)
+        with caplog.at_level(logging.WARNING, logger="bot.scheduler"):
+            await scheduler._run("reconcile", body)
+        assert "scheduled job reconcile did not finish: Rancher: cannot connect" in caplog.text
+        assert "Traceback" not in caplog.text
+        assert METRICS.job_failures["reconcile"] == before + 1
     finally:
         await components.aclose()
