@@ -103,3 +103,27 @@ def test_chain_of_any_rows_verifies_and_any_edit_breaks_it(details: list[dict[st
         victim = len(rows) // 2
         rows[victim] = {**rows[victim], "actor": "mallory"}
         assert audit_chain.verify(rows).broken_at == victim + 1
+
+
+@given(
+    st.fixed_dictionaries(
+        {
+            "id": st.integers(min_value=1),
+            "ts": st.integers(),
+            "actor": st.text(max_size=10),
+            "action": st.text(max_size=10),
+            "target": st.text(max_size=10),
+            "outcome": st.text(max_size=5),
+            "reason": st.text(max_size=10),
+            "request_id": st.text(max_size=5),
+            "details": st.text(max_size=20),
+        }
+    ),
+    st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+)
+def test_link_hash_is_sha256_of_prev_hash_and_canonical_json(row: dict[str, object], prev: str) -> None:
+    """The hash is exactly sha256(prev_hash + canonical_json(row)), as documented for external verifiers."""
+    import hashlib
+
+    expected = hashlib.sha256((prev + audit_chain.canonical_json(audit_chain.chained_part(row))).encode()).hexdigest()
+    assert audit_chain.link_hash(prev, row) == expected
