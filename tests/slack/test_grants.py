@@ -40,14 +40,15 @@ def _outbox(bot: RunningBot, key: str) -> Any:
         store.close()
 
 
-def _click(bot: RunningBot, user: str, action_id: str, value: str) -> tuple[int, str, str]:
-    """Click a button on a message in the approvals channel; return the status, the response key and the body."""
+def _click(bot: RunningBot, user: str, action_id: str, value: str) -> tuple[int, str, str, int]:
+    """Click a button in the approvals channel; return the status, the response key, the body and its timestamp."""
     key = uuid.uuid4().hex[:10]
     payload = block_actions_payload(
         user, action_id, value, response_url=bot.slack.response_url(key), channel_id=APPROVALS
     )
     body = interaction_body(payload)
-    return bot.post_signed(body).status_code, key, body
+    timestamp = int(time.time())
+    return bot.post_signed(body, timestamp=timestamp).status_code, key, body, timestamp
 
 
 def test_self_service_command_creates_one_tagged_binding(gbot: RunningBot, rancher: RancherEmulator) -> None:
@@ -83,7 +84,7 @@ def test_approval_by_button_with_escaped_reason_and_idempotent_clicks(
     assert "&lt;https://evil|x&gt;" in dumped
     assert posted.channel == APPROVALS
 
-    status, key, body = _click(gbot, BOB, gb.APPROVE, grant.id)
+    status, key, body, signed_at = _click(gbot, BOB, gb.APPROVE, grant.id)
     assert status == 200
     response = gbot.slack.wait_for(lambda: (gbot.slack.responses(key) or [None])[-1])
     assert response.replace_original
@@ -91,12 +92,12 @@ def test_approval_by_button_with_escaped_reason_and_idempotent_clicks(
     wait_until(lambda: _grants(gbot, ALICE)[0].state is GrantState.ACTIVE)
     assert len(_tagged(rancher, grant.id)) == 1
 
-    status2, key2, _ = _click(gbot, BOB, gb.APPROVE, grant.id)
+    status2, key2, _, _ = _click(gbot, BOB, gb.APPROVE, grant.id)
     assert status2 == 200
     again = gbot.slack.wait_for(lambda: (gbot.slack.responses(key2) or [None])[-1])
     assert not again.replace_original
     assert "already" in (again.text or "")
-    replay = gbot.post_signed(body)  # the first click's exact body again
+    replay = gbot.post_signed(body, timestamp=signed_at)  # the first click's exact request again
     assert replay.status_code == 401
     time.sleep(0.2)
     assert len(_tagged(rancher, grant.id)) == 1
@@ -111,7 +112,7 @@ def test_self_approval_by_button_is_refused(gbot: RunningBot) -> None:
     """Bob cannot approve his own request; the click is answered ephemerally and the request stays open."""
     gbot.ask(BOB, "request prod-eu/checkout project-member because deploy")
     (grant,) = _grants(gbot, BOB)
-    status, key, _ = _click(gbot, BOB, gb.APPROVE, grant.id)
+    status, key, _, _ = _click(gbot, BOB, gb.APPROVE, grant.id)
     assert status == 200
     response = gbot.slack.wait_for(lambda: (gbot.slack.responses(key) or [None])[-1])
     assert "cannot approve your own request" in (response.text or "")
@@ -123,7 +124,7 @@ def test_deny_by_button_closes_the_request(gbot: RunningBot, rancher: RancherEmu
     """Carol's Deny ends the request, replaces the buttons and creates no binding."""
     gbot.ask(ALICE, "request prod-eu/checkout project-member because look")
     (grant,) = _grants(gbot, ALICE)
-    _, key, _ = _click(gbot, CAROL, gb.DENY, grant.id)
+    _, key, _, _ = _click(gbot, CAROL, gb.DENY, grant.id)
     response = gbot.slack.wait_for(lambda: (gbot.slack.responses(key) or [None])[-1])
     assert response.replace_original
     assert f"denied by <@{CAROL}>" in json.dumps(response.blocks)
@@ -232,12 +233,12 @@ def test_extend_button_adds_the_default_duration(gbot: RunningBot) -> None:
     """The Extend button of the expiry DM extends the holder's grant by the rule's default."""
     gbot.ask(ALICE, "request dev-eu/payments project-member for 2h")
     (grant,) = _grants(gbot, ALICE)
-    _, key, _ = _click(gbot, ALICE, gb.EXTEND, grant.id)
+    _, key, _, _ = _click(gbot, ALICE, gb.EXTEND, grant.id)
     response = gbot.slack.wait_for(lambda: (gbot.slack.responses(key) or [None])[-1])
     assert "now runs until" in (response.text or "")
     (after,) = _grants(gbot, ALICE)
     assert after.expires_at == grant.expires_at + 3600
-    _, key2, _ = _click(gbot, BOB, gb.EXTEND, grant.id)
+    _, key2, _, _ = _click(gbot, BOB, gb.EXTEND, grant.id)
     refused = gbot.slack.wait_for(lambda: (gbot.slack.responses(key2) or [None])[-1])
     assert "only the holder" in (refused.text or "")
 
@@ -246,7 +247,7 @@ def test_extension_of_an_approved_grant_is_approved_by_button(gbot: RunningBot) 
     """Extending a grant under an approval rule waits for an approver's click, which adds the time once."""
     gbot.ask(ALICE, "request prod-eu/checkout project-member because INC-7")
     (grant,) = _grants(gbot, ALICE)
-    _, key, _ = _click(gbot, BOB, gb.APPROVE, grant.id)
+    _, key, _, _ = _click(gbot, BOB, gb.APPROVE, grant.id)
     gbot.slack.wait_for(lambda: gbot.slack.responses(key))
     wait_until(lambda: _grants(gbot, ALICE)[0].state is GrantState.ACTIVE)
     active = _grants(gbot, ALICE)[0]
@@ -254,7 +255,7 @@ def test_extension_of_an_approved_grant_is_approved_by_button(gbot: RunningBot) 
     posted = _outbox(gbot, f"ext:{grant.id}:0:post")
     assert posted is not None
     assert posted.channel == APPROVALS
-    _, key2, _ = _click(gbot, CAROL, gb.EXT_APPROVE, f"{grant.id}:0")
+    _, key2, _, _ = _click(gbot, CAROL, gb.EXT_APPROVE, f"{grant.id}:0")
     done = gbot.slack.wait_for(lambda: (gbot.slack.responses(key2) or [None])[-1])
     assert done.replace_original
     assert f"approved by <@{CAROL}>" in (done.text or "")
