@@ -50,6 +50,13 @@ def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
+def _wants_post_auth(methods: object) -> bool:
+    """True when discovery lists client_secret_post but not client_secret_basic (the default when unlisted)."""
+    if not isinstance(methods, list) or not methods:
+        return False
+    return "client_secret_basic" not in methods and "client_secret_post" in methods
+
+
 @dataclass(frozen=True)
 class _Metadata:
     issuer: str
@@ -58,6 +65,7 @@ class _Metadata:
     jwks_uri: str
     userinfo_endpoint: str | None
     revocation_endpoint: str | None
+    post_auth: bool = False  # the IdP accepts only client_secret_post at its token endpoint
 
 
 class OidcClient:
@@ -142,6 +150,12 @@ class OidcClient:
         raw = f"{quote(self._client_id, safe='')}:{quote(self.__secret, safe='')}".encode()
         return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
 
+    def _authenticated(self, meta: _Metadata, form: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        """Form and headers carrying the client's credentials the way the IdP says it accepts them."""
+        if meta.post_auth:
+            return {**form, "client_id": self._client_id, "client_secret": self.__secret}, {}
+        return dict(form), self._client_auth()
+
     # --- discovery and keys ------------------------------------------------------------------------------
 
     async def metadata(self) -> _Metadata:
@@ -166,6 +180,7 @@ class OidcClient:
                 jwks_uri=str(data["jwks_uri"]),
                 userinfo_endpoint=str(data["userinfo_endpoint"]) if data.get("userinfo_endpoint") else None,
                 revocation_endpoint=str(data["revocation_endpoint"]) if data.get("revocation_endpoint") else None,
+                post_auth=_wants_post_auth(data.get("token_endpoint_auth_methods_supported")),
             )
         except KeyError as err:
             raise PermanentUpstreamError(SERVICE, f"discovery document lacks {err.args[0]}") from None
@@ -233,11 +248,12 @@ class OidcClient:
 
     async def _token_request(self, form: Mapping[str, str]) -> dict[str, Any]:
         meta = await self.metadata()
+        data, auth = self._authenticated(meta, form)
         response = await self._request(
             "POST",
             meta.token_endpoint,
-            data=dict(form),
-            headers={**self._client_auth(), "Accept": "application/json"},
+            data=data,
+            headers={**auth, "Accept": "application/json"},
         )
         if response.status_code == 200:
             return self._json(response, "token response")
@@ -321,12 +337,8 @@ class OidcClient:
         meta = await self.metadata()
         if not meta.revocation_endpoint:
             return False
-        response = await self._request(
-            "POST",
-            meta.revocation_endpoint,
-            data={"token": refresh_token, "token_type_hint": "refresh_token"},
-            headers=self._client_auth(),
-        )
+        data, auth = self._authenticated(meta, {"token": refresh_token, "token_type_hint": "refresh_token"})
+        response = await self._request("POST", meta.revocation_endpoint, data=data, headers=auth)
         if response.status_code != 200:
             raise PermanentUpstreamError(
                 SERVICE, f"revocation answered HTTP {response.status_code}", status=response.status_code

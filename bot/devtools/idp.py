@@ -136,6 +136,7 @@ class Client:
     client_id: str
     client_secret: str
     redirect_uris: tuple[str, ...]
+    auth_methods: tuple[str, ...] = ("client_secret_basic", "client_secret_post")
 
     def get_client_id(self) -> str:
         """Return the client id."""
@@ -162,8 +163,8 @@ class Client:
         return hmac.compare_digest(client_secret.encode(), self.client_secret.encode())
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        """Confidential client: secret in Basic auth or in the POST body."""
-        return method in ("client_secret_basic", "client_secret_post")
+        """Confidential client: secret in Basic auth or in the POST body, as registered (a strict IdP allows one)."""
+        return method in self.auth_methods
 
     def check_response_type(self, response_type: str) -> bool:
         """Only the code flow."""
@@ -217,7 +218,13 @@ def load_accounts(source: Mapping[str, Any] | str | os.PathLike[str]) -> Account
         if not isinstance(secret, str) or not secret:
             raise ValueError(f"{where}.client_secret: expected a non-empty string")
         uris = _str_list(item.get("redirect_uris"), f"{where}.redirect_uris")
-        clients[cid] = Client(cid, secret, tuple(uris))
+        methods = item.get("token_endpoint_auth_methods", ["client_secret_basic", "client_secret_post"])
+        methods = _str_list(methods, f"{where}.token_endpoint_auth_methods")
+        if not set(methods) <= {"client_secret_basic", "client_secret_post"} or not methods:
+            raise ValueError(
+                f"{where}.token_endpoint_auth_methods: expected client_secret_basic and/or client_secret_post"
+            )
+        clients[cid] = Client(cid, secret, tuple(uris), tuple(methods))
     accounts: dict[str, Account] = {}
     raw_accounts = raw.get("accounts")
     if not isinstance(raw_accounts, dict) or not raw_accounts:
@@ -925,6 +932,11 @@ class DevIdP:
         ]
         return Starlette(routes=routes)
 
+    def _auth_methods(self) -> list[str]:
+        """Client authentication methods the token and revocation endpoints accept (union over clients)."""
+        methods = {m for client in self._clients.values() for m in client.auth_methods}
+        return sorted(methods, key=["client_secret_basic", "client_secret_post"].index)
+
     async def _discovery(self, request: Request) -> Response:
         iss = self.issuer
         return JSONResponse(
@@ -942,8 +954,8 @@ class DevIdP:
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "code_challenge_methods_supported": ["S256"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-                "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "token_endpoint_auth_methods_supported": self._auth_methods(),
+                "revocation_endpoint_auth_methods_supported": self._auth_methods(),
                 "claims_supported": _CLAIMS_SUPPORTED.split(),
             }
         )

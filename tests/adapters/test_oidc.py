@@ -233,3 +233,34 @@ async def test_client_secret_is_not_in_repr(rig: Rig) -> None:
     """The client's repr hides the secret."""
     assert botconfig.CLIENT_SECRET not in repr(rig.client)
     assert "redacted" in repr(rig.client)
+
+
+async def test_provider_accepting_only_client_secret_post_is_honoured() -> None:
+    """An IdP listing only client_secret_post gets the secret in the form, for code, refresh and revoke."""
+    import copy
+
+    from bot.devtools.idp import DevIdP, run_in_thread
+    from tests.conftest import IDP_ACCOUNTS
+
+    accounts = copy.deepcopy(IDP_ACCOUNTS)
+    accounts["clients"][0]["token_endpoint_auth_methods"] = ["client_secret_post"]
+    strict = DevIdP(accounts)
+    with run_in_thread(strict) as url:
+        client = make_client(url)
+        async with httpx.AsyncClient(timeout=5) as browser:
+            discovery = (await browser.get(f"{url}/.well-known/openid-configuration")).json()
+            assert discovery["token_endpoint_auth_methods_supported"] == ["client_secret_post"]
+            basic = await browser.post(
+                discovery["token_endpoint"],
+                data={"grant_type": "refresh_token", "refresh_token": "x"},
+                auth=(botconfig.CLIENT_ID, botconfig.CLIENT_SECRET),
+            )
+            assert basic.status_code == 401  # the strict provider really refuses Basic
+            rig = Rig(client, RunningIdP(idp=strict, url=url), browser)
+            login = await rig.login()
+            assert login.subject == "sub-alice"
+            assert login.refresh_token
+            refreshed = await client.refresh(login.refresh_token)
+            assert refreshed.refresh_token
+            assert await client.revoke(refreshed.refresh_token) is True
+        await client.aclose()
