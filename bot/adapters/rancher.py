@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
@@ -205,17 +205,25 @@ class RancherClient:
             following = (body.get("pagination") or {}).get("next")
             if not following:
                 break
-            if not isinstance(following, str) or not self._same_origin(following):
-                raise PermanentUpstreamError(SERVICE, "pagination link points outside the Rancher URL")
+            if not isinstance(following, str):
+                raise PermanentUpstreamError(SERVICE, "pagination link is not a URL")
+            following = self._rebase(following)
             if following in visited:
                 break
             visited.add(following)
             url = following
         return list(seen.values())
 
-    def _same_origin(self, link: str) -> bool:
+    def _rebase(self, link: str) -> str:
+        """The link on our configured origin: the API key never goes to a host Rancher names in a link.
+
+        Rancher builds links from its `server-url`, which behind a proxy may differ (http vs https, an internal
+        host name); only the path and query of a link are taken.
+        """
         mine, theirs = urlsplit(self._base), urlsplit(link)
-        return (mine.scheme, mine.netloc) == (theirs.scheme, theirs.netloc)
+        if (mine.scheme, mine.netloc) == (theirs.scheme, theirs.netloc):
+            return link
+        return urlunsplit((mine.scheme, mine.netloc, theirs.path, theirs.query, ""))
 
     async def _query(
         self, plural: str, field: str, values: Sequence[str], extra: Mapping[str, str] | None = None

@@ -211,6 +211,7 @@ class EmulatorSettings:
     finalizer_delay: float | None = 0.0
     seed: int = 0
     ignored_filters: tuple[str, ...] = ()  # filter fields to treat as unknown, e.g. GRB userPrincipalId before 2.11
+    advertised_url: str | None = None  # Rancher's `server-url` when it differs from how clients reach it (a proxy)
 
 
 @dataclass
@@ -713,7 +714,7 @@ class RancherEmulator:
             failed.headers.update(headers or {})
             return failed
         body_bytes = await request.body()
-        base = str(request.base_url).rstrip("/")
+        base = (self.settings.advertised_url or str(request.base_url)).rstrip("/")
         try:
             with self._lock:
                 self._settle()

@@ -30,7 +30,7 @@ def emulator() -> Iterator[RancherEmulator]:
 @pytest.fixture(autouse=True)
 def _fresh(emulator: RancherEmulator) -> None:
     emulator.configure(page_size=2, latency=0.0, failure_rate=0.0, server_version="v2.14.4", ignored_filters=())
-    emulator.configure(fill_delay=0.0, finalizer_delay=0.0)
+    emulator.configure(fill_delay=0.0, finalizer_delay=0.0, advertised_url=None)
     emulator.reset()
 
 
@@ -50,6 +50,16 @@ async def test_pagination_at_page_size_two_returns_everything_once(
     assert len({p.id for p in projects}) == len(projects) == 14
     bindings = await rancher.list_target_bindings("c-7xk2p", None)
     assert len({b.id for b in bindings}) == len(bindings) == 3
+    assert emulator.request_counts()["by_path"]["GET /v3/projects"] == 7
+
+
+async def test_pagination_links_naming_another_origin_are_followed_on_ours(
+    rancher: RancherClient, emulator: RancherEmulator
+) -> None:
+    """Behind a proxy Rancher's links name another host; the client keeps its own origin (the key goes nowhere else)."""
+    emulator.configure(advertised_url="https://rancher.internal.invalid")
+    projects = await rancher.list_projects()
+    assert len({p.id for p in projects}) == len(projects) == 14
     assert emulator.request_counts()["by_path"]["GET /v3/projects"] == 7
 
 
