@@ -183,6 +183,17 @@ def gbot(  # a bot with Alice, Bob and Carol linked and Rancher emulated
         yield running
 
 
+class FakeClock:
+    """A settable clock for services under test (time is a value they read, not something we mock)."""
+
+    def __init__(self, now: int = 1_800_000_000) -> None:
+        self.value = now
+
+    def now(self) -> int:
+        """Current time."""
+        return self.value
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
     """Poll until `predicate()` is truthy; return its value or fail the test."""
     deadline = time.monotonic() + timeout

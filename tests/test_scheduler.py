@@ -18,6 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import wiring
 from bot.adapters.store import Store
+from bot.config import Config
 from bot.core.model import Grant, GrantState, Target
 from bot.devtools import botconfig
 from bot.devtools.rancher_api import RancherEmulator, run_emulator
@@ -48,16 +49,24 @@ def _fires(trigger: CronTrigger, start: datetime, count: int) -> list[datetime]:
     return out
 
 
-async def test_jobs_are_registered_with_configured_ids_and_intervals(tmp_path: Path) -> None:
-    """Every job has its fixed id, its interval from `schedule.*`, coalescing, one instance and a misfire grace."""
-    config = botconfig.make_config(
+def _offline_config(tmp_path: Path, overrides: dict[str, Any] | None = None) -> Config:
+    """A bot config whose Slack, IdP and Rancher are unreachable (these tests never talk to them)."""
+    return botconfig.make_config(
         database=tmp_path / "bot.db",
         public_url="http://127.0.0.1:1",
         slack_api_url=UNREACHABLE + "/api/",
         oidc_issuer=UNREACHABLE,
         rancher_url=UNREACHABLE,
         rancher_token=BOT_KEY,
-        overrides={
+        overrides=overrides,
+    )
+
+
+async def test_jobs_are_registered_with_configured_ids_and_intervals(tmp_path: Path) -> None:
+    """Every job has its fixed id, its interval from `schedule.*`, coalescing, one instance and a misfire grace."""
+    config = _offline_config(
+        tmp_path,
+        {
             "schedule": {
                 "sweep_interval": "15s",
                 "reconcile_interval": "7m",
@@ -201,15 +210,7 @@ def test_server_start_revokes_grants_that_expired_during_downtime(
 
 async def test_job_after_a_stall_longer_than_the_lease_bids_again_and_runs(tmp_path: Path) -> None:
     """A lapsed lease (nobody else took it) is re-taken by the next job run instead of skipping it."""
-    config = botconfig.make_config(
-        database=tmp_path / "bot.db",
-        public_url="http://127.0.0.1:1",
-        slack_api_url=UNREACHABLE + "/api/",
-        oidc_issuer=UNREACHABLE,
-        rancher_url=UNREACHABLE,
-        rancher_token=BOT_KEY,
-        overrides={"schedule": {"lease_ttl": "30s"}},
-    )
+    config = _offline_config(tmp_path, {"schedule": {"lease_ttl": "30s"}})
     components = wiring.build(config)
     ran: list[int] = []
 
@@ -236,14 +237,7 @@ async def test_job_failing_on_an_outside_system_logs_one_line_without_traceback(
     from bot.core.errors import TransientUpstreamError
     from bot.services.metrics import METRICS
 
-    config = botconfig.make_config(
-        database=tmp_path / "bot.db",
-        public_url="http://127.0.0.1:1",
-        slack_api_url=UNREACHABLE + "/api/",
-        oidc_issuer=UNREACHABLE,
-        rancher_url=UNREACHABLE,
-        rancher_token=BOT_KEY,
-    )
+    config = _offline_config(tmp_path)
     components = wiring.build(config)
 
     async def body(now: int) -> None:

@@ -21,6 +21,7 @@ from bot.devtools.rancher_api import RancherEmulator, run_emulator
 from bot.services.audit import AuditLog
 from bot.services.granting import GrantingService
 from bot.services.notifications import Notifications
+from tests.conftest import FakeClock
 
 BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
 ALICE_SUB = "3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f"  # u-x7xfihrhhs in the fixture
@@ -75,17 +76,6 @@ POLICY = Policy(
         ),
     )
 )
-
-
-class FakeClock:
-    """A settable clock (time is a value the service reads, not something we mock)."""
-
-    def __init__(self, now: int = 1_800_000_000) -> None:
-        self.value = now
-
-    def now(self) -> int:
-        """Current time."""
-        return self.value
 
 
 @dataclass

@@ -31,6 +31,7 @@ from bot.services.audit import AuditLog
 from bot.services.granting import GrantingService, binding_name
 from bot.services.jobs import Jobs, JobSettings, LeaderLease
 from bot.services.notifications import Notifications
+from tests.conftest import FakeClock
 
 BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
 ALICE = "U0ALICE001"
@@ -54,17 +55,6 @@ POLICY = Policy(
         ),
     )
 )
-
-
-class FakeClock:
-    """A settable clock shared by the services and the jobs."""
-
-    def __init__(self, now: int = T0) -> None:
-        self.value = now
-
-    def now(self) -> int:
-        """Current time."""
-        return self.value
 
 
 @dataclass
