@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from datetime import timedelta
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bot.core.durations import format_duration, parse_duration, parse_duration_within, to_spec
+from bot.core.durations import (
+    MAX_DURATION_CHARS,
+    format_duration,
+    parse_duration,
+    parse_duration_within,
+    to_spec,
+)
 from bot.core.errors import UserError
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -147,3 +155,45 @@ def test_parse_within_names_the_bound_that_was_crossed(text: str, message: str) 
     with pytest.raises(UserError) as caught:
         parse_duration_within(text, timedelta(minutes=1), timedelta(hours=4))
     assert message in caught.value.message
+
+
+def _slowest_of(text: str, runs: int = 3) -> float:
+    """The best of a few timings of parse_duration on `text` (refused or not), in seconds."""
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        with contextlib.suppress(UserError):
+            parse_duration(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " ".join(["1s"] * 26) + " x",  # the command that froze the process for 9 s (issue 10)
+        " ".join(["1s"] * 10_000) + " x",
+        "1" * 100_000,
+        "1 " * 50_000 + "hours",
+        "1h" * 50_000 + "!",
+    ],
+)
+def test_parse_refuses_backtracking_bait_in_linear_time(text: str) -> None:
+    """Inputs that made the old nested pattern backtrack exponentially are refused within 10 ms."""
+    assert _slowest_of(text) < 0.010
+
+
+def test_parse_refuses_overlong_text_with_the_limit_and_without_echoing_it() -> None:
+    """Text over MAX_DURATION_CHARS is refused naming the limit; the message quotes at most a short prefix."""
+    text = "1h " * 40
+    with pytest.raises(UserError) as caught:
+        parse_duration(text)
+    assert f"at most {MAX_DURATION_CHARS} characters" in caught.value.message
+    assert len(caught.value.message) < 120
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.sampled_from("0123456789 smhdwx\t"), max_size=MAX_DURATION_CHARS))
+def test_parse_takes_under_a_millisecond_on_any_short_unit_soup(text: str) -> None:
+    """Random soups of digits, units and spaces up to the length cap parse or are refused within 10 ms."""
+    assert _slowest_of(text, runs=1) < 0.010
