@@ -1,4 +1,4 @@
-"""APScheduler 3.x AsyncIOScheduler: registers the job bodies of services.jobs with fixed ids and intervals.
+"""APScheduler 3.x AsyncIOScheduler: registers the job bodies with fixed ids and intervals, under the leader lease.
 
 Every job runs only while this process holds the leader lease (a SQLite row taken by compare-and-set); a second
 `serve` process on the same database stays on standby, renews its bid every ttl/3 and takes over when the lease
@@ -22,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.core.errors import UpstreamError
 from bot.core.ports import Clock
-from bot.services.jobs import Jobs, LeaderLease
+from bot.services.jobs.lease import LeaderLease
 from bot.services.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,21 @@ CATCH_UP: Final[tuple[str, ...]] = ("expire_grants", "reconcile", "post_digest")
 """Jobs run immediately on start and on becoming leader (work that fell due during downtime)."""
 
 Role = str  # "leader" | "standby" | "off"
+Body = Callable[[int], Awaitable[object]]
+"""A job body: takes `now` (epoch seconds), idempotent, safe to interrupt."""
+
+
+@dataclass(frozen=True)
+class JobBodies:
+    """What each scheduled job runs (wiring takes them from the services)."""
+
+    expire_grants: Body
+    expire_requests: Body
+    warn_expiring: Body
+    reconcile: Body
+    deliver_outbox: Body
+    refresh_identities: Body
+    post_digest: Body
 
 
 @dataclass(frozen=True)
@@ -71,7 +86,7 @@ class JobScheduler:
 
     def __init__(
         self,
-        jobs: Jobs,
+        jobs: JobBodies,
         lease: LeaderLease,
         schedule: Schedule,
         clock: Clock,
@@ -90,7 +105,7 @@ class JobScheduler:
     def register(self) -> None:
         """Add every job with its fixed id, trigger, `coalesce=True`, `max_instances=1` and a misfire grace."""
         s = self.schedule
-        bodies: dict[str, tuple[float, Callable[[int], Awaitable[object]]]] = {
+        bodies: dict[str, tuple[float, Body]] = {
             "expire_grants": (s.sweep_interval, self.jobs.expire_grants),
             "expire_requests": (s.sweep_interval, self.jobs.expire_requests),
             "warn_expiring": (s.sweep_interval, self.jobs.warn_expiring),
@@ -176,7 +191,7 @@ class JobScheduler:
         if held and not was_leader:
             self._catch_up()
 
-    async def _run(self, job_id: str, body: Callable[[int], Awaitable[object]]) -> None:
+    async def _run(self, job_id: str, body: Body) -> None:
         """Run one job body if this process holds the lease; count the run and log a failure (never raise)."""
         now = self._clock.now()
         if not self.lease.is_leader(now):

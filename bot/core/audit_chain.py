@@ -1,4 +1,4 @@
-"""The audit log's hash chain: canonical bytes of an event, linking, and verification."""
+"""The audit log's hash chain: canonical bytes of an event, chaining the next event, and verification."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from bot.core.model import AuditEvent, ChainHead
 
 GENESIS = "0" * 64
 CHAINED_FIELDS = ("id", "ts", "actor", "action", "target", "outcome", "reason", "request_id", "details")
@@ -64,25 +66,71 @@ class ChainCheck:
         return self.broken_at is None
 
 
-def verify(rows: Iterable[Mapping[str, object]], head: tuple[int, str] | None = None) -> ChainCheck:
-    """Walk rows in id order; report the first row whose prev_hash or hash does not hold.
+def event_hash(prev_hash: str, event: AuditEvent) -> str:
+    """link_hash of an event's chained fields (laid out in sorted order directly: verification is this loop)."""
+    part = {
+        "action": event.action,
+        "actor": event.actor,
+        "details": event.details_json,
+        "id": event.id,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "request_id": event.request_id,
+        "target": event.target,
+        "ts": event.ts,
+    }
+    return hashlib.sha256((prev_hash + _ENCODER.encode(part)).encode("utf-8")).hexdigest()
 
-    `head` is the (last id, last hash) recorded separately, so that deleting the newest rows is detected too.
+
+def next_event(
+    head: ChainHead,
+    *,
+    ts: int,
+    actor: str,
+    action: str,
+    target: str,
+    outcome: str,
+    reason: str,
+    request_id: str,
+    details: Mapping[str, object],
+) -> AuditEvent:
+    """The event that follows `head`: the next id, details scrubbed of secrets as canonical JSON, and its hash."""
+    event = AuditEvent(
+        id=head.last_id + 1,
+        ts=ts,
+        actor=actor,
+        action=action,
+        target=target,
+        outcome=outcome,
+        reason=reason,
+        request_id=request_id,
+        details_json=canonical_json(scrub(details)),
+        prev_hash=head.last_hash,
+        hash="",
+    )
+    return AuditEvent(**{**vars(event), "hash": event_hash(head.last_hash, event)})
+
+
+def verify(events: Iterable[AuditEvent], head: ChainHead | None = None) -> ChainCheck:
+    """Walk events in id order; report the first whose prev_hash or hash does not hold.
+
+    `head` is the (last id, last hash) recorded separately, so that deleting the newest events is detected too.
     """
     prev = GENESIS
     count = 0
     last_id: int | None = None
-    for row in rows:
-        row_id = int(str(row["id"]))
-        if last_id is not None and row_id <= last_id:
-            return ChainCheck(count, row_id, "rows out of order")
-        if row["prev_hash"] != prev:
-            return ChainCheck(count, row_id, "previous hash does not match (a row before it was removed or reordered)")
-        if link_hash(prev, row) != row["hash"]:
-            return ChainCheck(count, row_id, "contents do not match the hash (the row was edited)")
-        prev = str(row["hash"])
-        last_id = row_id
+    for event in events:
+        if last_id is not None and event.id <= last_id:
+            return ChainCheck(count, event.id, "rows out of order")
+        if event.prev_hash != prev:
+            return ChainCheck(
+                count, event.id, "previous hash does not match (a row before it was removed or reordered)"
+            )
+        if event_hash(prev, event) != event.hash:
+            return ChainCheck(count, event.id, "contents do not match the hash (the row was edited)")
+        prev = event.hash
+        last_id = event.id
         count += 1
-    if head is not None and head[0] and (last_id != head[0] or prev != head[1]):
-        return ChainCheck(count, head[0] if last_id is None else last_id, "the newest rows were removed")
+    if head is not None and head.last_id and (last_id != head.last_id or prev != head.last_hash):
+        return ChainCheck(count, head.last_id if last_id is None else last_id, "the newest rows were removed")
     return ChainCheck(count, None)

@@ -11,11 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from bot.core.grant_lifecycle import TERMINAL
 from bot.core.model import Grant, GrantState, RoleBinding, Scope
-
-_TERMINAL = frozenset(
-    {GrantState.DENIED, GrantState.EXPIRED_REQUEST, GrantState.EXPIRED, GrantState.REVOKED, GrantState.FAILED}
-)
 
 
 @dataclass(frozen=True)
@@ -120,7 +117,7 @@ def plan(
             elif binding.role_id in governed:
                 untagged.append(binding)
             continue
-        if grant.state in _TERMINAL:
+        if grant.state in TERMINAL:
             delete.append(Orphan(binding, grant.id, f"grant {grant.id} is {grant.state.value}"))
             continue
         owned.setdefault(grant.id, []).append(binding)

@@ -10,11 +10,11 @@ from typing import TypeVar
 
 from bot.core.durations import format_duration
 from bot.core.errors import NotFound
+from bot.core.grant_lifecycle import BOUND
 from bot.core.model import (
     Cluster,
     GlobalRole,
     Grant,
-    GrantState,
     PrincipalSet,
     Project,
     RancherUser,
@@ -26,7 +26,6 @@ from bot.core.model import (
 
 GRB_OWNER_LABEL = "authz.management.cattle.io/grb-owner"
 ADMIN_ROLE = "admin"
-LIVE_GRANT_STATES = frozenset({GrantState.ACTIVE, GrantState.ACTIVATING, GrantState.REVOKING})
 _T = TypeVar("_T")
 
 
@@ -146,7 +145,7 @@ def effective_rights(
     global_names = {g.id: g.name for g in global_roles}
     cluster_names = {c.id: c.name for c in clusters}
     project_names = {p.id: p.name for p in projects}
-    live = {g.id: g for g in grants if g.state in LIVE_GRANT_STATES}
+    live = {g.id: g for g in grants if g.state in BOUND}
     # holds(principals, b) for every binding, with the principal sets built once instead of once a binding
     user_id = principals.user_id
     mine = {principals.user_principal_id, *principals.principal_ids}

@@ -16,6 +16,7 @@ fire `approve`. Retrying a step (a Rancher call after a crash) never needs a tra
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
@@ -56,14 +57,25 @@ TRANSITIONS: dict[tuple[GrantState, GrantEvent], GrantState] = {
 }
 """Every legal (state, event) → next state; anything else raises InvalidTransition."""
 
+# --- the one definition of every set of states ----------------------------------------------------------
+
 TERMINAL: frozenset[GrantState] = frozenset({S.DENIED, S.EXPIRED_REQUEST, S.EXPIRED, S.REVOKED, S.FAILED})
 """States a grant never leaves."""
+
+OPEN: frozenset[GrantState] = frozenset(GrantState) - TERMINAL
+"""States of a grant that is not over yet (requested … revoking): one per holder, role and target at a time."""
 
 OPEN_REQUEST: frozenset[GrantState] = frozenset({S.REQUESTED, S.APPROVED})
 """States of a request that has not reached Rancher yet."""
 
 IN_FLIGHT: frozenset[GrantState] = frozenset({S.ACTIVATING, S.REVOKING})
 """States in which a Rancher call is (or was, before a crash) under way."""
+
+BOUND: frozenset[GrantState] = frozenset({S.ACTIVATING, S.ACTIVE, S.REVOKING})
+"""States in which the grant's Rancher binding exists or may exist."""
+
+GRANTED: frozenset[GrantState] = frozenset({S.ACTIVATING, S.ACTIVE})
+"""States shown to the holder as access they have (or are about to have)."""
 
 
 def transition(current: GrantState | str, event: GrantEvent | str) -> GrantState:
@@ -164,3 +176,48 @@ def needs_expiry_warning(grant: Grant, now: int, lead: timedelta = timedelta(min
 def request_expired(grant: Grant, now: int) -> bool:
     """True when an undecided request has passed its request_expires_at."""
     return grant.state is S.REQUESTED and grant.request_expires_at is not None and grant.request_expires_at <= now
+
+
+# --- extension requests ---------------------------------------------------------------------------------
+
+
+class ExtensionState(StrEnum):
+    """Lifecycle of one extension of a grant (number N = the grant's extension count when it was asked).
+
+    pending --approve--> approved --apply--> applied;  pending --deny--> denied.
+    A self-service extension is recorded `approved` by its holder and applied at once.
+    """
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    APPLIED = "applied"
+
+
+EXTENSION_MOVES: dict[ExtensionState, frozenset[ExtensionState]] = {
+    ExtensionState.PENDING: frozenset({ExtensionState.APPROVED, ExtensionState.DENIED}),
+    ExtensionState.APPROVED: frozenset({ExtensionState.APPLIED}),
+    ExtensionState.DENIED: frozenset(),
+    ExtensionState.APPLIED: frozenset(),
+}
+"""Legal moves of an extension request; the store turns them into compare-and-set preconditions."""
+
+
+def extension_sources(target: ExtensionState) -> tuple[ExtensionState, ...]:
+    """The states an extension may be in to move to `target` (the `expected` of a compare-and-set)."""
+    return tuple(state for state, nexts in EXTENSION_MOVES.items() if target in nexts)
+
+
+@dataclass(frozen=True)
+class ExtensionRequest:
+    """One request to extend a grant by `extra_s`, with the approvals it collected."""
+
+    grant_id: str
+    number: int
+    extra_s: int
+    requested_at: int
+    requested_by: str
+    state: ExtensionState = ExtensionState.PENDING
+    approvers: tuple[str, ...] = ()
+    decided_at: int | None = None
+    decided_by: str = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,6 +33,41 @@ class Identity:
     refreshed_at: int
     status: LinkStatus = LinkStatus.ACTIVE
     token_expires_at: int | None = None
+
+
+@dataclass(frozen=True)
+class LinkRecord:
+    """A stored link: the identity plus the sealed refresh token and the refresh job's bookkeeping."""
+
+    identity: Identity
+    sealed_refresh_token: str | None = None
+    refresh_failures: int = 0
+    next_refresh_at: int | None = None
+    revoked_at: int | None = None
+    revoked_reason: str = ""
+
+    def __repr__(self) -> str:
+        return f"LinkRecord({self.identity.slack_user}, {self.identity.status.value}, token=<redacted>)"
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """One `/access link` in progress: the OAuth state, nonce and sealed PKCE verifier, bound to a browser later."""
+
+    id: str
+    team_id: str
+    slack_user: str
+    state: str
+    nonce: str
+    sealed_verifier: str
+    created_at: int
+    expires_at: int
+    cookie_hash: str | None = None
+    started_at: int | None = None
+    used_at: int | None = None
+
+    def __repr__(self) -> str:
+        return f"LoginAttempt({self.id[:6]}…, {self.slack_user}, <redacted>)"
 
 
 @dataclass(frozen=True)
@@ -214,11 +250,45 @@ class Grant:
     request_expires_at: int | None = None
     drifted: bool = False
     updated_at: int | None = None  # when the state last changed (stores set it; used to spot stuck grants)
+    attempts: int = 0  # failed revocation attempts so far (the sweep's backoff)
+    next_attempt_at: int = 0  # when the sweep retries a failed revocation (0: not scheduled)
+    overdue_alerted: int = 0  # 0 never, 1 alerted as overdue, 2 alerted and resolved
+
+
+@dataclass(frozen=True)
+class GrantChange:
+    """Columns of a grant to set in a compare-and-set update; None leaves a column as it is."""
+
+    state: GrantState | None = None
+    activated_at: int | None = None
+    expires_at: int | None = None
+    ended_at: int | None = None
+    duration_s: int | None = None
+    binding_id: str | None = None
+    binding_name: str | None = None
+    extensions: int | None = None
+    failure: str | None = None
+    drifted: bool | None = None
+    attempts: int | None = None
+    next_attempt_at: int | None = None
+    overdue_alerted: int | None = None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One state change of a grant (`from_state` None for its creation)."""
+
+    grant_id: str
+    from_state: str | None
+    to_state: str
+    at: int
+    actor: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)
 class AuditEvent:
-    """One row of the append-only, hash-chained audit log."""
+    """One row of the append-only, hash-chained audit log; `details_json` is exactly the text the hash covers."""
 
     id: int
     ts: int
@@ -228,9 +298,23 @@ class AuditEvent:
     outcome: str
     reason: str
     request_id: str
-    details: Mapping[str, object]
+    details_json: str
     prev_hash: str
     hash: str
+
+    @property
+    def details(self) -> dict[str, object]:
+        """The details as a mapping."""
+        value = json.loads(self.details_json)
+        return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The newest audit event's id and hash, kept apart from the rows (0 and the genesis hash when empty)."""
+
+    last_id: int
+    last_hash: str
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ import base64
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from bot.core.errors import UserError
-from bot.core.model import PrincipalSet
+from bot.core.model import Identity, PrincipalSet
 
 _PROVIDER = re.compile(r"^[a-z][a-z0-9]*$")
 
@@ -97,6 +98,31 @@ def principal_set(
         principal_ids=principal_ids,
         group_names=names,
     )
+
+
+@dataclass(frozen=True)
+class PrincipalMapping:
+    """How this deployment maps identities to Rancher principals (`rancher.auth_provider` and the templates)."""
+
+    provider: str = "genericoidc"
+    user_template: str | None = None
+    group_template: str | None = None
+    full_group_paths: bool = False
+
+    def of(self, identity: Identity) -> PrincipalSet:
+        """The Rancher principals a linked identity maps to."""
+        return principal_set(
+            self.provider,
+            identity.subject,
+            identity.groups,
+            user_template=self.user_template,
+            group_template=self.group_template,
+            full_group_paths=self.full_group_paths,
+        )
+
+    def user_id_of(self, principal: str) -> str:
+        """The Rancher user id Rancher derives for a user principal (`local://u-x` → `u-x`)."""
+        return principal.removeprefix("local://") if principal.startswith("local://") else derive_user_id(principal)
 
 
 def principal_display(principal_id: str, names: Mapping[str, str] | None = None) -> str:

@@ -1,66 +1,61 @@
-"""Use cases "what can I access" and "who holds this": read Rancher through RancherApi, explain with the core."""
+"""The use case "what can I access": read Rancher through RancherApi and explain every right with the core."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from bot.core.effective_access import (
-    GRB_OWNER_LABEL,
-    LIVE_GRANT_STATES,
-    AccessReport,
-    Right,
-    Source,
-    SourceKind,
-    effective_rights,
-    filter_rights,
-    resolve_target,
-)
-from bot.core.model import Grant, PrincipalSet, RancherUser, RoleBinding, Scope, Target
-from bot.core.ports import RancherApi
-from bot.core.principals import derive_user_id
+from bot.core.effective_access import AccessReport, Right, effective_rights, filter_rights, resolve_target
+from bot.core.errors import NotLinked
+from bot.core.grant_lifecycle import GRANTED, OPEN_REQUEST
+from bot.core.model import Grant, Identity, LinkStatus, PrincipalSet, RancherUser
+from bot.core.ports import Clock, RancherApi
+from bot.core.principals import PrincipalMapping, derive_user_id
+from bot.core.storage import GrantStore, LinkStore
 
-__all__ = ["AccessReport", "AccessService", "Holder", "HoldersReport", "Right"]
-
-MAX_NAMED_HOLDERS = 50
-
-
-@dataclass(frozen=True)
-class Holder:
-    """One subject holding a role on a target, and why."""
-
-    subject: str
-    kind: str  # "user" | "group"
-    role_id: str
-    role_name: str
-    source_text: str
-    binding_id: str
-    user_id: str | None = None
-    principal_id: str | None = None
-
-
-@dataclass(frozen=True)
-class HoldersReport:
-    """Who holds roles on one cluster or project."""
-
-    target: Target
-    cluster_name: str
-    project_name: str
-    holders: tuple[Holder, ...]
-
-    @property
-    def where(self) -> str:
-        """`dev-eu` or `dev-eu/payments`."""
-        return f"{self.cluster_name}/{self.project_name}" if self.target.project_id else self.cluster_name
+__all__ = ["AccessReport", "AccessService", "Right"]
 
 
 class AccessService:
     """Explains a user's Rancher access; every Rancher read it needs runs concurrently."""
 
-    def __init__(self, rancher: RancherApi, grant_label: str) -> None:
+    def __init__(
+        self,
+        *,
+        rancher: RancherApi,
+        grant_label: str,
+        links: LinkStore,
+        grants: GrantStore,
+        principals: PrincipalMapping,
+        clock: Clock,
+    ) -> None:
         self._rancher = rancher
         self._grant_label = grant_label
+        self._links = links
+        self._grants = grants
+        self._mapping = principals
+        self._clock = clock
+
+    def linked(self, slack_user: str) -> Identity | None:
+        """The active identity of a Slack user, or None."""
+        record = self._links.get(slack_user)
+        return record.identity if record is not None and record.identity.status is LinkStatus.ACTIVE else None
+
+    def granted(self, slack_user: str) -> list[Grant]:
+        """The user's grants that give access now (or are about to), newest first."""
+        return self._grants.find(slack_user=slack_user, states=GRANTED, limit=50)
+
+    def pending(self, slack_user: str) -> list[Grant]:
+        """The user's requests waiting for a decision, newest first."""
+        return self._grants.find(slack_user=slack_user, states=OPEN_REQUEST, limit=50)
+
+    async def report(self, slack_user: str, filter: str | None = None) -> AccessReport:
+        """Rancher RBAC plus the user's own grants, for one linked Slack user (NotLinked otherwise)."""
+        identity = self.linked(slack_user)
+        if identity is None:
+            raise NotLinked("Your Slack account is not linked to your company identity.")
+        return await self.describe(self._mapping.of(identity), self.granted(slack_user), self._clock.now(), filter)
 
     async def describe(
         self, principals: PrincipalSet, grants: Sequence[Grant], now: int, filter: str | None = None
@@ -109,28 +104,6 @@ class AccessService:
             principals=confirmed, user=user, rights=tuple(rights), now=now, filter=filter or None, names=names
         )
 
-    async def who(self, target: Target | str, grants: Sequence[Grant] = (), now: int = 0) -> HoldersReport:
-        """Who holds roles directly on a cluster or a project (`CLUSTER`, `CLUSTER/PROJECT` or a Target)."""
-        clusters, projects, role_templates = await asyncio.gather(
-            self._rancher.list_clusters(), self._rancher.list_projects(), self._rancher.list_role_templates()
-        )
-        resolved = target if isinstance(target, Target) else resolve_target(target, clusters, projects)
-        bindings = await self._rancher.list_target_bindings(resolved.cluster_id, resolved.project_id)
-        user_ids = list(dict.fromkeys(b.user_id for b in bindings if b.user_id))[:MAX_NAMED_HOLDERS]
-        users = await asyncio.gather(*(self._rancher.get_user(u) for u in user_ids))
-        user_names = {u.id: u.name for u in users if u is not None}
-        role_names = {r.id: r.name for r in role_templates}
-        live = {g.id: g for g in grants if g.state in LIVE_GRANT_STATES}
-        holders = [
-            _holder(b, role_names=role_names, user_names=user_names, live=live, grant_label=self._grant_label, now=now)
-            for b in bindings
-            if b.target == resolved or (b.scope is Scope.CLUSTER and resolved.project_id is None)
-        ]
-        holders.sort(key=lambda h: (h.role_name.lower(), h.kind, h.subject.lower(), h.binding_id))
-        cluster_name = next((c.name for c in clusters if c.id == resolved.cluster_id), resolved.cluster_id)
-        project_name = next((p.name for p in projects if p.id == resolved.project_id), resolved.project_id or "")
-        return HoldersReport(resolved, cluster_name, project_name, tuple(holders))
-
 
 def _confirmed(principals: PrincipalSet, user: RancherUser | None, user_id: str) -> PrincipalSet:
     """The principal set with the user id only when Rancher has that user and it answers to our principal."""
@@ -138,41 +111,3 @@ def _confirmed(principals: PrincipalSet, user: RancherUser | None, user_id: str)
         ids = tuple(dict.fromkeys((principals.user_principal_id, *user.principal_ids)))
         return replace(principals, user_id=user.id, principal_ids=ids)
     return replace(principals, user_id=None, principal_ids=(principals.user_principal_id,))
-
-
-def _holder(
-    binding: RoleBinding,
-    *,
-    role_names: dict[str, str],
-    user_names: dict[str, str],
-    live: dict[str, Grant],
-    grant_label: str,
-    now: int,
-) -> Holder:
-    grant = live.get(binding.labels.get(grant_label, ""))
-    if grant is not None:
-        source = Source(SourceKind.GRANT, grant_id=grant.id, expires_at=grant.expires_at)
-    elif binding.labels.get(grant_label):
-        source = Source(SourceKind.GRANT, grant_id=binding.labels[grant_label])
-    elif GRB_OWNER_LABEL in binding.labels:
-        source = Source(SourceKind.GLOBAL_ROLE, global_role=binding.labels[GRB_OWNER_LABEL])
-    else:
-        source = Source(SourceKind.DIRECT)
-    if binding.group_principal_id:
-        subject, kind = binding.group_principal_id.split("://", 1)[-1], "group"
-    else:
-        principal = binding.user_principal_id or ""
-        subject = user_names.get(binding.user_id or "") or binding.annotations.get(
-            "auth.cattle.io/principal-display-name", ""
-        )
-        subject, kind = subject or binding.user_id or principal.split("://", 1)[-1], "user"
-    return Holder(
-        subject=subject,
-        kind=kind,
-        role_id=binding.role_id,
-        role_name=role_names.get(binding.role_id, binding.role_id),
-        source_text=source.text(now),
-        binding_id=binding.id,
-        user_id=binding.user_id,
-        principal_id=binding.group_principal_id or binding.user_principal_id,
-    )

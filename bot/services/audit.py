@@ -1,4 +1,4 @@
-"""Appending to, verifying and exporting the hash-chained audit log."""
+"""The audit log as a use case: chaining each event onto the head, verifying the chain, exporting events."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from bot.core import audit_chain
-from bot.core.ports import Clock, Store
+from bot.core.model import AuditEvent
+from bot.core.ports import Clock
+from bot.core.storage import AuditStore, Transactions
 
 EXPORT_COLUMNS = (
     "id",
@@ -24,12 +25,14 @@ EXPORT_COLUMNS = (
     "prev_hash",
     "hash",
 )
+_APPEND_TRIES = 5
 
 
 class AuditLog:
-    """Every state change and security event goes through `record`."""
+    """Every state change and security event goes through `record`, inside the caller's transaction."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, *, tx: Transactions, store: AuditStore, clock: Clock) -> None:
+        self._tx = tx
         self._store = store
         self._clock = clock
 
@@ -43,41 +46,67 @@ class AuditLog:
         reason: str = "",
         request_id: str = "",
         details: Mapping[str, object] | None = None,
-    ) -> dict[str, Any]:
-        """Append one event (secrets in `details` are redacted by key name) and return the stored row."""
-        return self._store.append_audit(
-            ts=self._clock.now(),
-            actor=actor,
-            action=action,
-            target=target,
-            outcome=outcome,
-            reason=reason,
-            request_id=request_id,
-            details=details or {},
-        )
+    ) -> AuditEvent:
+        """Chain one event onto the head and append it (secrets in `details` are redacted by key name)."""
+        for _ in range(_APPEND_TRIES):
+            with self._tx.atomic():
+                head = self._store.head()
+                event = audit_chain.next_event(
+                    head,
+                    ts=self._clock.now(),
+                    actor=actor,
+                    action=action,
+                    target=target,
+                    outcome=outcome,
+                    reason=reason,
+                    request_id=request_id,
+                    details=details or {},
+                )
+                if self._store.append(event, head):
+                    return event
+        raise RuntimeError("the audit head kept moving while appending; another writer is racing")
 
     def verify(self) -> audit_chain.ChainCheck:
-        """Walk the whole chain and report the first broken row, if any."""
-        return audit_chain.verify(self._store.audit_rows(), head=self._store.audit_head())
+        """Walk the whole chain and report the first broken event, if any."""
+        return check_chain(self._store)
 
     def export(self, since: int | None, until: int | None, fmt: str) -> Iterator[str]:
         """Yield the events in [since, until) as JSON lines or CSV text chunks."""
-        rows = self._store.audit_rows(since=since, until=until)
+        events = self._store.events(since=since, until=until)
         if fmt == "jsonl":
-            for row in rows:
-                out = dict(row)
-                out["details"] = json.loads(str(row["details"]))
-                yield json.dumps(out, ensure_ascii=False, sort_keys=True) + "\n"
+            for event in events:
+                yield json.dumps(_export_row(event, parsed=True), ensure_ascii=False, sort_keys=True) + "\n"
             return
         if fmt != "csv":
             raise ValueError(f"unknown export format {fmt!r} (jsonl or csv)")
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
+        for event in events:
+            writer.writerow(_export_row(event, parsed=False))
             if buffer.tell() > 65536:
                 yield buffer.getvalue()
                 buffer.seek(0)
                 buffer.truncate()
         yield buffer.getvalue()
+
+
+def check_chain(store: AuditStore) -> audit_chain.ChainCheck:
+    """Verify every event of a store against the head it keeps apart from the rows."""
+    return audit_chain.verify(store.events(), head=store.head())
+
+
+def _export_row(event: AuditEvent, *, parsed: bool) -> dict[str, object]:
+    return {
+        "id": event.id,
+        "ts": event.ts,
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "request_id": event.request_id,
+        "details": event.details if parsed else event.details_json,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }

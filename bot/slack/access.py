@@ -7,46 +7,18 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.core import commands, principals
-from bot.core.errors import BotError, NotLinked, UpstreamError
-from bot.core.model import GrantState, Identity, PrincipalSet
+from bot.core import commands
+from bot.core.errors import BotError, UpstreamError
 from bot.services.access import AccessReport
 from bot.slack import access_blocks, messages
-from bot.slack.commands import handles
 from bot.slack.context import Caller, Reply, SlackDeps
 
 log = logging.getLogger(__name__)
 
-_ACTIVE = (GrantState.ACTIVE, GrantState.ACTIVATING)
-_PENDING = (GrantState.REQUESTED, GrantState.APPROVED)
 
-
-def principals_of(deps: SlackDeps, identity: Identity) -> PrincipalSet:
-    """The Rancher principals a linked identity maps to, per `rancher.auth_provider` and templates."""
-    extras = deps.extras
-    return principals.principal_set(
-        str(extras.get("rancher_auth_provider", "genericoidc")),
-        identity.subject,
-        identity.groups,
-        user_template=extras.get("rancher_user_principal_template"),
-        group_template=extras.get("rancher_group_principal_template"),
-    )
-
-
-async def report_for(deps: SlackDeps, slack_user: str, target: str | None) -> AccessReport:
-    """Rancher RBAC plus the user's own grants, for one linked Slack user."""
-    if deps.linking is None or deps.access is None:
-        raise NotLinked("linking is not configured")
-    identity = deps.linking.identity(slack_user)
-    grants = deps.granting.list_grants(identity) if deps.granting is not None else []
-    active = [g for g in grants if g.state in _ACTIVE]
-    return await deps.access.describe(principals_of(deps, identity), active, deps.clock.now(), target)
-
-
-@handles(commands.ListAccess)
 async def on_list(deps: SlackDeps, caller: Caller, cmd: commands.ListAccess) -> Reply:
     """What the caller can access, grouped by cluster, with provenance."""
-    report = await report_for(deps, caller.user_id, cmd.target)
+    report = await deps.access.report(caller.user_id, cmd.target)
     message = access_blocks.access_list_message(report)
     return Reply(str(message["text"]), list(message["blocks"]))
 
@@ -54,7 +26,7 @@ async def on_list(deps: SlackDeps, caller: Caller, cmd: commands.ListAccess) -> 
 async def home_view(deps: SlackDeps, slack_user: str) -> dict[str, Any]:
     """The App Home view for a user: grants, pending requests and access; a link prompt when unlinked."""
     now = deps.clock.now()
-    if deps.linking is None or not deps.linking.is_linked(slack_user):
+    if not deps.linking.is_linked(slack_user):
         return {
             "type": "home",
             "blocks": [
@@ -68,11 +40,9 @@ async def home_view(deps: SlackDeps, slack_user: str) -> dict[str, Any]:
                 },
             ],
         }
-    grants = deps.granting.list_grants(slack_user) if deps.granting is not None else []
-    active = [g for g in grants if g.state in _ACTIVE]
-    pending = [g for g in grants if g.state in _PENDING]
+    active, pending = deps.access.granted(slack_user), deps.access.pending(slack_user)
     try:
-        report: AccessReport | None = await report_for(deps, slack_user, None)
+        report: AccessReport | None = await deps.access.report(slack_user)
         problem = ""
     except UpstreamError as err:
         report, problem = None, messages.upstream_error(err).removeprefix(":x: ")

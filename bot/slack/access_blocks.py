@@ -9,7 +9,8 @@ from typing import Any
 from bot.core.durations import format_duration
 from bot.core.effective_access import AccessReport, Right
 from bot.core.model import Grant, Scope
-from bot.services.access import HoldersReport
+from bot.services.grants import HoldersReport
+from bot.slack.mrkdwn import escape, user
 
 Block = dict[str, Any]
 
@@ -20,9 +21,8 @@ MAX_HEADER_CHARS = 150
 NARROW_HINT = "narrow with `/access list CLUSTER`"
 
 
-def mrkdwn_escape(text: str) -> str:
-    """Escape Slack's control characters in text that came from Rancher or the IdP."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+mrkdwn_escape = escape
+"""Escape Slack's control characters in text that came from Rancher or the IdP (bot.slack.mrkdwn.escape)."""
 
 
 def access_list_message(report: AccessReport, *, max_blocks: int = MAX_MESSAGE_BLOCKS) -> dict[str, Any]:
@@ -120,9 +120,20 @@ def who_blocks(report: HoldersReport, *, max_blocks: int = MAX_MESSAGE_BLOCKS) -
     for holder in report.holders:
         icon = ":busts_in_silhouette:" if holder.kind == "group" else ":bust_in_silhouette:"
         role = mrkdwn_escape(holder.role_name)
-        lines.append(f"• {icon} {mrkdwn_escape(holder.subject)} · {role} · _{mrkdwn_escape(holder.source_text)}_")
+        who = mrkdwn_escape(holder.subject) + (f" ({user(holder.slack_user)})" if holder.slack_user else "")
+        lines.append(f"• {icon} {who} · {role} · _{mrkdwn_escape(holder.source_text)}_")
     blocks.extend(_list_sections(lines, "", max_sections=max_blocks - len(blocks) - 1))
     return blocks
+
+
+def who_reply(report: HoldersReport) -> tuple[str, list[Block]]:
+    """`/access who CLUSTER[/PROJECT]`: fallback text and the blocks of `who_blocks`."""
+    count = len(report.holders)
+    roles = sorted({h.role_name for h in report.holders})
+    text = f"Who has access to {mrkdwn_escape(report.where)}: {count} holder{'s' if count != 1 else ''}"
+    if roles:
+        text += " (" + ", ".join(mrkdwn_escape(r) for r in roles[:20]) + ")"
+    return text, who_blocks(report)
 
 
 # --- pieces ----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Builds the Bolt AsyncApp: the body-parsing fix, the global error handler, and each listener group."""
+"""Builds the Bolt AsyncApp: the body-parsing fix, the error handler, the command table and each listener group."""
 
 from __future__ import annotations
 
@@ -12,10 +12,26 @@ import slack_bolt.request.request as bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import commands
+from bot.core import commands as parsed
+from bot.slack import access, commands, grants, identity
+from bot.slack.commands import Handlers
 from bot.slack.context import SlackDeps
 
 log = logging.getLogger(__name__)
+
+HANDLERS: Handlers = {
+    parsed.Link: identity.link,
+    parsed.Unlink: identity.unlink,
+    parsed.Whoami: identity.whoami,
+    parsed.ListAccess: access.on_list,
+    parsed.Request: grants.on_request,
+    parsed.Grants: grants.on_grants,
+    parsed.Revoke: grants.on_revoke,
+    parsed.Extend: grants.on_extend,
+    parsed.Who: grants.on_who,
+    parsed.Rules: grants.on_rules,
+}
+"""Every `/access` subcommand and the function that answers it (help and the bare command are built in)."""
 
 
 def parse_body(body: str, content_type: str | None) -> dict[str, Any]:
@@ -63,14 +79,7 @@ def build_app(deps: SlackDeps, client: AsyncWebClient, signing_secret: str) -> A
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error in a Slack listener: %s", type(error).__name__, exc_info=error)
 
-    commands.register(app, deps)
-    for module in _feature_modules():
-        module.register(app, deps)
+    commands.register(app, deps, HANDLERS)
+    for group in (identity, access, grants):  # buttons, forms and events beyond the slash command
+        group.register(app, deps)
     return app
-
-
-def _feature_modules() -> list[Any]:
-    """Listener groups beyond the slash command (each has `register(app, deps)`)."""
-    from bot.slack import features  # noqa: PLC0415 - imported late so each feature registers its handlers
-
-    return list(features.MODULES)

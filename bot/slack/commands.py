@@ -1,10 +1,10 @@
-"""The `/access` listener: ack at once, parse with core.commands, call one handler, reply ephemerally."""
+"""The `/access` listener: ack at once, parse with core.commands, call the one handler for it, reply ephemerally."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -18,34 +18,19 @@ from bot.slack.context import Caller, Reply, SlackDeps
 log = logging.getLogger(__name__)
 
 Handler = Callable[[SlackDeps, Caller, Any], Awaitable[Reply | None]]
-_HANDLERS: dict[type[Any], Handler] = {}
+Handlers = Mapping[type[Any], Handler]
+"""The handler of each parsed command type (bot.slack.app holds the table)."""
 
 
-def handles(*kinds: type[Any]) -> Callable[[Handler], Handler]:
-    """Register a handler for one or more command types (feature modules call this at import)."""
-
-    def decorator(fn: Handler) -> Handler:
-        for kind in kinds:
-            _HANDLERS[kind] = fn
-        return fn
-
-    return decorator
-
-
-async def _help(deps: SlackDeps, caller: Caller, cmd: commands.Help) -> Reply:
-    return Reply(messages.help_text(deps.command, cmd.topic))
-
-
-async def run_command(deps: SlackDeps, caller: Caller, text: str) -> Reply:
+async def run_command(deps: SlackDeps, handlers: Handlers, caller: Caller, text: str) -> Reply:
     """Parse and run one command; every failure becomes a friendly reply, never an exception."""
     try:
         cmd = commands.parse(text)
         if isinstance(cmd, commands.Bare):
-            linked = deps.linking is not None and deps.linking.is_linked(caller.user_id)
-            cmd = commands.ListAccess() if linked else commands.Help()
+            cmd = commands.ListAccess() if deps.linking.is_linked(caller.user_id) else commands.Help()
         if isinstance(cmd, commands.Help):
-            return await _help(deps, caller, cmd)
-        handler = _HANDLERS.get(type(cmd))
+            return Reply(messages.help_text(deps.command, cmd.topic))
+        handler = handlers.get(type(cmd))
         if handler is None:
             return Reply(messages.not_available(f"`{deps.command} {text.split(maxsplit=1)[0]}`"))
         reply = await handler(deps, caller, cmd)
@@ -62,7 +47,7 @@ async def run_command(deps: SlackDeps, caller: Caller, text: str) -> Reply:
         return Reply(messages.internal_error(caller.request_id))
 
 
-def register(app: AsyncApp, deps: SlackDeps) -> None:
+def register(app: AsyncApp, deps: SlackDeps, handlers: Handlers) -> None:
     """Attach the slash-command listener."""
 
     @app.command(deps.command)
@@ -79,7 +64,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             respond=respond,
         )
         text = str(body.get("text", ""))
-        reply = await run_command(deps, caller, text)
+        reply = await run_command(deps, handlers, caller, text)
         subcommand = (text.split() or ["(bare)"])[0].lower()
         if reply.text or reply.blocks:
             try:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.core.ports import Clock
-from bot.services.audit import AuditLog
-from bot.services.notifications import Notifications
-
-if TYPE_CHECKING:
-    from bot.services.access import AccessService
-    from bot.services.granting import GrantingService
-    from bot.services.linking import LinkingService
+from bot.core.principals import PrincipalMapping
+from bot.services.access import AccessService
+from bot.services.grants import GrantServices
+from bot.services.linking import LinkingService
 
 
 @dataclass(frozen=True)
@@ -25,19 +22,16 @@ class Reply:
     blocks: list[dict[str, Any]] | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class SlackDeps:
-    """Services and settings the Slack listeners use (built by wiring.py)."""
+    """Services and settings the Slack listeners use (built once by wiring.py)."""
 
-    audit: AuditLog
-    notifications: Notifications
+    linking: LinkingService
+    access: AccessService
+    grants: GrantServices
+    principals: PrincipalMapping
     clock: Clock
     command: str = "/access"
-    admins: frozenset[str] = frozenset()
-    linking: LinkingService | None = None
-    access: AccessService | None = None
-    granting: GrantingService | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

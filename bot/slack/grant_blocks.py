@@ -9,9 +9,10 @@ from typing import Any
 from bot.core.durations import format_duration
 from bot.core.grant_lifecycle import time_left
 from bot.core.model import Grant, GrantState
-from bot.core.mrkdwn import code, context, escape, section, user
+from bot.core.notices import GrantFacts, HolderEvent
 from bot.core.policy import Option, RuleSummary
-from bot.services.granting import DecisionOutcome, ExtendOutcome, GrantView, RequestOutcome, WhoReport
+from bot.services.grants import DecisionOutcome, ExtendOutcome, RequestOutcome
+from bot.slack.mrkdwn import code, context, escape, section, user
 
 Block = dict[str, Any]
 Rendered = tuple[str, list[Block]]
@@ -56,13 +57,13 @@ def state_word(state: GrantState) -> str:
     return _STATE_WORDS[state]
 
 
-def _summary(view: GrantView) -> str:
-    g = view.grant
-    return f"*{escape(view.role)}* on *{escape(view.target)}* for {user(g.slack_user)}"
+def _summary(facts: GrantFacts) -> str:
+    g = facts.grant
+    return f"*{escape(facts.role)}* on *{escape(facts.target)}* for {user(g.slack_user)}"
 
 
-def _facts(view: GrantView) -> str:
-    g = view.grant
+def _details(facts: GrantFacts) -> str:
+    g = facts.grant
     lines = [
         f"*Grant:* {code(g.id)}   *Role:* {code(g.role_id)}   *Duration:* {_span(g.duration_s)}",
         f"*Rule:* {code(g.rule)}" + ("   *Break-glass*" if g.break_glass else ""),
@@ -82,11 +83,11 @@ def _decisions(grant: Grant) -> list[str]:
     return out
 
 
-def _status_line(view: GrantView) -> str:
-    g = view.grant
+def _status_line(facts: GrantFacts) -> str:
+    g = facts.grant
     line = state_word(g.state)
     if g.state is GrantState.ACTIVE and g.expires_at is not None:
-        line += f" until {when(g.expires_at)} ({format_duration(time_left(g, view.now))} left)"
+        line += f" until {when(g.expires_at)} ({format_duration(time_left(g, facts.now))} left)"
     elif g.state in (GrantState.EXPIRED, GrantState.REVOKED, GrantState.DENIED) and g.ended_at is not None:
         line += f" at {when(g.ended_at)}"
     if g.state is GrantState.FAILED and g.failure:
@@ -116,11 +117,11 @@ def _buttons(block_id: str, *pairs: tuple[str, str, str, str | None]) -> Block:
 class GrantBlocks:
     """The Block Kit renderer the granting service uses for channel messages and DMs."""
 
-    def approval(self, view: GrantView) -> Rendered:
+    def approval(self, facts: GrantFacts) -> Rendered:
         """The approvals-channel message: request facts, decisions so far, and buttons while undecided."""
-        g = view.grant
-        text = f"Access request {g.id}: {escape(view.role)} on {escape(view.target)} for {user(g.slack_user)}"
-        blocks: list[Block] = [section(f":key: Access request {_summary(view)}"), section(_facts(view))]
+        g = facts.grant
+        text = f"Access request {g.id}: {escape(facts.role)} on {escape(facts.target)} for {user(g.slack_user)}"
+        blocks: list[Block] = [section(f":key: Access request {_summary(facts)}"), section(_details(facts))]
         decisions = _decisions(g)
         need = f"{len([a for a in g.approvals if a.decision == 'approve'])}/{g.approvals_required} approvals"
         if g.state is GrantState.REQUESTED:
@@ -139,35 +140,35 @@ class GrantBlocks:
             outcome = state_word(g.state) if g.state is not GrantState.APPROVED else state_word(GrantState.APPROVED)
             blocks.append(section(f"{outcome}" + (f": {'; '.join(decisions)}" if decisions else "")))
             if g.state not in (GrantState.DENIED, GrantState.EXPIRED_REQUEST):
-                blocks.append(context(_status_line(view)))
+                blocks.append(context(_status_line(facts)))
         return text, blocks
 
-    def status(self, view: GrantView) -> Rendered:
+    def status(self, facts: GrantFacts) -> Rendered:
         """The grants-channel message of a grant (one per lifecycle, edited in place)."""
-        g = view.grant
-        text = f"{g.id}: {escape(view.role)} on {escape(view.target)} for {user(g.slack_user)} — {g.state.value}"
-        blocks = [section(f"{code(g.id)} {_summary(view)} · {_span(g.duration_s)}"), context(_status_line(view))]
+        g = facts.grant
+        text = f"{g.id}: {escape(facts.role)} on {escape(facts.target)} for {user(g.slack_user)} — {g.state.value}"
+        blocks = [section(f"{code(g.id)} {_summary(facts)} · {_span(g.duration_s)}"), context(_status_line(facts))]
         if g.reason:
             blocks.append(context(f"Reason: {escape(g.reason)}"))
         return text, blocks
 
-    def break_glass(self, view: GrantView, mentions: Sequence[str]) -> Rendered:
+    def break_glass(self, facts: GrantFacts, mentions: Sequence[str]) -> Rendered:
         """The break-glass announcement with every linked approver mentioned."""
-        g = view.grant
+        g = facts.grant
         who = " ".join(user(m) for m in mentions) or "_no linked approvers to mention_"
-        text = f":rotating_light: BREAK-GLASS {g.id}: {escape(view.role)} on {escape(view.target)}"
+        text = f":rotating_light: BREAK-GLASS {g.id}: {escape(facts.role)} on {escape(facts.target)}"
         text += f" for {user(g.slack_user)} — {escape(g.reason)} {' '.join(user(m) for m in mentions)}"
         blocks = [
-            section(f":rotating_light: *Break-glass access* {_summary(view)}"),
-            section(_facts(view)),
+            section(f":rotating_light: *Break-glass access* {_summary(facts)}"),
+            section(_details(facts)),
             context(f"Self-approved; announced to {who}"),
         ]
         return text, blocks
 
-    def dm(self, view: GrantView, event: str) -> Rendered:
+    def dm(self, facts: GrantFacts, event: HolderEvent) -> Rendered:
         """A DM to the requester or holder about one event."""
-        g = view.grant
-        what = _summary(view)
+        g = facts.grant
+        what = _summary(facts)
         sentences = {
             "approved": f":white_check_mark: Your request {code(g.id)} for {what} was approved.",
             "denied": f":no_entry: Your request {code(g.id)} for {what} was denied.",
@@ -182,7 +183,7 @@ class GrantBlocks:
         }
         line = sentences.get(event, f"{code(g.id)}: {escape(event)}")
         text = line
-        blocks: list[Block] = [section(line), context(_status_line(view))]
+        blocks: list[Block] = [section(line), context(_status_line(facts))]
         decisions = _decisions(g)
         if event in ("approved", "denied") and decisions:
             blocks.append(context(" · ".join(decisions)))
@@ -190,15 +191,15 @@ class GrantBlocks:
             blocks.append(_buttons(f"extend:{g.id}", (EXTEND, "Extend", g.id, "primary")))
         return text, blocks
 
-    def extension_request(self, view: GrantView, extra_s: int, number: int, approvers: Sequence[str]) -> Rendered:
+    def extension_request(self, facts: GrantFacts, extra_s: int, number: int) -> Rendered:
         """An approvals-channel message asking to approve an extension."""
-        g = view.grant
+        g = facts.grant
         ref = f"{g.id}:{number}"
         text = f"Extension of {g.id} by {_span(extra_s)} requested by {user(g.slack_user)}"
         blocks: list[Block] = [
-            section(f":stopwatch: Extend {code(g.id)} {_summary(view)} by *{_span(extra_s)}*"),
-            section(_facts(view)),
-            context(_status_line(view)),
+            section(f":stopwatch: Extend {code(g.id)} {_summary(facts)} by *{_span(extra_s)}*"),
+            section(_details(facts)),
+            context(_status_line(facts)),
             _buttons(
                 f"extension:{ref}",
                 (EXT_APPROVE, "Approve extension", ref, "primary"),
@@ -252,7 +253,7 @@ def extend_reply(outcome: ExtendOutcome) -> str:
     return f":information_source: {escape(outcome.message)}"
 
 
-def grants_list(views: Sequence[GrantView], *, everyone: bool = False) -> Rendered:
+def grants_list(views: Sequence[GrantFacts], *, everyone: bool = False) -> Rendered:
     """`/access grants [all]`: one line per grant with its state and time left."""
     if not views:
         line = "No open grants." if everyone else "You have no grants yet. Ask with `request TARGET ROLE`."
@@ -263,22 +264,6 @@ def grants_list(views: Sequence[GrantView], *, everyone: bool = False) -> Render
         g = v.grant
         holder = f" · {user(g.slack_user)}" if everyone else ""
         lines.append(f"{code(g.id)} *{escape(v.role)}* on *{escape(v.target)}*{holder} — {_status_line(v)}")
-    text = "\n".join(lines)
-    return text, [section(text)]
-
-
-def who_reply(report: WhoReport) -> Rendered:
-    """`/access who TARGET`."""
-    if not report.entries:
-        line = f"Nobody holds a role on *{escape(report.target)}*."
-        return line, [section(line)]
-    lines = [f"*Who holds what on {escape(report.target)}*"]
-    for e in report.entries:
-        who = user(e.slack_user) if e.slack_user else code(e.subject)
-        extra = ""
-        if e.kind == "temporary" and e.expires_at is not None:
-            extra = f" (grant {code(e.grant_id)} until {when(e.expires_at)})"
-        lines.append(f"• {who} — *{escape(e.role)}* · {e.kind}{extra}")
     text = "\n".join(lines)
     return text, [section(text)]
 

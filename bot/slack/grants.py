@@ -10,28 +10,19 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.core import commands
 from bot.core.durations import parse_duration
 from bot.core.errors import UpstreamError, UserError
-from bot.services.granting import GrantingService
+from bot.slack import access_blocks, messages
 from bot.slack import grant_blocks as gb
-from bot.slack import messages
-from bot.slack.commands import handles
 from bot.slack.context import Caller, Reply, SlackDeps
 
 log = logging.getLogger(__name__)
 
 
-def _service(deps: SlackDeps) -> GrantingService:
-    if deps.granting is None:
-        raise UserError("time-boxed grants are not available in this deployment")
-    return deps.granting
-
-
 # --- commands -----------------------------------------------------------------------------------------------
 
 
-@handles(commands.Request)
 async def on_request(deps: SlackDeps, caller: Caller, cmd: commands.Request) -> Reply | None:
     """`/access request TARGET ROLE …`, or the request form when no target is given."""
-    svc = _service(deps)
+    svc = deps.grants.requests
     if cmd.interactive:
         options = await svc.options_for(caller.user_id)
         if caller.client is None or not caller.trigger_id:
@@ -45,40 +36,35 @@ async def on_request(deps: SlackDeps, caller: Caller, cmd: commands.Request) -> 
     return Reply(text, blocks)
 
 
-@handles(commands.Grants)
 async def on_grants(deps: SlackDeps, caller: Caller, cmd: commands.Grants) -> Reply:
     """`/access grants [all]`."""
-    svc = _service(deps)
-    views = [await svc.view(g) for g in svc.list_grants(caller.user_id, all=cmd.all)]
-    text, blocks = gb.grants_list(views, everyone=cmd.all)
+    grants = deps.grants.queries.list_grants(caller.user_id, all=cmd.all)
+    facts = [await deps.grants.directory.facts_of(g) for g in grants]
+    text, blocks = gb.grants_list(facts, everyone=cmd.all)
     return Reply(text, blocks)
 
 
-@handles(commands.Revoke)
 async def on_revoke(deps: SlackDeps, caller: Caller, cmd: commands.Revoke) -> Reply:
     """`/access revoke GRANT_ID`."""
-    grant = await _service(deps).revoke_by(caller.user_id, cmd.grant_id)
+    grant = await deps.grants.lifecycle.revoke_by(caller.user_id, cmd.grant_id)
     return Reply(f"{messages.code(grant.id)} is now {gb.state_word(grant.state)}.")
 
 
-@handles(commands.Extend)
 async def on_extend(deps: SlackDeps, caller: Caller, cmd: commands.Extend) -> Reply:
     """`/access extend GRANT_ID DURATION`."""
-    outcome = await _service(deps).extend(caller.user_id, cmd.grant_id, cmd.duration)
+    outcome = await deps.grants.extensions.extend(caller.user_id, cmd.grant_id, cmd.duration)
     return Reply(gb.extend_reply(outcome))
 
 
-@handles(commands.Who)
 async def on_who(deps: SlackDeps, caller: Caller, cmd: commands.Who) -> Reply:
     """`/access who TARGET` (approvers and admins)."""
-    text, blocks = gb.who_reply(await _service(deps).who(caller.user_id, cmd.target))
+    text, blocks = access_blocks.who_reply(await deps.grants.queries.who(caller.user_id, cmd.target))
     return Reply(text, blocks)
 
 
-@handles(commands.Rules)
 async def on_rules(deps: SlackDeps, caller: Caller, cmd: commands.Rules) -> Reply:
     """`/access rules`."""
-    text, blocks = gb.rules_reply(await _service(deps).rules_for(caller.user_id))
+    text, blocks = gb.rules_reply(await deps.grants.queries.rules_for(caller.user_id))
     return Reply(text, blocks)
 
 
@@ -113,14 +99,14 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     async def decide(body: dict[str, Any], respond: AsyncRespond, decision: str) -> None:
         user_id, grant_id = _clicked(body)
         try:
-            outcome = await _service(deps).decide(grant_id, user_id, decision)
+            outcome = await deps.grants.approvals.decide(grant_id, user_id, decision)
         except Exception as err:
             if not isinstance(err, UserError | UpstreamError):
                 log.exception("approval click failed")
             await _say(respond, _failure_text(err, deps), replace=False)
             return
-        if outcome.view is not None and outcome.status != "unchanged":
-            text, blocks = gb.RENDERER.approval(outcome.view)
+        if outcome.facts is not None and outcome.status != "unchanged":
+            text, blocks = gb.RENDERER.approval(outcome.facts)
             await _say(respond, text, blocks, replace=True)
         else:
             await _say(respond, gb.decision_reply(outcome), replace=False)
@@ -140,7 +126,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack()
         user_id, grant_id = _clicked(body)
         try:
-            outcome = await _service(deps).extend_default(user_id, grant_id)
+            outcome = await deps.grants.extensions.extend_default(user_id, grant_id)
         except Exception as err:
             await _say(respond, _failure_text(err, deps), replace=False)
             return
@@ -149,7 +135,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     async def decide_extension(body: dict[str, Any], respond: AsyncRespond, decision: str) -> None:
         user_id, ref = _clicked(body)
         try:
-            outcome = await _service(deps).decide_extension(ref, user_id, decision)
+            outcome = await deps.grants.extensions.decide_extension(ref, user_id, decision)
         except Exception as err:
             await _say(respond, _failure_text(err, deps), replace=False)
             return
@@ -174,7 +160,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     async def on_options(ack: AsyncAck, body: dict[str, Any]) -> None:
         user_id = str((body.get("user") or {}).get("id", ""))
         try:
-            options = await _service(deps).options_for(user_id)
+            options = await deps.grants.requests.options_for(user_id)
         except Exception:
             log.warning("could not load request options", exc_info=True)
             await ack(options=[])
@@ -210,7 +196,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             return
         await ack()
         try:
-            outcome = await _service(deps).request(
+            outcome = await deps.grants.requests.request(
                 user_id, target, role, duration, reason, text_of(gb.TICKET_BLOCK), break_glass=break_glass
             )
             text, blocks = gb.request_reply(outcome)

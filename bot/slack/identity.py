@@ -9,23 +9,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.core import commands
 from bot.core.durations import format_duration
-from bot.core.errors import UserError
-from bot.core.mrkdwn import code, escape
-from bot.core.principals import principal_set
-from bot.services.linking import LinkingService
-from bot.slack.commands import handles
 from bot.slack.context import Caller, Reply, SlackDeps
+from bot.slack.mrkdwn import code, escape
 
 LINK_ACTION = "identity_link_start"
-PROVIDER_KEY = "rancher_auth_provider"
-USER_TEMPLATE_KEY = "rancher_user_principal_template"
-GROUP_TEMPLATE_KEY = "rancher_group_principal_template"
-
-
-def _service(deps: SlackDeps) -> LinkingService:
-    if deps.linking is None:
-        raise UserError("Identity linking is not configured in this deployment.", "Ask your platform team.")
-    return deps.linking
 
 
 def _ago(now: int, then: int | None) -> str:
@@ -35,10 +22,9 @@ def _ago(now: int, then: int | None) -> str:
     return f"{format_duration(timedelta(seconds=max(0, now - then)))} ago ({when})"
 
 
-@handles(commands.Link)
 async def link(deps: SlackDeps, caller: Caller, cmd: commands.Link) -> Reply:
     """Answer with a one-time button that starts the sign-in in the browser."""
-    service = _service(deps)
+    service = deps.linking
     url = service.begin_link(caller.user_id, caller.team_id)
     minutes = max(1, service.login_ttl // 60)
     if service.is_linked(caller.user_id):
@@ -74,10 +60,9 @@ async def link(deps: SlackDeps, caller: Caller, cmd: commands.Link) -> Reply:
     return Reply(intro, blocks)
 
 
-@handles(commands.Unlink)
 async def unlink(deps: SlackDeps, caller: Caller, cmd: commands.Unlink) -> Reply:
     """Remove the link; say plainly whether the IdP revocation worked."""
-    result = await _service(deps).unlink(caller.user_id)
+    result = await deps.linking.unlink(caller.user_id)
     who = code(result.identity.email or result.identity.subject)
     text = f":broken_chain: Unlinked {who}. Stored tokens are deleted and your active grants are being revoked."
     if result.idp_revoked is True:
@@ -90,20 +75,12 @@ async def unlink(deps: SlackDeps, caller: Caller, cmd: commands.Unlink) -> Reply
     return Reply(text)
 
 
-@handles(commands.Whoami)
 async def whoami(deps: SlackDeps, caller: Caller, cmd: commands.Whoami) -> Reply:
     """Show the identity, groups, link age, last refresh and the Rancher principals it maps to."""
-    info = _service(deps).whoami(caller.user_id)
+    info = deps.linking.whoami(caller.user_id)
     ident = info.identity
     now = deps.clock.now()
-    provider = str(deps.extras.get(PROVIDER_KEY) or "genericoidc")
-    principals = principal_set(
-        provider,
-        ident.subject,
-        ident.groups,
-        user_template=deps.extras.get(USER_TEMPLATE_KEY),
-        group_template=deps.extras.get(GROUP_TEMPLATE_KEY),
-    )
+    principals = deps.principals.of(ident)
     groups = ", ".join(code(g) for g in ident.groups) or "_none_"
     lines = [
         f"*You are* {escape(ident.name or ident.email)} ({code(ident.email or '-')})",

@@ -1,0 +1,53 @@
+"""Leases between processes and the jobs' set-once marks in SQL (the LeaseStore and JobMarks ports)."""
+
+from __future__ import annotations
+
+from bot.adapters.store.sqlite import SqliteDatabase
+
+
+class SqlLeases:
+    """The LeaseStore port: one row per lease, taken by compare-and-set."""
+
+    def __init__(self, sql: SqliteDatabase) -> None:
+        self._sql = sql
+
+    def take(self, name: str, owner: str, now: int, ttl: int) -> bool:
+        """Take or renew `name` for `owner` when free, expired or already `owner`'s; True when `owner` holds it."""
+        self._sql.execute(
+            "insert into job_leases(name, owner, expires_at, renewed_at) values (?, ?, ?, ?) "
+            "on conflict(name) do update set owner = excluded.owner, expires_at = excluded.expires_at, "
+            "renewed_at = excluded.renewed_at where job_leases.owner = excluded.owner or job_leases.expires_at <= ?",
+            [name, owner, now + ttl, now, now],
+        )
+        row = self._sql.one("select owner from job_leases where name = ?", [name])
+        return row is not None and row["owner"] == owner
+
+    def holder(self, name: str, now: int) -> str | None:
+        """Who holds an unexpired lease, if anyone."""
+        row = self._sql.one("select owner, expires_at from job_leases where name = ?", [name])
+        return str(row["owner"]) if row is not None and row["expires_at"] > now else None
+
+    def release(self, name: str, owner: str) -> None:
+        """Give up a lease held by `owner`."""
+        self._sql.execute("delete from job_leases where name = ? and owner = ?", [name, owner])
+
+
+class SqlJobMarks:
+    """The JobMarks port."""
+
+    def __init__(self, sql: SqliteDatabase) -> None:
+        self._sql = sql
+
+    def get(self, key: str) -> str | None:
+        """The value under `key`, if set."""
+        row = self._sql.one("select value from job_state where key = ?", [key])
+        return str(row["value"]) if row else None
+
+    def claim(self, key: str, value: str, now: int) -> bool:
+        """Set `key` only if it is not set yet; True when this call set it."""
+        return bool(
+            self._sql.execute(
+                "insert into job_state(key, value, updated_at) values (?, ?, ?) on conflict(key) do nothing",
+                [key, value, now],
+            )
+        )

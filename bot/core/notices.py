@@ -1,0 +1,256 @@
+"""Notifications as text-free values: what happened and to whom; bot.slack.notices turns each into a message.
+
+Services decide *that* someone must be told and *where* (a channel, a DM, an edit in place); they never write a
+sentence. Every value here carries only facts, so one renderer owns every word a Slack user reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.core.digest import Digest
+from bot.core.model import Grant, RoleBinding
+from bot.core.policy import Rule
+
+
+@dataclass(frozen=True)
+class GrantFacts:
+    """A grant with the names people read (target, role), its rule, and the moment it is shown at."""
+
+    grant: Grant
+    target: str
+    role: str
+    now: int
+    rule: Rule | None = None
+
+
+class HolderEvent(StrEnum):
+    """What the requester or holder of a grant is told about."""
+
+    APPROVED = "approved"
+    DENIED = "denied"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    FAILED = "failed"
+    REQUEST_EXPIRED = "request_expired"
+    EXTENDED = "extended"
+    EXTENSION_DENIED = "extension_denied"
+    EXPIRING = "expiring"
+
+
+# --- grants ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GrantStatus:
+    """The one grants-channel message of a grant, posted once and edited as the grant moves."""
+
+    facts: GrantFacts
+
+
+@dataclass(frozen=True)
+class ApprovalCard:
+    """The approvals-channel message of a request: facts, decisions so far, buttons while undecided."""
+
+    facts: GrantFacts
+
+
+@dataclass(frozen=True)
+class GrantChanged:
+    """A DM to the requester or holder about one event of their grant."""
+
+    facts: GrantFacts
+    event: HolderEvent
+
+
+@dataclass(frozen=True)
+class BreakGlassUsed:
+    """A break-glass grant went active: announced to the approvers (mentioned) and the security channel."""
+
+    facts: GrantFacts
+    mentions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExtensionAsked:
+    """The approvers are asked to extend a grant by `extra_s` (extension number `number`)."""
+
+    facts: GrantFacts
+    extra_s: int
+    number: int
+
+
+# --- identity -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkMade:
+    """A Slack user linked (or relinked) an identity; `previous` and `moved_from` say what it replaced."""
+
+    slack_user: str
+    who: str
+    groups: tuple[str, ...]
+    previous: str | None = None
+    moved_from: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkConfirmed:
+    """The DM telling a user their link is in place."""
+
+    slack_user: str
+    name: str
+    who: str
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LinkMovedAway:
+    """The DM telling the previous Slack account that its identity was linked to another account."""
+
+    who: str
+
+
+@dataclass(frozen=True)
+class LinkRemoved:
+    """A user unlinked; `idp_error` is set when revoking the refresh token at the IdP failed."""
+
+    slack_user: str
+    who: str
+    idp_error: str | None = None
+
+
+@dataclass(frozen=True)
+class RefreshFailing:
+    """Refreshing a link failed `failures` times in a row; nothing was revoked."""
+
+    slack_user: str
+    why: str
+    failures: int
+    retry_in_s: int
+
+
+@dataclass(frozen=True)
+class IdentityRevoked:
+    """The IdP no longer accepts a link (or reused a refresh token): link revoked, grants being revoked."""
+
+    slack_user: str
+    who: str
+    reuse: bool
+
+
+@dataclass(frozen=True)
+class IdentityRevokedDm:
+    """The DM telling a user their link was revoked because the IdP no longer accepts it."""
+
+
+class RefusalKind(StrEnum):
+    """Which check refused a sign-in."""
+
+    ID_TOKEN = "id_token"  # noqa: S105 - a kind of refusal, not a secret
+    STATE = "state"
+    LINK = "link"
+
+
+@dataclass(frozen=True)
+class LoginRefused:
+    """A sign-in was refused in a way that smells of an attack; `slack_user` is empty when nobody is known."""
+
+    kind: RefusalKind
+    slack_user: str
+    why: str
+
+
+# --- jobs -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RevocationOverdue:
+    """A grant's binding is still in Rancher `overdue_s` after expiry."""
+
+    grant: Grant
+    overdue_s: int
+
+
+@dataclass(frozen=True)
+class RevocationRecovered:
+    """A grant alerted as overdue has ended, `overdue_s` after expiry."""
+
+    grant: Grant
+    overdue_s: int
+
+
+@dataclass(frozen=True)
+class OrphanDeleted:
+    """The reconciler deleted a tagged binding no live grant owns."""
+
+    binding: RoleBinding
+    why: str
+
+
+@dataclass(frozen=True)
+class BindingMissing:
+    """An active grant's binding was deleted outside the bot; `will_repair` when repair_drift is on."""
+
+    grant: Grant
+    will_repair: bool
+
+
+@dataclass(frozen=True)
+class BindingRepaired:
+    """The reconciler recreated an active grant's binding."""
+
+    grant: Grant
+
+
+@dataclass(frozen=True)
+class StandingAccessFound:
+    """A binding of a governed role that nobody requested through the bot (reported once)."""
+
+    binding: RoleBinding
+
+
+@dataclass(frozen=True)
+class DigestReady:
+    """The weekly audit digest of one period."""
+
+    digest: Digest
+    period_key: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class DigestAttachment:
+    """The comment on the weekly digest's CSV of grants for [start, end)."""
+
+    period_key: str
+    start: int
+    end: int
+
+
+Notice = (
+    GrantStatus
+    | ApprovalCard
+    | GrantChanged
+    | BreakGlassUsed
+    | ExtensionAsked
+    | LinkMade
+    | LinkConfirmed
+    | LinkMovedAway
+    | LinkRemoved
+    | RefreshFailing
+    | IdentityRevoked
+    | IdentityRevokedDm
+    | LoginRefused
+    | RevocationOverdue
+    | RevocationRecovered
+    | OrphanDeleted
+    | BindingMissing
+    | BindingRepaired
+    | StandingAccessFound
+    | DigestReady
+    | DigestAttachment
+)
+"""Everything the bot may tell someone."""

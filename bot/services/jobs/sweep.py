@@ -1,0 +1,195 @@
+"""The revocation sweep: claim due grants, revoke them with bounded concurrency, retry, alert when overdue.
+
+Each run takes `now`, is idempotent and safe to interrupt: a cancelled run leaves grants in `revoking`, which the
+next run (or the reconciler) finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.core import audit_actions as A
+from bot.core.durations import format_duration
+from bot.core.errors import UpstreamError
+from bot.core.model import Grant, GrantChange, GrantState, HistoryEntry
+from bot.core.notices import RevocationOverdue, RevocationRecovered
+from bot.core.retry import backoff
+from bot.core.storage import GrantStore, Transactions
+from bot.services.audit import AuditLog
+from bot.services.grants import Lifecycle, grant_details
+from bot.services.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+Ending = tuple[Grant, GrantState, str, str]
+"""A grant to revoke, the state it should end in, who ended it and why."""
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Concurrency and timing of revocations (seconds)."""
+
+    revoke_concurrency: int = 16
+    overdue_alert_after: int = 120
+    stuck_after: int = 120
+    retry_base: float = 5.0
+    retry_cap: float = 300.0
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one run of the revocation sweep did."""
+
+    claimed: int = 0
+    retried: int = 0
+    revoked: int = 0
+    failed: int = 0
+    alerted: int = 0
+    resolved: int = 0
+
+
+class RevocationSweep:
+    """Ends grants on time; the reconciler uses `revoke_all` for grants a crash left in `revoking`."""
+
+    def __init__(
+        self,
+        *,
+        tx: Transactions,
+        grants: GrantStore,
+        lifecycle: Lifecycle,
+        audit: AuditLog,
+        outbox: Outbox,
+        settings: SweepSettings,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._tx = tx
+        self._grants = grants
+        self._lifecycle = lifecycle
+        self._audit = audit
+        self._outbox = outbox
+        self.settings = settings
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
+        self.busy: set[str] = set()
+        """Grants being revoked right now by this process (the reconciler leaves them alone)."""
+
+    async def expire_grants(self, now: int) -> SweepResult:
+        """Claim every due grant (active → revoking), revoke with bounded concurrency, retry, alert when overdue."""
+        claimed = self._grants.claim_due(now)
+        if claimed:
+            with self._tx.atomic():
+                for grant in claimed:
+                    self._grants.add_history(
+                        HistoryEntry(grant.id, GrantState.ACTIVE.value, GrantState.REVOKING.value, now, SYSTEM, "expired")
+                    )
+        claimed_ids = {g.id for g in claimed}
+        retries = [
+            g
+            for g in self._grants.revocations_due(now, now - self.settings.stuck_after)
+            if g.id not in claimed_ids and g.id not in self.busy
+        ]
+        work: list[Ending] = [(g, GrantState.EXPIRED, SYSTEM, "expired") for g in claimed if g.id not in self.busy]
+        work += [self.ending(g, now) for g in retries]
+        outcomes = await self.revoke_all(work, now)
+        revoked = sum(outcomes)
+        alerted = self._alert_overdue(now)
+        resolved = self._resolve_overdue(now)
+        result = SweepResult(
+            claimed=len(claimed),
+            retried=len(retries),
+            revoked=revoked,
+            failed=len(outcomes) - revoked,
+            alerted=alerted,
+            resolved=resolved,
+        )
+        if claimed or retries or alerted or resolved:
+            log.info("revocation sweep: %s", result)
+        return result
+
+    def ending(self, grant: Grant, now: int) -> Ending:
+        """How a grant found in `revoking` should end: REVOKED by a person, else EXPIRED when its time is up."""
+        for entry in reversed(self._grants.history(grant.id)):
+            if entry.to_state == GrantState.REVOKING.value:
+                if entry.actor != SYSTEM:
+                    return grant, GrantState.REVOKED, entry.actor, entry.reason
+                break
+        if grant.expires_at is not None and grant.expires_at <= now:
+            return grant, GrantState.EXPIRED, SYSTEM, "expired"
+        return grant, GrantState.REVOKED, SYSTEM, "revoked"
+
+    async def revoke_all(self, work: Sequence[Ending], now: int) -> list[bool]:
+        """Finish each revocation with at most `revoke_concurrency` in flight; True for each that ended."""
+        semaphore = asyncio.Semaphore(self.settings.revoke_concurrency)
+
+        async def one(grant: Grant, final: GrantState, actor: str, reason: str) -> bool:
+            async with semaphore:
+                return await self._finish(grant, final, actor, reason, now)
+
+        for grant, *_ in work:
+            self.busy.add(grant.id)
+        try:
+            return list(await asyncio.gather(*(one(*item) for item in work)))
+        finally:
+            for grant, *_ in work:
+                self.busy.discard(grant.id)
+
+    async def _finish(self, grant: Grant, final: GrantState, actor: str, reason: str, now: int) -> bool:
+        try:
+            await self._lifecycle.finish_revocation(grant, final_state=final, actor=actor, reason=reason)
+        except Exception as err:
+            attempts = (self._grants.get(grant.id) or grant).attempts + 1
+            delay = backoff(attempts, self.settings.retry_base, self.settings.retry_cap, self._rng)
+            self._grants.update(
+                grant.id, [GrantState.REVOKING], GrantChange(attempts=attempts, next_attempt_at=now + delay), now
+            )
+            if isinstance(err, UpstreamError):
+                log.warning("revoking %s failed (try %d, next in %ds): %s", grant.id, attempts, delay, err)
+            else:
+                log.exception("revoking %s failed unexpectedly (try %d, next in %ds)", grant.id, attempts, delay)
+            return False
+        return True
+
+    def _alert_overdue(self, now: int) -> int:
+        alerted = 0
+        for grant in self._grants.overdue(now - self.settings.overdue_alert_after):
+            overdue_s = now - (grant.expires_at or now)
+            with self._tx.atomic():
+                if not self._grants.update(
+                    grant.id, [GrantState.ACTIVE, GrantState.REVOKING], GrantChange(overdue_alerted=1), now
+                ):
+                    continue
+                self._audit.record(
+                    A.GRANT_REVOCATION_OVERDUE,
+                    actor=SYSTEM,
+                    target=grant.target.key,
+                    outcome="failed",
+                    reason=f"binding still present {format_duration(timedelta(seconds=overdue_s))} after expiry",
+                    request_id=grant.id,
+                    details=grant_details(grant, overdue_s=overdue_s),
+                )
+                self._outbox.post("security", f"overdue:{grant.id}", RevocationOverdue(grant, overdue_s))
+            alerted += 1
+        return alerted
+
+    def _resolve_overdue(self, now: int) -> int:
+        resolved = 0
+        for grant in self._grants.overdue_resolved():
+            overdue_s = max(0, (grant.ended_at or now) - (grant.expires_at or now))
+            with self._tx.atomic():
+                if not self._grants.update(grant.id, [grant.state], GrantChange(overdue_alerted=2), now):
+                    continue
+                self._audit.record(
+                    A.GRANT_REVOCATION_RECOVERED,
+                    actor=SYSTEM,
+                    target=grant.target.key,
+                    request_id=grant.id,
+                    details=grant_details(grant, overdue_s=overdue_s),
+                )
+                self._outbox.post("security", f"overdue-resolved:{grant.id}", RevocationRecovered(grant, overdue_s))
+            resolved += 1
+        return resolved
