@@ -84,10 +84,13 @@ def cmd_audit(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def cmd_manifest(args: argparse.Namespace) -> int:
     """Print a Slack app manifest for this configuration."""
-    from bot.manifest import build_manifest  # noqa: PLC0415
+    from bot.slack.manifest import build_manifest  # noqa: PLC0415
 
     config = _config(args)
-    print(yaml.safe_dump(build_manifest(config), sort_keys=False), end="")
+    manifest = build_manifest(
+        public_url=config.public_url, command=config.slack.command, socket_mode=config.slack.app_token is not None
+    )
+    print(yaml.safe_dump(manifest, sort_keys=False), end="")
     return EXIT_OK
 
 
