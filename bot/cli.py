@@ -107,7 +107,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415
 
     from bot.logs import setup_logging  # noqa: PLC0415
-    from bot.server import create_app  # noqa: PLC0415
+    from bot.web.app import create_app  # noqa: PLC0415
 
     config = _config(args)
     setup_logging(config.log_level)
