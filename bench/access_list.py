@@ -40,8 +40,8 @@ from bot.devtools import botconfig
 from bot.devtools.rancher_api import DEMO_FIXTURE, EmulatorSettings, generate_estate, load_fixture, run_emulator
 from bot.devtools.servers import bind, serve_in_thread
 from bot.devtools.slack_api import SlackEmulator, SlackSigner, slash_command_body
-from bot.server import create_app
 from bot.services.access import AccessService
+from bot.web.app import create_app
 
 BOT_USER = "u-yenqfdbhnr"
 GRANT_LABEL = "accessbot.io/grant"

@@ -20,7 +20,7 @@ from bot.devtools import botconfig
 from bot.devtools.rancher_api import RancherEmulator, run_emulator
 from bot.devtools.servers import bind, serve_in_thread
 from bot.devtools.slack_api import SlackEmulator, SlackSigner, slash_command_body
-from bot.server import create_app
+from bot.web.app import create_app
 
 TEAM = "T0TEST0001"
 UNREACHABLE = "http://127.0.0.1:9"  # discard port: nothing listens there

@@ -60,7 +60,7 @@ class Stack:
 
     def start_bot(self) -> None:
         """Serve the bot on its public URL (same port every time, so OAuth redirects keep working)."""
-        from bot.server import create_app  # noqa: PLC0415 - the bot is imported only when a stack starts
+        from bot.web.app import create_app  # noqa: PLC0415 - the bot is imported only when a stack starts
 
         port = int(self.bot_url.rsplit(":", 1)[1])
         sock, _ = bind(port=port)

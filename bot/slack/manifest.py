@@ -1,10 +1,8 @@
-"""The Slack app manifest for a configuration: command, scopes, request URLs, App Home."""
+"""The Slack app manifest: slash command, scopes, request URLs (or Socket Mode), App Home."""
 
 from __future__ import annotations
 
 from typing import Any
-
-from bot.config import Config
 
 BOT_SCOPES = (
     "commands",  # the slash command
@@ -16,20 +14,23 @@ BOT_SCOPES = (
 )
 
 
-def build_manifest(config: Config) -> dict[str, Any]:
-    """A manifest dict ready to dump as YAML and paste into api.slack.com/apps."""
-    events_url = f"{config.public_url}/slack/events"
-    socket = config.slack.app_token is not None
-    command: dict[str, Any] = {
-        "command": config.slack.command,
+def build_manifest(*, public_url: str, command: str, socket_mode: bool) -> dict[str, Any]:
+    """A manifest dict ready to dump as YAML and paste into api.slack.com/apps.
+
+    `public_url` is where Slack reaches the bot (no trailing slash), `command` the slash command, and
+    `socket_mode` whether events arrive over Socket Mode (then no request URLs are written).
+    """
+    events_url = f"{public_url}/slack/events"
+    slash: dict[str, Any] = {
+        "command": command,
         "description": "Access to Rancher clusters on your company identity",
         "usage_hint": "list | request TARGET ROLE for 2h because … | help",
         "should_escape": False,
     }
     interactivity: dict[str, Any] = {"is_enabled": True}
     event_subscriptions: dict[str, Any] = {"bot_events": ["app_home_opened"]}
-    if not socket:
-        command["url"] = events_url
+    if not socket_mode:
+        slash["url"] = events_url
         interactivity["request_url"] = events_url
         event_subscriptions["request_url"] = events_url
     return {
@@ -44,14 +45,14 @@ def build_manifest(config: Config) -> dict[str, Any]:
                 "messages_tab_read_only_enabled": True,
             },
             "bot_user": {"display_name": "accessbot", "always_online": True},
-            "slash_commands": [command],
+            "slash_commands": [slash],
         },
         "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
         "settings": {
             "event_subscriptions": event_subscriptions,
             "interactivity": interactivity,
             "org_deploy_enabled": False,
-            "socket_mode_enabled": socket,
+            "socket_mode_enabled": socket_mode,
             "token_rotation_enabled": False,
         },
     }

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable
+import sys
 from typing import TextIO
 
-EXIT_OK, EXIT_FAIL = 0, 1
-Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+from bot.cli.context import EXIT_FAIL, EXIT_OK, Add, Subparsers, config_from
 
 
 def cmd_rancher_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Verify connectivity, the key's user and auth provider, the server version; print warnings."""
-    import sys  # noqa: PLC0415
-
-    from bot.config import load_config  # noqa: PLC0415
     from bot.wiring import build_rancher  # noqa: PLC0415
 
     out = out or sys.stdout
-    config = load_config(getattr(args, "config", None))
+    config = config_from(args)
     if not config.rancher.verify_tls:
         print("warning: rancher.verify_tls is false; the connection to Rancher is not authenticated", file=out)
 
@@ -46,7 +42,7 @@ def cmd_rancher_check(args: argparse.Namespace, out: TextIO | None = None) -> in
     return asyncio.run(check())
 
 
-def register_rancher(sub: argparse._SubParsersAction[argparse.ArgumentParser], add: Add) -> None:
+def register(sub: Subparsers, add: Add) -> None:
     """Add `accessbot rancher check`."""
     parser = add("rancher", cmd_rancher_check, "check the Rancher server and the bot's API key")
     rancher_sub = parser.add_subparsers(dest="rancher_command", required=True, metavar="check")

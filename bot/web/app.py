@@ -1,11 +1,10 @@
-"""The ASGI app uvicorn serves: Slack events, the OAuth pages, health and metrics; jobs start in the lifespan."""
+"""The ASGI app uvicorn serves: its routes and its lifespan (wire the bot, start jobs, close everything)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot import wiring
@@ -21,6 +20,7 @@ from bot.config import Config
 from bot.core.errors import UpstreamError
 from bot.core.ports import Clock
 from bot.services.metrics import METRICS
+from bot.web import oauth, ops
 
 log = logging.getLogger(__name__)
 
@@ -45,32 +45,6 @@ async def slack_events(request: Request) -> Response:
     response = await handler.handle(request)
     METRICS.count_request("/slack/events", response.status_code)
     return response
-
-
-async def healthz(request: Request) -> Response:
-    """200 when the database answers and migrations are current, else 503; says whether this process runs jobs."""
-    components = _components(request)
-    status: dict[str, Any] = {"status": "ok", "jobs": components.role}
-    try:
-        components.store.ping()
-        pending = components.store.pending_migrations()
-        status["database"] = "ok"
-        status["migrations"] = "current" if not pending else f"{len(pending)} pending"
-        if pending:
-            status["status"] = "degraded"
-    except Exception as err:
-        status.update({"status": "unavailable", "database": f"error: {type(err).__name__}"})
-    code = 200 if status["status"] == "ok" else 503
-    METRICS.count_request("/healthz", code)
-    return Response(json.dumps(status), status_code=code, media_type="application/json")
-
-
-async def metrics(request: Request) -> Response:
-    """Prometheus text exposition."""
-    components = _components(request)
-    extra = {"accessbot_outbox_pending": float(components.store.outbox_pending_count())}
-    body = METRICS.render(components.store.grant_counts(), extra)
-    return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
 
 
 def create_app(
@@ -116,10 +90,10 @@ def create_app(
 
     routes = [
         Route("/slack/events", slack_events, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route("/healthz", ops.healthz, methods=["GET"]),
+        Route("/metrics", ops.metrics, methods=["GET"]),
     ]
-    routes += _oauth_routes()
+    routes += oauth.routes()
     return Starlette(routes=routes, lifespan=lifespan)
 
 
@@ -132,12 +106,6 @@ async def _check_policy(components: wiring.Components) -> None:
             log.warning("policy: %s", warning)
     except UpstreamError as err:
         log.warning("policy not checked against Rancher at start: %s", err)
-
-
-def _oauth_routes() -> list[Route]:
-    from bot import oauth_web  # noqa: PLC0415 - keeps the import graph one-way
-
-    return oauth_web.routes()
 
 
 async def _start_socket_mode(components: wiring.Components) -> None:

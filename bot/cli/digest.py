@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO
 
+from bot.cli.context import EXIT_OK, Add, Subparsers, config_from
 from bot.core.durations import parse_moment
 from bot.core.errors import UserError
-
-EXIT_OK = 0
-Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
 def _moment(text: str | None, now: datetime) -> int:
@@ -23,13 +20,12 @@ def _moment(text: str | None, now: datetime) -> int:
 def cmd_digest(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print the digest of [since, until) with the change against the equally long window before it."""
     from bot.adapters.clock import SystemClock  # noqa: PLC0415 - only this command needs the store
-    from bot.config import load_config  # noqa: PLC0415
     from bot.core.digest_view import render_digest_text  # noqa: PLC0415
     from bot.services.audit import AuditLog  # noqa: PLC0415
     from bot.services.jobs import build_period_digest  # noqa: PLC0415
     from bot.wiring import open_store  # noqa: PLC0415
 
-    config = load_config(getattr(args, "config", None))
+    config = config_from(args)
     now = datetime.now(UTC)
     since, until = _moment(args.since, now), _moment(args.until, now)
     if since >= until:
@@ -43,8 +39,8 @@ def cmd_digest(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return EXIT_OK
 
 
-def register_digest(sub: Any, add: Add) -> None:
-    """`accessbot digest --since 7d [--until T] [--timezone TZ]`."""
+def register(sub: Subparsers, add: Add) -> None:
+    """Add `accessbot digest --since 7d [--until T] [--timezone TZ]`."""
     p = add("digest", cmd_digest, "print the audit digest (as posted weekly) for a time window")
     p.add_argument("--since", default="7d", help="start: 7d (ago), an ISO time, or epoch seconds (default 7d)")
     p.add_argument("--until", help="end (exclusive), same forms (default: now)")

@@ -1,0 +1,77 @@
+"""The `accessbot` command line: the parser, `main()`, and the one mapping from a failure to a message and exit code.
+
+Each command group lives in its own module with a `register(sub, add)`; `context` holds what they share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bot import __version__
+from bot.cli import audit, dev, digest, generate, grants, policy, prepare, rancher, serve
+from bot.cli.context import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Command
+from bot.core.errors import BotError, ConfigError, UserError
+
+REGISTRARS = (
+    serve.register,
+    prepare.register,
+    audit.register,
+    generate.register,
+    dev.register,
+    rancher.register,
+    policy.register,
+    grants.register,
+    digest.register,
+)
+"""Every command group, in the order `accessbot --help` lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="accessbot", description="Identity-based, time-boxed access to Rancher clusters from Slack."
+    )
+    parser.add_argument("--version", action="version", version=f"accessbot {__version__}")
+    parser.add_argument("--config", help="configuration file (default: $ACCESSBOT_CONFIG or ./config.yaml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, fn: Command, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", default=argparse.SUPPRESS, help="configuration file")
+        p.set_defaults(func=fn)
+        return p
+
+    for register in REGISTRARS:
+        register(sub, add)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run one subcommand and map failures to one line and an exit code.
+
+    ConfigError prints each problem on stderr (exit 2); UserError prints `error: message (hint)` (exit 2); any other
+    BotError prints `error: …` (exit 1); Ctrl-C exits 130 and a closed pipe exits 0.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    except UserError as err:
+        print(f"error: {err.message}" + (f" ({err.hint})" if err.hint else ""), file=sys.stderr)
+        return EXIT_USAGE
+    except BotError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK

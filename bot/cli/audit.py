@@ -1,0 +1,57 @@
+"""`accessbot audit verify|export`: check the audit log's hash chain, or write its events out for a SIEM."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import TextIO
+
+from bot.cli.context import EXIT_FAIL, EXIT_OK, Add, Subparsers, config_from
+from bot.core.durations import parse_moment
+
+
+def _time_arg(text: str | None, now: datetime) -> int | None:
+    """`7d` (ago), an ISO date/time, or epoch seconds; None stays None."""
+    return None if text is None else parse_moment(text, now)
+
+
+def cmd_audit(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Verify or export the audit log."""
+    out = out or sys.stdout
+    from bot.adapters.clock import SystemClock  # noqa: PLC0415
+    from bot.services.audit import AuditLog  # noqa: PLC0415
+    from bot.wiring import open_store  # noqa: PLC0415
+
+    config = config_from(args)
+    store = open_store(config)
+    try:
+        audit = AuditLog(store, SystemClock())
+        if args.audit_command == "verify":
+            check = audit.verify()
+            if check.ok:
+                print(f"OK: {check.count} events, chain intact", file=out)
+                return EXIT_OK
+            print(
+                f"BROKEN at event {check.broken_at}: {check.problem} ({check.count} events verified before it)",
+                file=out,
+            )
+            return EXIT_FAIL
+        now = datetime.now(UTC)
+        since, until = _time_arg(args.since, now), _time_arg(args.until, now)
+        for chunk in audit.export(since, until, args.format):
+            out.write(chunk)
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+def register(sub: Subparsers, add: Add) -> None:
+    """Add `accessbot audit verify` and `accessbot audit export [--since] [--until] [--format]`."""
+    p = add("audit", cmd_audit, "verify or export the audit log")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True, metavar="verify|export")
+    audit_sub.add_parser("verify", help="check the hash chain; exit 1 at the first broken event")
+    export = audit_sub.add_parser("export", help="write events to stdout for a SIEM")
+    export.add_argument("--since", default="7d", help="7d, an ISO time, or epoch seconds (default 7d)")
+    export.add_argument("--until", help="end of the range (exclusive)")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")

@@ -1,0 +1,39 @@
+"""`accessbot demo`, `dev-idp` and `dev-rancher`: the developer tools, imported only when one of them runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.cli.context import Add, Subparsers
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the whole product on loopback with emulators and an interactive console."""
+    from bot.devtools import demo  # noqa: PLC0415 - the one declared devtools import
+
+    return demo.main(args)
+
+
+def cmd_dev_idp(args: argparse.Namespace) -> int:
+    """Run the development OpenID provider."""
+    from bot.devtools import idp  # noqa: PLC0415 - developer tool
+
+    return idp.main(args.rest)
+
+
+def cmd_dev_rancher(args: argparse.Namespace) -> int:
+    """Run the Rancher v3 emulator."""
+    from bot.devtools import rancher_api  # noqa: PLC0415 - developer tool
+
+    return rancher_api.main(args.rest)
+
+
+def register(sub: Subparsers, add: Add) -> None:
+    """Add `accessbot demo [--database] [--script]`, `accessbot dev-idp …` and `accessbot dev-rancher …`."""
+    p = add("demo", cmd_demo, "run the whole product on this machine with emulators (no accounts needed)")
+    p.add_argument("--database", help="SQLite file to use (default: a fresh temp file)")
+    p.add_argument("--script", help="run console commands from FILE; exit non-zero when an :expect fails")
+    p = add("dev-idp", cmd_dev_idp, "run the development OpenID provider (tests and demo)")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p = add("dev-rancher", cmd_dev_rancher, "run the Rancher v3 emulator (tests and demo)")
+    p.add_argument("rest", nargs=argparse.REMAINDER)

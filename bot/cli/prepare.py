@@ -1,0 +1,38 @@
+"""`accessbot check-config` and `accessbot migrate`: get a deployment ready (a valid file, a current database)."""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.cli.context import EXIT_OK, Add, Subparsers, config_from
+from bot.config import load_config, summary
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a configuration file and print a summary."""
+    config = load_config(args.path or args.config)
+    print("OK")
+    for line in summary(config):
+        print("  " + line)
+    return EXIT_OK
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply database migrations."""
+    from bot.wiring import open_store  # noqa: PLC0415 - only this command needs the store
+
+    config = config_from(args)
+    store = open_store(config)
+    try:
+        applied = store.applied_migrations()
+    finally:
+        store.close()
+    print(f"OK: {config.database} has {len(applied)} migration(s) applied, none pending")
+    return EXIT_OK
+
+
+def register(sub: Subparsers, add: Add) -> None:
+    """Add `accessbot check-config [PATH]` and `accessbot migrate`."""
+    p = add("check-config", cmd_check_config, "validate a configuration file and print a summary")
+    p.add_argument("path", nargs="?")
+    add("migrate", cmd_migrate, "apply database migrations")

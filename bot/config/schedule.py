@@ -1,0 +1,62 @@
+"""`schedule:` the intervals of the scheduled jobs and when the weekly digest is posted."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+
+from bot.config.base import Duration, FrozenModel
+
+_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class DigestConfig(FrozenModel):
+    """When the weekly audit digest is posted."""
+
+    day: str = "monday"
+    time: str = "09:00"
+    timezone: str = "UTC"
+
+    @field_validator("day")
+    @classmethod
+    def _day(cls, value: str) -> str:
+        day = value.strip().lower()
+        matches = [d for d in _DAYS if d.startswith(day[:3])] if len(day) >= 3 else []
+        if len(matches) != 1 or not (day == matches[0] or day == matches[0][:3]):
+            raise ValueError("must be a day name like monday (numbers are ambiguous)")
+        return matches[0]
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
+        if not match:
+            raise ValueError("must be HH:MM in 24-hour time, like 09:00")
+        return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not a known IANA timezone (like Europe/Berlin or UTC)") from None
+        return value
+
+
+class ScheduleConfig(FrozenModel):
+    """Intervals of the scheduled jobs."""
+
+    sweep_interval: Duration = timedelta(seconds=30)
+    reconcile_interval: Duration = timedelta(minutes=10)
+    outbox_interval: Duration = timedelta(seconds=5)
+    lease_ttl: Duration = timedelta(seconds=60)
+    revoke_concurrency: int = Field(16, ge=1, le=256)
+    overdue_alert_after: Duration = timedelta(minutes=2)
+    expiry_warning: Duration = timedelta(minutes=10)
+    repair_drift: bool = False
+    report_untagged: bool = False
+    digest: DigestConfig = DigestConfig()
