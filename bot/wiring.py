@@ -1,10 +1,12 @@
-"""Composition root: Config → adapters → services → Slack app; the only module naming concrete adapters."""
+"""Composition root: Config → adapters → services → Slack app and job bodies, in one pass; the only module naming
+concrete adapters. Each service receives its slice of the configuration as plain values, never the Config."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -14,121 +16,76 @@ from bot.adapters.oidc import OidcClient
 from bot.adapters.rancher import RancherClient
 from bot.adapters.sealing import FernetSealer
 from bot.adapters.slack_notifier import SlackNotifier, make_client
-from bot.adapters.store import Store
+from bot.adapters.store import open_storage
 from bot.config import Config
 from bot.core.ports import Clock
-from bot.scheduler import JobScheduler, Schedule
+from bot.core.principals import PrincipalMapping
+from bot.core.storage import Storage
+from bot.scheduler import JobBodies, JobScheduler, Schedule
 from bot.services.access import AccessService
 from bot.services.audit import AuditLog
-from bot.services.granting import GrantingService
-from bot.services.jobs import Jobs, JobSettings, LeaderLease, default_owner_id
+from bot.services.grants import GrantServices
+from bot.services.identity_sync import IdentitySync, Offboarding
+from bot.services.jobs.digest import DigestSettings, WeeklyDigest
+from bot.services.jobs.lease import LeaderLease, default_owner_id
+from bot.services.jobs.reconcile import Reconciler, ReconcileSettings
+from bot.services.jobs.sweep import RevocationSweep, SweepSettings
 from bot.services.linking import LinkingService
-from bot.services.notifications import Notifications
+from bot.services.outbox import Outbox
+from bot.services.refusals import Refusals
 from bot.slack.app import build_app
 from bot.slack.context import SlackDeps
-from bot.slack.grant_blocks import RENDERER as GRANT_RENDERER
+from bot.slack.notices import SlackNotices
 from bot.slack.verification import RequestGuard
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Components:
-    """Everything one running bot holds; built once per process (inside the event loop thread)."""
+@dataclass(frozen=True)
+class Bot:
+    """Everything one running bot holds, built once per process (inside the event-loop thread)."""
 
     config: Config
     clock: Clock
-    store: Store
-    sealer: FernetSealer
+    storage: Storage
     audit: AuditLog
-    notifications: Notifications
+    outbox: Outbox
+    rancher: RancherClient
+    oidc: OidcClient
     slack_client: AsyncWebClient
-    notifier: SlackNotifier
+    linking: LinkingService
+    identity_sync: IdentitySync
+    grants: GrantServices
+    access: AccessService
     deps: SlackDeps
     bolt: AsyncApp
     guard: RequestGuard
-    closers: list[Any] = field(default_factory=list)
-    role: str = "standby"  # "leader" when this process runs the scheduled jobs
-    rancher: RancherClient | None = None
-    granting: GrantingService | None = None
-    scheduler: JobScheduler | None = None
+    scheduler: JobScheduler
+
+    @property
+    def role(self) -> str:
+        """`leader`, `standby` or `off`: whether this process runs the scheduled jobs."""
+        return self.scheduler.role
 
     async def aclose(self) -> None:
-        """Close clients and the database."""
-        for closer in reversed(self.closers):
+        """Close the HTTP clients and the database."""
+        for closer in (self.oidc.aclose, self.rancher.aclose):
             try:
                 await closer()
             except Exception:
                 log.warning("error while closing %r", closer, exc_info=True)
-        self.store.close()
+        self.storage.database.close()
 
 
-def open_store(config: Config) -> Store:
-    """Open the database and apply pending migrations."""
-    store = Store(config.database)
-    store.migrate()
-    return store
+def open_store(config: Config) -> Storage:
+    """Every storage port on the configured database, migrated to the current schema."""
+    return open_storage(config.database)
 
 
-def build(config: Config, *, clock: Clock | None = None) -> Components:
-    """Wire the whole bot from a validated config (call from the event-loop thread)."""
-    clock = clock or SystemClock()
-    store = open_store(config)
-    sealer = FernetSealer([k.get_secret_value() for k in config.security.token_encryption_keys])
-    audit = AuditLog(store, clock)
-    channels = config.slack.channels
-    notifications = Notifications(
-        store,
-        clock,
-        {
-            "grants": channels.grants,
-            "approvals": channels.approvals,
-            "security": channels.security,
-            "digest": channels.digest,
-        },
-    )
-    slack_client = make_client(config.slack.bot_token.get_secret_value(), config.slack.api_url)
-    notifier = SlackNotifier(slack_client)
-    deps = SlackDeps(
-        audit=audit,
-        notifications=notifications,
-        clock=clock,
-        command=config.slack.command,
-        admins=frozenset(config.slack.admins),
-    )
-    oidc, linking = build_linking(
-        config, store=store, sealer=sealer, notifier=notifier, audit=audit, notifications=notifications, clock=clock
-    )
-    deps.linking = linking
-    deps.extras.update(
-        rancher_auth_provider=config.rancher.auth_provider,
-        rancher_user_principal_template=config.rancher.user_principal_template,
-        rancher_group_principal_template=config.rancher.group_principal_template,
-    )
-    rancher, granting = build_granting(
-        config, store=store, audit=audit, notifications=notifications, clock=clock, linking=linking
-    )
-    deps.granting = granting
-    deps.access = AccessService(rancher, config.rancher.grant_label)
-    bolt = build_app(deps, slack_client, config.slack.signing_secret.get_secret_value())
-    guard = RequestGuard(config.slack.signing_secret.get_secret_value(), audit, clock)
-    components = Components(
-        config=config,
-        clock=clock,
-        store=store,
-        sealer=sealer,
-        audit=audit,
-        notifications=notifications,
-        slack_client=slack_client,
-        notifier=notifier,
-        deps=deps,
-        bolt=bolt,
-        guard=guard,
-    )
-    components.closers.append(oidc.aclose)
-    components.rancher, components.granting = rancher, granting
-    components.closers.append(rancher.aclose)
-    return components
+def principal_mapping(config: Config) -> PrincipalMapping:
+    """How identities map to Rancher principals, from `rancher.*`."""
+    rc = config.rancher
+    return PrincipalMapping(rc.auth_provider, rc.user_principal_template, rc.group_principal_template)
 
 
 def build_rancher(config: Config) -> RancherClient:
@@ -147,136 +104,197 @@ def build_rancher(config: Config) -> RancherClient:
     )
 
 
-def build_granting(
-    config: Config,
-    *,
-    store: Store,
-    audit: AuditLog,
-    notifications: Notifications,
-    clock: Clock,
-    linking: LinkingService | None = None,
-    rancher: RancherClient | None = None,
-) -> tuple[RancherClient, GrantingService]:
-    """The granting service (and its Rancher client); installs the offboarding hooks on the linking service."""
-    rancher = rancher or build_rancher(config)
-    granting = GrantingService(
-        store=store,
+def build_oidc(config: Config) -> OidcClient:
+    """The OpenID Connect client from `oidc:` in the config."""
+    oc = config.oidc
+    return OidcClient(
+        issuer=oc.issuer,
+        client_id=oc.client_id,
+        client_secret=oc.client_secret.get_secret_value(),
+        redirect_uri=config.redirect_uri,
+        scopes=oc.scopes,
+        allowed_algorithms=oc.allowed_algorithms,
+        groups_claim=oc.groups_claim,
+        timeout=oc.timeout.total_seconds(),
+    )
+
+
+def build(config: Config, *, clock: Clock | None = None, storage: Storage | None = None) -> Bot:
+    """Wire the whole bot from a validated config (call from the event-loop thread)."""
+    clock = clock or SystemClock()
+    storage = storage or open_store(config)
+    slack_config, sc, oc = config.slack, config.schedule, config.oidc
+    sealer = FernetSealer([k.get_secret_value() for k in config.security.token_encryption_keys])
+    slack_client = make_client(slack_config.bot_token.get_secret_value(), slack_config.api_url)
+    notifier = SlackNotifier(slack_client)
+    rancher = build_rancher(config)
+    oidc = build_oidc(config)
+    mapping = principal_mapping(config)
+    tx = storage.tx
+    audit = AuditLog(tx=tx, store=storage.audit, clock=clock)
+    channels = slack_config.channels
+    outbox = Outbox(
+        store=storage.outbox,
+        tx=tx,
+        renderer=SlackNotices(slack_config.command),
+        notifier=notifier,
+        clock=clock,
+        channels={
+            "grants": channels.grants,
+            "approvals": channels.approvals,
+            "security": channels.security,
+            "digest": channels.digest,
+        },
+    )
+    grants = GrantServices.create(
+        tx=tx,
+        grants=storage.grants,
+        extensions=storage.extensions,
+        links=storage.links,
         rancher=rancher,
         audit=audit,
-        notifications=notifications,
+        outbox=outbox,
         clock=clock,
         policy=config.policy.to_policy(),
+        principals=mapping,
         grant_label=config.rancher.grant_label,
-        auth_provider=config.rancher.auth_provider,
-        user_principal_template=config.rancher.user_principal_template,
-        group_principal_template=config.rancher.group_principal_template,
-        admins=frozenset(config.slack.admins),
-        renderer=GRANT_RENDERER,
+        admins=frozenset(slack_config.admins),
     )
-    if linking is not None:
-
-        async def on_offboard(slack_user: str, why: str) -> int:
-            return await granting.revoke_all_for_user(slack_user, reason=why)
-
-        linking.set_hooks(on_offboard=on_offboard, on_groups_changed=granting.revoke_for_removed_groups)
-    return rancher, granting
-
-
-def build_linking(
-    config: Config,
-    *,
-    store: Store,
-    sealer: FernetSealer,
-    notifier: SlackNotifier,
-    audit: AuditLog,
-    notifications: Notifications,
-    clock: Clock,
-) -> tuple[OidcClient, LinkingService]:
-    """The OIDC client and the linking service (the grants feature adds its hooks with `linking.set_hooks`)."""
-    oidc_config = config.oidc
-    oidc = OidcClient(
-        issuer=oidc_config.issuer,
-        client_id=oidc_config.client_id,
-        client_secret=oidc_config.client_secret.get_secret_value(),
-        redirect_uri=config.redirect_uri,
-        scopes=oidc_config.scopes,
-        allowed_algorithms=oidc_config.allowed_algorithms,
-        groups_claim=oidc_config.groups_claim,
-        timeout=oidc_config.timeout.total_seconds(),
-    )
+    refusals = Refusals(tx=tx, audit=audit, outbox=outbox, clock=clock)
+    offboarding = Offboarding(grants.lifecycle)
+    refresh_interval = int(oc.refresh_interval.total_seconds())
     linking = LinkingService(
-        store=store,
+        tx=tx,
+        links=storage.links,
+        attempts=storage.attempts,
         idp=oidc,
         sealer=sealer,
         notifier=notifier,
         audit=audit,
-        notifications=notifications,
+        outbox=outbox,
+        refusals=refusals,
+        offboarding=offboarding,
         clock=clock,
         public_url=config.public_url,
-        login_ttl=int(oidc_config.login_ttl.total_seconds()),
-        refresh_interval=int(oidc_config.refresh_interval.total_seconds()),
-        require_email_match=oidc_config.require_email_match,
-        allowed_email_domains=oidc_config.allowed_email_domains,
-        command=config.slack.command,
+        login_ttl=int(oc.login_ttl.total_seconds()),
+        refresh_interval=refresh_interval,
+        require_email_match=oc.require_email_match,
+        allowed_email_domains=oc.allowed_email_domains,
     )
-    return oidc, linking
-
-
-def build_scheduler(components: Components) -> JobScheduler:
-    """The scheduled jobs, their leader lease and the APScheduler that runs them (started by the server)."""
-    config, sc = components.config, components.config.schedule
-    rancher = components.rancher or build_rancher(config)
-    if components.rancher is None:
-        components.rancher = rancher
-        components.closers.append(rancher.aclose)
-    granting = components.granting
-    if granting is None:
-        rancher, granting = build_granting(
-            config,
-            store=components.store,
-            audit=components.audit,
-            notifications=components.notifications,
-            clock=components.clock,
-            rancher=rancher,
-        )
-    linking = components.deps.linking
-    jobs = Jobs(
-        store=components.store,
+    identity_sync = IdentitySync(
+        tx=tx,
+        links=storage.links,
+        leases=storage.leases,
+        idp=oidc,
+        sealer=sealer,
+        audit=audit,
+        outbox=outbox,
+        refusals=refusals,
+        offboarding=offboarding,
+        clock=clock,
+        refresh_interval=refresh_interval,
+    )
+    access = AccessService(
         rancher=rancher,
-        notifier=components.notifier,
-        notifications=components.notifications,
-        audit=components.audit,
-        granting=granting,
-        clock=components.clock,
-        settings=JobSettings(
+        grant_label=config.rancher.grant_label,
+        links=storage.links,
+        grants=storage.grants,
+        principals=mapping,
+        clock=clock,
+    )
+    deps = SlackDeps(
+        linking=linking, access=access, grants=grants, principals=mapping, clock=clock, command=slack_config.command
+    )
+    sweep = RevocationSweep(
+        tx=tx,
+        grants=storage.grants,
+        lifecycle=grants.lifecycle,
+        audit=audit,
+        outbox=outbox,
+        settings=SweepSettings(
+            revoke_concurrency=sc.revoke_concurrency, overdue_alert_after=int(sc.overdue_alert_after.total_seconds())
+        ),
+    )
+    reconciler = Reconciler(
+        tx=tx,
+        grants=storage.grants,
+        marks=storage.marks,
+        rancher=rancher,
+        directory=grants.directory,
+        bindings=grants.bindings,
+        lifecycle=grants.lifecycle,
+        sweep=sweep,
+        audit=audit,
+        outbox=outbox,
+        settings=ReconcileSettings(
             grant_label=config.rancher.grant_label,
-            revoke_concurrency=sc.revoke_concurrency,
-            overdue_alert_after=int(sc.overdue_alert_after.total_seconds()),
-            expiry_warning=int(sc.expiry_warning.total_seconds()),
             repair_drift=sc.repair_drift,
             report_untagged=sc.report_untagged,
-            digest_day=sc.digest.day,
-            digest_time=sc.digest.time,
-            digest_timezone=sc.digest.timezone,
+            concurrency=sc.revoke_concurrency,
         ),
-        refresh_all=linking.refresh_all if linking is not None else None,
+    )
+    digest = WeeklyDigest(
+        tx=tx,
+        grants=storage.grants,
+        marks=storage.marks,
+        audit=audit,
+        outbox=outbox,
+        open_reader=lambda: open_storage(config.database, migrate=False),
+        clock=clock,
+        settings=DigestSettings(sc.digest.day, sc.digest.time, sc.digest.timezone),
+    )
+    expiry_warning = int(sc.expiry_warning.total_seconds())
+
+    async def warn_expiring(now: int) -> int:
+        return await grants.lifecycle.warn_expiring(now, expiry_warning)
+
+    bodies = JobBodies(
+        expire_grants=sweep.expire_grants,
+        expire_requests=grants.approvals.expire_requests,
+        warn_expiring=warn_expiring,
+        reconcile=reconciler.reconcile,
+        deliver_outbox=outbox.deliver,
+        refresh_identities=identity_sync.refresh_all,
+        post_digest=digest.post,
     )
     ttl = int(sc.lease_ttl.total_seconds())
-    lease = LeaderLease(components.store, default_owner_id(), ttl, clock=components.clock)
     schedule = Schedule(
         sweep_interval=sc.sweep_interval.total_seconds(),
         reconcile_interval=sc.reconcile_interval.total_seconds(),
         outbox_interval=sc.outbox_interval.total_seconds(),
         # each link carries its own due time (oidc.refresh_interval, or a retry backoff); look often
-        refresh_interval=min(config.oidc.refresh_interval.total_seconds(), 60.0),
+        refresh_interval=min(oc.refresh_interval.total_seconds(), 60.0),
         lease_ttl=float(ttl),
         digest_day=sc.digest.day,
         digest_time=sc.digest.time,
         digest_timezone=sc.digest.timezone,
     )
+    scheduler = JobScheduler(bodies, LeaderLease(storage.leases, default_owner_id(), ttl, clock=clock), schedule, clock)
+    return Bot(
+        config=config,
+        clock=clock,
+        storage=storage,
+        audit=audit,
+        outbox=outbox,
+        rancher=rancher,
+        oidc=oidc,
+        slack_client=slack_client,
+        linking=linking,
+        identity_sync=identity_sync,
+        grants=grants,
+        access=access,
+        deps=deps,
+        bolt=build_app(deps, slack_client, slack_config.signing_secret.get_secret_value()),
+        guard=RequestGuard(slack_config.signing_secret.get_secret_value(), audit, clock),
+        scheduler=scheduler,
+    )
 
-    def on_role(role: str) -> None:
-        components.role = role
 
-    components.scheduler = JobScheduler(jobs, lease, schedule, components.clock, on_role=on_role)
-    return components.scheduler
+@asynccontextmanager
+async def running(config: Config, *, clock: Clock | None = None) -> AsyncIterator[Bot]:
+    """The wired bot for a one-off task (CLI commands): built, yielded, closed."""
+    bot = build(config, clock=clock)
+    try:
+        yield bot
+    finally:
+        await bot.aclose()

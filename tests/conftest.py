@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,13 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.adapters.store import Store
+from bot.adapters.store import open_storage
 from bot.config import Config
+from bot.core.model import AuditEvent
+from bot.core.storage import Storage
 from bot.devtools import botconfig
 from bot.devtools.rancher_api import RancherEmulator, run_emulator
 from bot.devtools.servers import bind, serve_in_thread
 from bot.devtools.slack_api import SlackEmulator, SlackSigner, slash_command_body
 from bot.web.app import create_app
+from tests import factories
 
 TEAM = "T0TEST0001"
 UNREACHABLE = "http://127.0.0.1:9"  # discard port: nothing listens there
@@ -49,9 +51,17 @@ class RunningBot:
     signer: SlackSigner
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
 
-    def store(self) -> Store:
-        """A second connection to the bot's database, for assertions."""
-        return Store(self.config.database)
+    def store(self) -> Storage:
+        """A second connection to the bot's database, for assertions (close with `.database.close()`)."""
+        return open_storage(self.config.database, migrate=False)
+
+    def audit(self, action: str) -> list[AuditEvent]:
+        """The bot's audit events of one action, read through a second connection."""
+        store = self.store()
+        try:
+            return [e for e in store.audit.events() if e.action == action]
+        finally:
+            store.database.close()
 
     def post_signed(
         self, body: str, *, content_type: str = "application/x-www-form-urlencoded", **sign: Any
@@ -154,22 +164,9 @@ def link_users(bot: RunningBot, users: dict[str, tuple[str, list[str]]]) -> None
     try:
         for user, (subject, groups) in users.items():
             bot.slack.add_user(user, f"{user.lower()}@example.com", user.lower())
-            store.save_link(
-                {
-                    "slack_user": user,
-                    "team_id": TEAM,
-                    "issuer": "https://idp.example",
-                    "subject": subject,
-                    "email": f"{user.lower()}@example.com",
-                    "name": user,
-                    "groups": json.dumps(groups),
-                    "linked_at": now,
-                    "refreshed_at": now,
-                    "status": "active",
-                }
-            )
+            factories.link(store.links, user, subject, groups, now=now)
     finally:
-        store.close()
+        store.database.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from cryptography.fernet import Fernet
 
 from bot.cli import build_parser, main
 from bot.devtools import botconfig
+from tests import attacker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,14 +67,14 @@ def test_migrate_then_audit_verify_and_export(config_file: Path, capsys: pytest.
     """migrate creates the schema; verify reports OK; export writes JSON lines and CSV."""
     assert main(["--config", str(config_file), "migrate"]) == 0
     from bot.adapters.clock import SystemClock
-    from bot.adapters.store import Store
+    from bot.adapters.store import open_storage
     from bot.services.audit import AuditLog
 
-    store = Store(yaml.safe_load(config_file.read_text())["database"])
-    audit = AuditLog(store, SystemClock())
+    store = open_storage(yaml.safe_load(config_file.read_text())["database"])
+    audit = AuditLog(tx=store.tx, store=store.audit, clock=SystemClock())
     audit.record("link.created", actor="U1", target="alice")
     audit.record("grant.requested", actor="U1", target="dev-eu")
-    store.close()
+    store.database.close()
     capsys.readouterr()
     assert main(["--config", str(config_file), "audit", "verify"]) == 0
     assert capsys.readouterr().out.strip() == "OK: 2 events, chain intact"
@@ -90,18 +90,15 @@ def test_audit_verify_exits_1_on_tampering(config_file: Path, capsys: pytest.Cap
     """An edited row makes verify print its id and exit 1."""
     main(["--config", str(config_file), "migrate"])
     from bot.adapters.clock import SystemClock
-    from bot.adapters.store import Store
+    from bot.adapters.store import open_storage
     from bot.services.audit import AuditLog
 
     db = yaml.safe_load(config_file.read_text())["database"]
-    store = Store(db)
+    store = open_storage(db)
     for i in range(3):
-        AuditLog(store, SystemClock()).record("x", actor=f"U{i}")
-    store.close()
-    conn = sqlite3.connect(db)
-    conn.execute("update audit_events set outcome='tampered' where id=2")
-    conn.commit()
-    conn.close()
+        AuditLog(tx=store.tx, store=store.audit, clock=SystemClock()).record("x", actor=f"U{i}")
+    store.database.close()
+    attacker.execute(db, "update audit_events set outcome='tampered' where id=2")
     capsys.readouterr()
     assert main(["--config", str(config_file), "audit", "verify"]) == 1
     assert capsys.readouterr().out.startswith("BROKEN at event 2")

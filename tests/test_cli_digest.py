@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.adapters.store import Store
+from bot.adapters.store import open_storage
 from bot.cli import main
 from bot.core import audit_actions as A
 from bot.devtools import botconfig
@@ -42,15 +42,14 @@ def test_digest_command_prints_counts_of_the_window(tmp_path: Path, capsys: pyte
     )
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(data))
-    store = Store(db)
-    store.migrate()
+    store = open_storage(db)
     now = int(time.time())
     clock = At(now)
-    audit = AuditLog(store, clock)
+    audit = AuditLog(tx=store.tx, store=store.audit, clock=clock)
     for ago, action in [(2, A.GRANT_REQUESTED), (3, A.GRANT_REQUESTED), (4, A.GRANT_EXPIRED), (9, A.GRANT_REQUESTED)]:
         clock.value = now - ago * 86400
         audit.record(action, actor="U0ALICE001", target="dev-eu/payments", details={"grant_id": "g-1"})
-    store.close()
+    store.database.close()
     assert main(["--config", str(config_path), "digest", "--since", "7d"]) == 0
     out = capsys.readouterr().out
     rows = {m["label"]: m for m in map(_ROW.match, out.splitlines()) if m}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,10 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.adapters.store import Store
+from bot.adapters.store import open_storage
 from bot.cli import main
 from bot.devtools import botconfig
 from bot.devtools.rancher_api import RancherEmulator, run_emulator
+from tests import factories
 
 BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
 
@@ -40,24 +40,17 @@ def config_path(tmp_path: Path, rancher: RancherEmulator) -> Path:
     )
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    store = Store(db)
-    store.migrate()
-    now = int(time.time())
-    store.save_link(
-        {
-            "slack_user": "U0ALICE001",
-            "team_id": "T0TEST0001",
-            "issuer": "https://idp.example",
-            "subject": "3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f",
-            "email": "alice@example.com",
-            "name": "Alice",
-            "groups": json.dumps(["engineering"]),
-            "linked_at": now,
-            "refreshed_at": now,
-            "status": "active",
-        }
+    store = open_storage(db)
+    factories.link(
+        store.links,
+        "U0ALICE001",
+        "3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f",
+        ["engineering"],
+        now=int(time.time()),
+        email="alice@example.com",
+        name="Alice",
     )
-    store.close()
+    store.database.close()
     return path
 
 
@@ -98,8 +91,7 @@ def test_grants_list_and_revoke(
     async def make() -> str:
         components = build(load_config(config_path))
         try:
-            assert components.granting is not None
-            outcome = await components.granting.request("U0ALICE001", "dev-eu/payments", "project-member")
+            outcome = await components.grants.requests.request("U0ALICE001", "dev-eu/payments", "project-member")
             assert outcome.grant is not None
             return outcome.grant.id
         finally:

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.adapters.store import Store
+from bot.adapters.store import open_storage
 from bot.devtools import demo
 from bot.devtools.blocks_text import mrkdwn_to_text, render
 from bot.devtools.stack import running_stack
-from bot.services.jobs import LEASE_NAME
+from bot.services.jobs.lease import LEASE_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 TOUR = ROOT / "examples" / "tour.demo"
@@ -131,12 +131,11 @@ def test_missing_script_file_exits_two_before_starting_anything(tmp_path: Path) 
 def test_demo_on_a_reused_database_runs_the_jobs_despite_a_lease_left_by_a_killed_demo(tmp_path: Path) -> None:
     """A jobs lease left in a `--database` file by a demo that died does not keep the next demo on standby."""
     database = tmp_path / "demo.db"
-    store = Store(database)
+    store = open_storage(database)
     try:
-        store.migrate()
-        assert store.try_lease(LEASE_NAME, "killed-demo", int(time.time()), 30 * 86400)
+        assert store.leases.take(LEASE_NAME, "killed-demo", int(time.time()), 30 * 86400)
     finally:
-        store.close()
+        store.database.close()
     with running_stack(database=database) as stack:
         health = httpx.get(f"{stack.bot_url}/healthz", timeout=10).json()
     assert health["jobs"] == "leader"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,12 +18,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import wiring
-from bot.adapters.store import Store
+from bot.adapters.store import open_storage
 from bot.config import Config
 from bot.core.model import Grant, GrantState, Target
 from bot.devtools import botconfig
 from bot.devtools.rancher_api import RancherEmulator, run_emulator
 from bot.scheduler import JOB_IDS, digest_trigger
+from tests import factories
 from tests.conftest import UNREACHABLE, RunningBot, wait_until
 
 BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
@@ -79,7 +81,7 @@ async def test_jobs_are_registered_with_configured_ids_and_intervals(tmp_path: P
     )
     components = wiring.build(config)
     try:
-        scheduler = wiring.build_scheduler(components)
+        scheduler = components.scheduler
         scheduler.register()
         jobs = {job.id: job for job in scheduler.scheduler.get_jobs()}
         assert set(jobs) == set(JOB_IDS)
@@ -152,9 +154,10 @@ def test_second_server_on_the_same_database_stays_standby_then_takes_over(make_b
         second = second_stack.enter_context(make_bot(database=db, overrides=overrides))
         assert _jobs_role(first) == "leader"
         assert _jobs_role(second) == "standby"
-        store = Store(db)
-        assert len(list(store.db.query("select owner from job_leases"))) == 1
-        store.close()
+        store = open_storage(db, migrate=False)
+        holder = store.leases.holder("jobs", int(time.time()))
+        store.database.close()
+        assert holder is not None  # exactly one lease row, held by the leader
         first_stack.close()  # the leader shuts down and releases the lease
         wait_until(lambda: _jobs_role(second) == "leader", timeout=5)
 
@@ -171,8 +174,7 @@ def test_server_start_revokes_grants_that_expired_during_downtime(
     """A grant that expired while the bot was down is revoked right at start, not one sweep interval later."""
     emulator.reset()
     db = tmp_path / "down.db"
-    store = Store(db)
-    store.migrate()
+    store = open_storage(db)
     now = int(datetime.now(UTC).timestamp())
     binding = emulator.add_binding(
         "prtb",
@@ -182,9 +184,10 @@ def test_server_start_revokes_grants_that_expired_during_downtime(
         userId="u-x7xfihrhhs",
         labels={"accessbot.io/grant": "g-1"},
     )
-    store.insert_grant(
+    factories.grant(
+        store,
         Grant(
-            id=store.new_grant_id(),
+            id=store.grants.new_id(),
             slack_user="U0ALICE001",
             subject="3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f",
             target=Target("c-7xk2p", "c-7xk2p:p-4mz8q"),
@@ -198,14 +201,14 @@ def test_server_start_revokes_grants_that_expired_during_downtime(
             binding_id=binding["id"],
             binding_name="accessbot-g-1",
         ),
-        now - 7200,
+        now=now - 7200,
     )
     overrides: dict[str, Any] = {"schedule": {"sweep_interval": "1h", "reconcile_interval": "1h"}}
     with make_bot(database=db, rancher_url=emulator.url, rancher_token=BOT_KEY, overrides=overrides) as bot:
         assert _jobs_role(bot) == "leader"
-        wait_until(lambda: (g := store.grant("g-1")) is not None and g.state is GrantState.EXPIRED, timeout=8)
+        wait_until(lambda: (g := store.grants.get("g-1")) is not None and g.state is GrantState.EXPIRED, timeout=8)
         assert emulator.get("projectRoleTemplateBinding", binding["id"]) is None
-    store.close()
+    store.database.close()
 
 
 async def test_job_after_a_stall_longer_than_the_lease_bids_again_and_runs(tmp_path: Path) -> None:
@@ -218,7 +221,7 @@ async def test_job_after_a_stall_longer_than_the_lease_bids_again_and_runs(tmp_p
         ran.append(now)
 
     try:
-        scheduler = wiring.build_scheduler(components)
+        scheduler = components.scheduler
         scheduler.register()
         assert scheduler.lease.try_acquire()
         with time_machine.travel(datetime.now(UTC) + timedelta(minutes=5), tick=False):
@@ -244,7 +247,7 @@ async def test_job_failing_on_an_outside_system_logs_one_line_without_traceback(
         raise TransientUpstreamError("Rancher", "cannot connect (is Rancher up?)")
 
     try:
-        scheduler = wiring.build_scheduler(components)
+        scheduler = components.scheduler
         scheduler.register()
         assert scheduler.lease.try_acquire()
         before = METRICS.job_failures.get("reconcile", 0)

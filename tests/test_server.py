@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
 import pytest
+from sqlite_utils import Database
 
+from bot.adapters.store.migrations import MIGRATIONS
+from tests import attacker
 from tests.conftest import RunningBot
 
 
@@ -22,13 +24,10 @@ def test_healthz_is_ok_with_current_migrations(bot: RunningBot) -> None:
 
 def test_healthz_is_503_when_migrations_are_missing(bot: RunningBot) -> None:
     """/healthz answers 503 when the schema is behind (a migration record was removed)."""
-    conn = sqlite3.connect(bot.config.database)
-    conn.execute("delete from _sqlite_migrations")
-    conn.commit()
-    conn.close()
+    attacker.execute(bot.config.database, "delete from _sqlite_migrations")
     response = bot.http.get(f"{bot.url}/healthz")
     assert response.status_code == 503
-    assert response.json()["migrations"] == "2 pending"
+    assert response.json()["migrations"] == f"{len(MIGRATIONS.pending(Database(':memory:')))} pending"
 
 
 def test_metrics_exposes_prometheus_text(bot: RunningBot) -> None:

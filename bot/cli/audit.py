@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-from bot.cli.context import EXIT_FAIL, EXIT_OK, Add, Subparsers, config_from
+from bot.cli.context import EXIT_FAIL, EXIT_OK, Add, Subparsers, storage_from
 from bot.core.durations import parse_moment
 
 
@@ -21,12 +21,9 @@ def cmd_audit(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     from bot.adapters.clock import SystemClock  # noqa: PLC0415
     from bot.services.audit import AuditLog  # noqa: PLC0415
-    from bot.wiring import open_store  # noqa: PLC0415
 
-    config = config_from(args)
-    store = open_store(config)
-    try:
-        audit = AuditLog(store, SystemClock())
+    with storage_from(args) as storage:
+        audit = AuditLog(tx=storage.tx, store=storage.audit, clock=SystemClock())
         if args.audit_command == "verify":
             check = audit.verify()
             if check.ok:
@@ -42,8 +39,6 @@ def cmd_audit(args: argparse.Namespace, out: TextIO | None = None) -> int:
         for chunk in audit.export(since, until, args.format):
             out.write(chunk)
         return EXIT_OK
-    finally:
-        store.close()
 
 
 def register(sub: Subparsers, add: Add) -> None:

@@ -1,17 +1,18 @@
-"""What every command runs with: the exit codes, the config named by --config, and the granting service."""
+"""What every command runs with: the exit codes, the config named by --config, the database, the wired bot."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from bot.config import Config, load_config
 
 if TYPE_CHECKING:
-    from bot.adapters.store import Store
-    from bot.services.granting import GrantingService
+    from bot.core.storage import Storage
+    from bot.wiring import Bot
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 Command = Callable[[argparse.Namespace], int]
@@ -26,35 +27,26 @@ def config_from(args: argparse.Namespace) -> Config:
     return load_config(getattr(args, "config", None))
 
 
-def run_with_granting(
-    factory: Callable[[GrantingService, Store], Coroutine[Any, Any, _T]], args: argparse.Namespace
-) -> _T:
-    """Build the store, the Rancher client and the granting service from the config, run one coroutine, close."""
-    from bot.adapters.clock import SystemClock  # noqa: PLC0415 - only these commands need the wiring
-    from bot.services.audit import AuditLog  # noqa: PLC0415
-    from bot.services.notifications import Notifications  # noqa: PLC0415
-    from bot.wiring import build_granting, open_store  # noqa: PLC0415
+@contextmanager
+def storage_from(args: argparse.Namespace) -> Iterator[Storage]:
+    """The configured database (migrated), closed when the command is done."""
+    from bot.wiring import open_store  # noqa: PLC0415 - only commands that need the database load it
+
+    storage = open_store(config_from(args))
+    try:
+        yield storage
+    finally:
+        storage.database.close()
+
+
+def run_with_bot(factory: Callable[[Bot], Coroutine[Any, Any, _T]], args: argparse.Namespace) -> _T:
+    """Wire the bot from the config (without serving or scheduling anything), run one coroutine, close."""
+    from bot.wiring import running  # noqa: PLC0415 - only these commands need the whole bot
 
     config = config_from(args)
-    store = open_store(config)
-    clock = SystemClock()
-    channels = config.slack.channels
-    notifications = Notifications(
-        store,
-        clock,
-        {"grants": channels.grants, "approvals": channels.approvals, "security": channels.security},
-    )
 
     async def main() -> _T:
-        rancher, granting = build_granting(
-            config, store=store, audit=AuditLog(store, clock), notifications=notifications, clock=clock
-        )
-        try:
-            return await factory(granting, store)
-        finally:
-            await rancher.aclose()
+        async with running(config) as bot:
+            return await factory(bot)
 
-    try:
-        return asyncio.run(main())
-    finally:
-        store.close()
+    return asyncio.run(main())

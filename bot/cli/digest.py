@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-from bot.cli.context import EXIT_OK, Add, Subparsers, config_from
+from bot.cli.context import EXIT_OK, Add, Subparsers, config_from, storage_from
 from bot.core.durations import parse_moment
 from bot.core.errors import UserError
 
@@ -19,22 +19,16 @@ def _moment(text: str | None, now: datetime) -> int:
 
 def cmd_digest(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print the digest of [since, until) with the change against the equally long window before it."""
-    from bot.adapters.clock import SystemClock  # noqa: PLC0415 - only this command needs the store
-    from bot.core.digest_view import render_digest_text  # noqa: PLC0415
-    from bot.services.audit import AuditLog  # noqa: PLC0415
-    from bot.services.jobs import build_period_digest  # noqa: PLC0415
-    from bot.wiring import open_store  # noqa: PLC0415
+    from bot.services.jobs.digest import build_period_digest  # noqa: PLC0415 - only this command needs it
+    from bot.slack.digest_blocks import render_digest_text  # noqa: PLC0415
 
     config = config_from(args)
     now = datetime.now(UTC)
     since, until = _moment(args.since, now), _moment(args.until, now)
     if since >= until:
         raise UserError("--since must be before --until", "for example `accessbot digest --since 7d`")
-    store = open_store(config)
-    try:
-        digest = build_period_digest(store, AuditLog(store, SystemClock()), since, until)
-    finally:
-        store.close()
+    with storage_from(args) as storage:
+        digest = build_period_digest(storage, since, until)
     (out or sys.stdout).write(render_digest_text(digest, timezone=args.timezone or config.schedule.digest.timezone))
     return EXIT_OK
 

@@ -9,13 +9,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TextIO
 
-from bot.cli.context import EXIT_FAIL, EXIT_OK, Add, Subparsers, config_from, run_with_granting
+from bot.cli.context import EXIT_FAIL, EXIT_OK, Add, Subparsers, run_with_bot, storage_from
 from bot.core.durations import format_duration
+from bot.core.grant_lifecycle import OPEN
 from bot.core.model import Grant, GrantState
 
 if TYPE_CHECKING:
-    from bot.adapters.store import Store
-    from bot.services.granting import GrantingService
+    from bot.wiring import Bot
 
 
 def _time(ts: int | None) -> str:
@@ -44,16 +44,8 @@ def format_duration_s(seconds: int) -> str:
 def cmd_grants_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """List grants from the database (open ones unless --all)."""
     out = out or sys.stdout
-    from bot.services.granting import OPEN_STATES  # noqa: PLC0415
-    from bot.wiring import open_store  # noqa: PLC0415
-
-    config = config_from(args)
-    store = open_store(config)
-    try:
-        states: tuple[GrantState, ...] = () if args.all else OPEN_STATES
-        grants = store.grants(slack_user=args.user, states=states, limit=args.limit)
-    finally:
-        store.close()
+    with storage_from(args) as storage:
+        grants = storage.grants.find(slack_user=args.user, states=() if args.all else OPEN, limit=args.limit)
     rows = [_row(g) for g in grants]
     if args.json:
         for row in rows:
@@ -75,12 +67,11 @@ def cmd_grants_revoke(args: argparse.Namespace, out: TextIO | None = None) -> in
     out = out or sys.stdout
     actor = f"cli:{getpass.getuser()}"
 
-    async def go(svc: GrantingService, store: Store) -> Grant:
-        return await svc.end(
-            args.grant_id, actor=actor, reason=args.reason or f"revoked from the command line by {actor}"
-        )
+    async def go(bot: Bot) -> Grant:
+        reason = args.reason or f"revoked from the command line by {actor}"
+        return await bot.grants.lifecycle.end(args.grant_id, actor=actor, reason=reason)
 
-    grant = run_with_granting(go, args)
+    grant = run_with_bot(go, args)
     print(f"{grant.id}: {grant.state.value}", file=out)
     return EXIT_OK if grant.state in (GrantState.REVOKED, GrantState.DENIED) else EXIT_FAIL
 

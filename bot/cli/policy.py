@@ -6,13 +6,12 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from bot.cli.context import EXIT_FAIL, EXIT_OK, Add, Subparsers, run_with_granting
+from bot.cli.context import EXIT_FAIL, EXIT_OK, Add, Subparsers, run_with_bot
 from bot.core.durations import format_duration, parse_duration
 from bot.core.errors import UserError
 
 if TYPE_CHECKING:
-    from bot.adapters.store import Store
-    from bot.services.granting import GrantingService
+    from bot.wiring import Bot
 
 
 def cmd_policy_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -20,7 +19,7 @@ def cmd_policy_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     duration = parse_duration(args.duration) if args.duration else None
 
-    async def go(svc: GrantingService, store: Store) -> int:
+    async def go(bot: Bot) -> int:
         if args.groups is not None:
             groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
             who = f"groups {', '.join(groups) or '(none)'}"
@@ -28,12 +27,15 @@ def cmd_policy_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
             if not args.user:
                 raise UserError("give --user EMAIL (a linked user) or --groups a,b")
             email = args.user.strip().lower()
-            link = next((i for i in store.active_links() if i.email.lower() == email), None)
+            linked = bot.grants.directory.linked()
+            link = next((i for i in linked if i.email.lower() == email), None)
             if link is None:
                 raise UserError(f"no active link with email {args.user}", "use --groups a,b to supply the groups")
             groups = link.groups
             who = f"{link.email} (Slack {link.slack_user}; groups {', '.join(groups) or 'none'})"
-        result = await svc.test_policy(groups, args.target, args.role, duration, break_glass=args.break_glass)
+        result = await bot.grants.queries.test_policy(
+            groups, args.target, args.role, duration, break_glass=args.break_glass
+        )
         d = result.decision
         print(f"{'ALLOWED' if d.allowed else 'DENIED'}: {args.role} on {result.target} for {who}", file=out)
         print(f"  why: {d.why}", file=out)
@@ -48,17 +50,17 @@ def cmd_policy_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 print("  approval: none (self-service)", file=out)
         return EXIT_OK if d.allowed else EXIT_FAIL
 
-    return run_with_granting(go, args)
+    return run_with_bot(go, args)
 
 
 def cmd_policy_validate(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Check the policy against Rancher: unknown role templates, misplaced roles, selectors matching nothing."""
     out = out or sys.stdout
 
-    async def go(svc: GrantingService, store: Store) -> list[str]:
-        return await svc.validate()
+    async def go(bot: Bot) -> list[str]:
+        return await bot.grants.queries.validate()
 
-    warnings = run_with_granting(go, args)
+    warnings = run_with_bot(go, args)
     for warning in warnings:
         print(f"warning: {warning}", file=out)
     print(f"{len(warnings)} warning(s)" if warnings else "OK: every rule can be used", file=out)

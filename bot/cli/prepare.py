@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.cli.context import EXIT_OK, Add, Subparsers, config_from
+from bot.cli.context import EXIT_OK, Add, Subparsers, config_from, storage_from
 from bot.config import load_config, summary
 
 
@@ -19,14 +19,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply database migrations."""
-    from bot.wiring import open_store  # noqa: PLC0415 - only this command needs the store
-
     config = config_from(args)
-    store = open_store(config)
-    try:
-        applied = store.applied_migrations()
-    finally:
-        store.close()
+    with storage_from(args) as storage:
+        applied = storage.database.applied_migrations()
     print(f"OK: {config.database} has {len(applied)} migration(s) applied, none pending")
     return EXIT_OK
 

@@ -20,10 +20,12 @@ from typing import Any, TextIO
 
 import httpx
 
-from bot.adapters.store import Store
+from bot.adapters.store import open_storage
 from bot.core.durations import format_duration, parse_duration
 from bot.core.errors import UserError
+from bot.core.grant_lifecycle import IN_FLIGHT, due_for_expiry, request_expired
 from bot.core.model import GrantState
+from bot.core.storage import Storage
 from bot.devtools import botconfig
 from bot.devtools.blocks_text import Button, render
 from bot.devtools.idp import LoginFailedError, complete_login
@@ -74,8 +76,6 @@ Then :as bob to approve a prod request, :wait 30m to watch it expire, :disable c
 
 QUIET = 0.4
 """Seconds without a new Slack message or edit after which a command's effects are taken as shown."""
-
-_IN_FLIGHT = (GrantState.ACTIVATING, GrantState.REVOKING)
 
 
 class ExpectationFailed(Exception):
@@ -243,18 +243,18 @@ class Console:
                 return f"DM to {name}"
         return channel
 
-    def _busy(self, store: Store, *, jobs: bool) -> bool:
+    def _busy(self, store: Storage, *, jobs: bool) -> bool:
         """Whether the bot still has work in hand that will show in Slack (with `jobs`: work the jobs owe too)."""
         now = int(time.time())
-        if store.due_outbox(now, limit=1) or store.grants(states=_IN_FLIGHT, limit=1):
+        if store.outbox.due(now, limit=1) or store.grants.find(states=IN_FLIGHT, limit=1):
             return True
         if not jobs:
             return False
-        if store.due_grants(now, limit=1) or any(
-            (g.request_expires_at or now + 1) <= now for g in store.grants(states=(GrantState.REQUESTED,))
+        if any(due_for_expiry(g, now) for g in store.grants.find(states=(GrantState.ACTIVE,))) or any(
+            request_expired(g, now) for g in store.grants.find(states=(GrantState.REQUESTED,))
         ):
             return True
-        return any((row.get("next_refresh_at") or now + 1) <= now for row in store.active_link_rows())
+        return any((link.next_refresh_at or now + 1) <= now for link in store.links.active())
 
     def _settle(self, *, jobs: bool = False) -> None:
         """Wait until the bot has nothing due and Slack stayed quiet for a moment, at most `settle` seconds.
@@ -266,7 +266,7 @@ class Console:
         minimum, maximum = (1.2, max(self.settle, 8.0)) if jobs else (0.2, self.settle)
         last: tuple[int, ...] = ()
         quiet_since = start
-        store = Store(self.stack.config.database)
+        store = open_storage(self.stack.config.database, migrate=False)
         try:
             while (elapsed := time.monotonic() - start) < maximum:
                 state = self._slack_state()
@@ -277,7 +277,7 @@ class Console:
                     return
                 time.sleep(0.05)
         finally:
-            store.close()
+            store.database.close()
 
     def _slack_state(self) -> tuple[int, ...]:
         slack = self.stack.slack
@@ -465,15 +465,15 @@ class Console:
         if not count.isdigit():
             self.problem(f":audit takes a number of events, not {count!r}")
             return
-        store = Store(self.stack.config.database)
+        store = open_storage(self.stack.config.database, migrate=False)
         try:
-            rows = list(store.audit_rows())[-int(count) :]
+            events = list(store.audit.events())[-int(count) :]
         finally:
-            store.close()
-        for row in rows:
-            when = datetime.fromtimestamp(int(row["ts"]), UTC).strftime("%H:%M:%S")
-            reason = f" — {row['reason']}" if row["reason"] else ""
-            self.say(f"  #{row['id']:<4} {when} {row['action']:<28} {row['actor']:<12} {row['target']}{reason}")
+            store.database.close()
+        for event in events:
+            when = datetime.fromtimestamp(event.ts, UTC).strftime("%H:%M:%S")
+            reason = f" — {event.reason}" if event.reason else ""
+            self.say(f"  #{event.id:<4} {when} {event.action:<28} {event.actor:<12} {event.target}{reason}")
 
     def cmd_verify(self) -> None:
         """Verify the audit chain."""

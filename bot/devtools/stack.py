@@ -132,17 +132,17 @@ def running_stack(
 
 def _free_stale_lease(database: str | Path) -> None:
     """Release a jobs lease left in a reused demo database by a demo that was killed (its TTL is long, see above)."""
-    from bot.adapters.store import Store  # noqa: PLC0415 - the bot is imported only when a stack starts
-    from bot.services.jobs import LEASE_NAME  # noqa: PLC0415
+    from bot.adapters.store import open_storage  # noqa: PLC0415 - the bot is imported only when a stack starts
+    from bot.services.jobs.lease import LEASE_NAME  # noqa: PLC0415
 
     if not Path(database).exists():
         return
-    store = Store(database)
+    store = open_storage(database, migrate=False)
     try:
-        holder = store.lease_holder(LEASE_NAME, int(time.time()))
+        holder = store.leases.holder(LEASE_NAME, int(time.time()))
         if holder is not None:
-            store.release_lease(LEASE_NAME, holder)
+            store.leases.release(LEASE_NAME, holder)
     except sqlite3.OperationalError:
         return  # not migrated yet: no lease to free
     finally:
-        store.close()
+        store.database.close()

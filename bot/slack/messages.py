@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.core import commands
 from bot.core.errors import NotLinked, UpstreamError, UserError
-from bot.core.mrkdwn import code, escape
+from bot.slack.mrkdwn import code, escape
 
 __all__ = ["code", "escape"]
 

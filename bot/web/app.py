@@ -24,11 +24,11 @@ from bot.web import oauth, ops
 
 log = logging.getLogger(__name__)
 
-Hook = Callable[[wiring.Components], Any]
+Hook = Callable[[wiring.Bot], Any]
 
 
-def _components(request: Request) -> wiring.Components:
-    components: wiring.Components = request.app.state.components
+def _components(request: Request) -> wiring.Bot:
+    components: wiring.Bot = request.app.state.components
     return components
 
 
@@ -72,20 +72,19 @@ def create_app(
         # otherwise hit every other large /access list answer (bench/access_list.py: p50 -25..35%).
         gc.collect()
         gc.freeze()
-        if socket_mode:
-            await _start_socket_mode(components)
+        socket = await _start_socket_mode(components) if socket_mode else None
         if run_jobs:
-            scheduler = wiring.build_scheduler(components)
-            await scheduler.start()
-            components.closers.append(scheduler.stop)
-        else:
-            components.role = "off"
+            await components.scheduler.start()
         checks = asyncio.create_task(_check_policy(components))
         log.info("accessbot ready (jobs: %s)", components.role)
         try:
             yield
         finally:
             checks.cancel()
+            if run_jobs:
+                await components.scheduler.stop()
+            if socket is not None:
+                await socket.close_async()
             await components.aclose()
 
     routes = [
@@ -97,18 +96,16 @@ def create_app(
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-async def _check_policy(components: wiring.Components) -> None:
+async def _check_policy(components: wiring.Bot) -> None:
     """Validate the policy against Rancher once at start; problems are warnings with names, never a crash."""
-    if components.granting is None:
-        return
     try:
-        for warning in await components.granting.validate():
+        for warning in await components.grants.queries.validate():
             log.warning("policy: %s", warning)
     except UpstreamError as err:
         log.warning("policy not checked against Rancher at start: %s", err)
 
 
-async def _start_socket_mode(components: wiring.Components) -> None:
+async def _start_socket_mode(components: wiring.Bot) -> Any:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler  # noqa: PLC0415
 
     token = components.config.slack.app_token
@@ -116,4 +113,4 @@ async def _start_socket_mode(components: wiring.Components) -> None:
         raise RuntimeError("slack.app_token is required for --socket-mode")
     handler = AsyncSocketModeHandler(components.bolt, token.get_secret_value())
     await handler.connect_async()  # type: ignore[no-untyped-call]
-    components.closers.append(handler.close_async)
+    return handler

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from bot.core.ports import Store
+from bot.core.storage import Storage
 from bot.services.metrics import METRICS
 
 
@@ -16,8 +16,8 @@ class RunningBot(Protocol):
     """What these handlers read from the running bot (`app.state.components`)."""
 
     @property
-    def store(self) -> Store:
-        """The database."""
+    def storage(self) -> Storage:
+        """The database's ports."""
         ...
 
     @property
@@ -36,8 +36,8 @@ async def healthz(request: Request) -> Response:
     components = _running(request)
     status: dict[str, Any] = {"status": "ok", "jobs": components.role}
     try:
-        components.store.ping()
-        pending = components.store.pending_migrations()
+        components.storage.database.ping()
+        pending = components.storage.database.pending_migrations()
         status["database"] = "ok"
         status["migrations"] = "current" if not pending else f"{len(pending)} pending"
         if pending:
@@ -52,6 +52,7 @@ async def healthz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition."""
     components = _running(request)
-    extra = {"accessbot_outbox_pending": float(components.store.outbox_pending_count())}
-    body = METRICS.render(components.store.grant_counts(), extra)
+    storage = components.storage
+    extra = {"accessbot_outbox_pending": float(storage.outbox.pending_count())}
+    body = METRICS.render(storage.grants.counts(), extra)
     return PlainTextResponse(body, media_type="text/plain; version=0.0.4")

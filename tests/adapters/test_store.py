@@ -1,97 +1,91 @@
-"""The SQLite store: migrations, transactions, leases, and sealed secrets at rest."""
+"""The SQLite adapter itself: migrations from empty, pragmas, carried-over data, and sealed secrets in the file.
+
+Behaviour every store must have (transactions, compare-and-set, ordering) is in tests/contract.
+"""
 
 from __future__ import annotations
 
-import sqlite3
+import json
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlite_utils import Database
 
 from bot.adapters.sealing import FernetSealer
-from bot.adapters.store import Store
+from bot.adapters.store import SqliteDatabase, open_storage
+from bot.adapters.store.migrations import MIGRATIONS
 from bot.core.errors import TokenRejected
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "bot.db")
-    s.migrate()
-    return s
+from bot.core.grant_lifecycle import ExtensionState
+from tests import factories
 
 
 def test_migrations_apply_from_empty_and_rerun_is_a_no_op(tmp_path: Path) -> None:
     """Migrating an empty file applies every migration; a second run applies nothing."""
-    store = Store(tmp_path / "fresh.db")
-    assert store.migrate() == ["m001_initial", "m002_audit_action_index"]
-    assert store.migrate() == []
-    assert store.pending_migrations() == []
-    tables = set(store.db.table_names())
+    sql = SqliteDatabase(tmp_path / "fresh.db")
+    assert sql.migrate() == ["m001_initial", "m002_audit_action_index", "m003_grant_extensions"]
+    assert sql.migrate() == []
+    assert sql.pending_migrations() == []
+    tables = set(sql.db.table_names())
     assert {"links", "login_attempts", "grants", "grant_history", "audit_events", "outbox", "job_leases"} <= tables
+    assert {"grant_extensions", "extension_approvals"} <= tables
 
 
-def test_database_uses_wal_and_foreign_keys(store: Store) -> None:
+def test_database_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
     """The connection runs in WAL mode with foreign keys enforced."""
-    assert next(iter(store.db.query("pragma journal_mode")))["journal_mode"] == "wal"
-    assert next(iter(store.db.query("pragma foreign_keys")))["foreign_keys"] == 1
+    sql = SqliteDatabase(tmp_path / "bot.db")
+    assert sql.one("pragma journal_mode") == {"journal_mode": "wal"}
+    assert sql.one("pragma foreign_keys") == {"foreign_keys": 1}
 
 
-def test_failed_transaction_leaves_nothing_half_written(store: Store) -> None:
-    """An exception inside atomic() rolls back the audit row and the outbox message together."""
-    with pytest.raises(RuntimeError), store.atomic():
-        store.append_audit(ts=1, actor="a", action="x", target="t", outcome="ok", reason="", request_id="", details={})
-        store.enqueue(key="k1", kind="post", channel="C1", payload={"text": "hi"}, now=1)
-        raise RuntimeError("boom")
-    assert store.audit_count() == 0
-    assert store.outbox_pending_count() == 0
-    assert store.audit_head() == (0, "0" * 64)
-
-
-def test_outbox_key_is_idempotent(store: Store) -> None:
-    """Enqueuing the same idempotency key twice stores one message."""
-    assert store.enqueue(key="same", kind="dm", channel="U1", payload={"text": "a"}, now=1)
-    assert not store.enqueue(key="same", kind="dm", channel="U1", payload={"text": "b"}, now=2)
-    assert store.outbox_pending_count() == 1
-
-
-def test_lease_is_exclusive_until_it_expires(store: Store) -> None:
-    """Only one owner holds a lease; another takes it over once it has expired."""
-    assert store.try_lease("jobs", "A", now=100, ttl=60)
-    assert not store.try_lease("jobs", "B", now=120, ttl=60)
-    assert store.try_lease("jobs", "A", now=130, ttl=60)  # renewal
-    assert not store.try_lease("jobs", "B", now=189, ttl=60)
-    assert store.try_lease("jobs", "B", now=191, ttl=60)
-    assert store.lease_holder("jobs", now=191) == "B"
+def test_extension_requests_kept_in_job_state_are_carried_over(tmp_path: Path) -> None:
+    """m003 moves extension requests from job_state JSON into their own table, keeping state and approvers."""
+    path = tmp_path / "old.db"
+    db = Database(path)
+    MIGRATIONS.apply(db, stop_before="m003_grant_extensions")  # the schema as it was before
+    rows = [
+        ("ext:g-1:0", json.dumps({"extra_s": 600, "approvers": ["U1"]})),
+        ("ext:g-2:1", json.dumps({"extra_s": 60, "approvers": []})),
+        ("ext:g-2:1:decided", "denied by U2"),
+        ("ext:g-3:0", json.dumps({"extra_s": 30, "approvers": ["U1", "U2"]})),
+        ("ext:g-3:0:decided", "approved by U1, U2"),
+        ("ext:g-3:0:applied", "30"),
+        ("digest:2026-W01", "1"),
+    ]
+    db.table("job_state").insert_all([{"key": k, "value": v, "updated_at": 5} for k, v in rows])
+    db.conn.close()
+    storage = open_storage(path)
+    pending, denied, applied = (storage.extensions.get(g, n) for g, n in (("g-1", 0), ("g-2", 1), ("g-3", 0)))
+    assert pending is not None
+    assert (pending.state, pending.extra_s, pending.approvers) == (
+        ExtensionState.PENDING,
+        600,
+        ("U1",),
+    )
+    assert denied is not None
+    assert (denied.state, denied.decided_by) == (ExtensionState.DENIED, "U2")
+    assert applied is not None
+    assert applied.state is ExtensionState.APPLIED
+    assert storage.marks.get("digest:2026-W01") == "1"
+    assert storage.marks.get("ext:g-1:0") is None
 
 
 def test_sealed_refresh_token_is_unreadable_without_the_key(tmp_path: Path) -> None:
     """A sealed token is not in the database file in clear, and a different key cannot open it."""
     sealer = FernetSealer([Fernet.generate_key().decode()])
-    store = Store(tmp_path / "sealed.db")
-    store.migrate()
+    storage = open_storage(tmp_path / "sealed.db")
     secret = "refresh-token-plaintext-12345"
-    store.save_link(
-        {
-            "slack_user": "U1",
-            "team_id": "T1",
-            "issuer": "https://idp",
-            "subject": "s1",
-            "email": "a@example.com",
-            "name": "A",
-            "groups": "[]",
-            "refresh_token": sealer.seal(secret),
-            "linked_at": 1,
-            "refreshed_at": 1,
-            "status": "active",
-        }
-    )
-    store.close()
+    factories.link(storage.links, "U1", "s1", [], now=1, sealed_refresh_token=sealer.seal(secret))
+    stored = storage.links.get("U1")
+    storage.database.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("sealed.db*"))
     assert secret.encode() not in raw
-    row = sqlite3.connect(tmp_path / "sealed.db").execute("select refresh_token from links").fetchone()
-    assert sealer.unseal(row[0]) == secret
+    assert stored is not None
+    assert stored.sealed_refresh_token is not None
+    assert sealer.unseal(stored.sealed_refresh_token) == secret
     with pytest.raises(TokenRejected):
-        FernetSealer([Fernet.generate_key().decode()]).unseal(row[0])
+        FernetSealer([Fernet.generate_key().decode()]).unseal(stored.sealed_refresh_token)
+    assert "redacted" in repr(stored)
 
 
 def test_key_rotation_keeps_old_tokens_readable() -> None:

@@ -1,18 +1,25 @@
-"""AccessService against the Rancher emulator over HTTP, through the real RancherClient."""
+"""AccessService (and `who`) against the Rancher emulator over HTTP, through the real RancherClient."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from bot.adapters.rancher import RancherClient
+from bot.adapters.store import open_storage
 from bot.core.errors import NotFound, TransientUpstreamError
 from bot.core.model import Grant, GrantState, Target
-from bot.core.principals import principal_set
+from bot.core.policy import Policy
+from bot.core.principals import PrincipalMapping, principal_set
+from bot.core.storage import Storage
 from bot.devtools.rancher_api import EmulatorSettings, RancherEmulator, run_emulator
 from bot.services.access import AccessService
+from bot.services.grants import GrantQueries
+from tests import factories
+from tests.conftest import FakeClock
 
 NOW = 1_800_000_000
 LABEL = "accessbot.io/grant"
@@ -47,10 +54,39 @@ def _fresh(emulator: RancherEmulator) -> None:
 
 
 @pytest.fixture
-async def service(emulator: RancherEmulator) -> AsyncIterator[AccessService]:
+def storage(tmp_path: Path) -> Iterator[Storage]:
+    """A fresh database."""
+    store = open_storage(tmp_path / "bot.db")
+    yield store
+    store.database.close()
+
+
+def _service(client: RancherClient, storage: Storage) -> AccessService:
+    return AccessService(
+        rancher=client,
+        grant_label=LABEL,
+        links=storage.links,
+        grants=storage.grants,
+        principals=PrincipalMapping(),
+        clock=FakeClock(NOW),
+    )
+
+
+@pytest.fixture
+async def service(emulator: RancherEmulator, storage: Storage) -> AsyncIterator[AccessService]:
     """An AccessService on a real RancherClient holding the bot's key."""
     async with RancherClient(emulator.url, emulator.token_for(BOT), retries=1, backoff=0.01) as client:
-        yield AccessService(client, LABEL)
+        yield _service(client, storage)
+
+
+@pytest.fixture
+async def queries(emulator: RancherEmulator, storage: Storage) -> AsyncIterator[GrantQueries]:
+    """The grant queries (`who`) on a real RancherClient, asked by an admin."""
+    async with RancherClient(emulator.url, emulator.token_for(BOT), retries=1, backoff=0.01) as client:
+        world = factories.build_grant_world(
+            storage, rancher=client, clock=FakeClock(NOW), policy=Policy(), channels={}, admins=frozenset({"UADMIN"})
+        )
+        yield world.grants.queries
 
 
 def lines(report_rights: object) -> list[tuple[str, str, str]]:
@@ -141,27 +177,27 @@ async def test_request_count_does_not_grow_with_the_estate(service: AccessServic
     assert emulator.request_counts()["total"] == before <= 12
 
 
-async def test_who_lists_holders_of_a_project(service: AccessService) -> None:
+async def test_who_lists_holders_of_a_project(queries: GrantQueries) -> None:
     """`who dev-eu/payments` names the group holding Project Owner."""
-    report = await service.who("dev-eu/payments")
+    report = await queries.who("UADMIN", "dev-eu/payments")
     assert report.where == "dev-eu/payments"
     assert [(h.subject, h.kind, h.role_name, h.source_text) for h in report.holders] == [
         ("payments-team", "group", "Project Owner", "direct")
     ]
-    cluster = await service.who(Target("c-m-9hb3n5kp"))
+    cluster = await queries.who("UADMIN", "c-m-9hb3n5kp")
     assert ("Alice Archer", "user", "Cluster Member", "grant g-0192") in [
         (h.subject, h.kind, h.role_name, h.source_text) for h in cluster.holders
     ]
 
 
-async def test_rancher_down_raises_upstream_error() -> None:
+async def test_rancher_down_raises_upstream_error(storage: Storage) -> None:
     """When Rancher does not answer, describe raises a TransientUpstreamError with a clear message."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     async with RancherClient(f"http://127.0.0.1:{port}", "token-abcde:x", retries=0) as client:
         with pytest.raises(TransientUpstreamError, match="cannot connect"):
-            await AccessService(client, LABEL).describe(principal_set("genericoidc", ALICE_SUB, []), [], NOW)
+            await _service(client, storage).describe(principal_set("genericoidc", ALICE_SUB, []), [], NOW)
 
 
 async def test_user_that_does_not_answer_to_the_principal_is_not_trusted(

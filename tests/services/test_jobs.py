@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -18,19 +18,24 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters.clock import SystemClock
 from bot.adapters.rancher import RancherClient
 from bot.adapters.slack_notifier import SlackNotifier
-from bot.adapters.store import Store
+from bot.adapters.store import open_storage
 from bot.core import audit_actions as A
 from bot.core.digest import CATEGORIES
-from bot.core.model import Grant, GrantState, Target
+from bot.core.model import AuditEvent, Grant, GrantChange, GrantState, Target
 from bot.core.policy import Policy, Rule
+from bot.core.storage import Storage
 from bot.devtools import botconfig
 from bot.devtools.rancher_api import RancherEmulator, run_emulator
 from bot.devtools.slack_api import SlackEmulator
-from bot.scheduler import JobScheduler, Schedule
+from bot.scheduler import JobBodies, JobScheduler, Schedule
 from bot.services.audit import AuditLog
-from bot.services.granting import GrantingService, binding_name
-from bot.services.jobs import Jobs, JobSettings, LeaderLease
-from bot.services.notifications import Notifications
+from bot.services.grants import GrantServices, binding_name
+from bot.services.jobs.digest import DigestSettings, WeeklyDigest
+from bot.services.jobs.lease import LeaderLease
+from bot.services.jobs.reconcile import Reconciler, ReconcileSettings
+from bot.services.jobs.sweep import RevocationSweep, SweepSettings
+from bot.services.outbox import Outbox
+from tests import factories
 from tests.conftest import FakeClock
 
 BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
@@ -57,23 +62,34 @@ POLICY = Policy(
 )
 
 
+@dataclass(frozen=True)
+class JobSettings:
+    """The settings these tests vary (the rest are the defaults wiring uses)."""
+
+    revoke_concurrency: int = 16
+    repair_drift: bool = False
+    report_untagged: bool = False
+
+
 @dataclass
 class World:
     """Jobs wired to real adapters: SQLite, the Rancher client and the Slack notifier on the emulators."""
 
-    store: Store
+    store: Storage
     rancher: RancherEmulator
     slack: SlackEmulator
     clock: Any
-    jobs: Jobs
-    granting: GrantingService
+    jobs: JobBodies
+    grants: GrantServices
     audit: AuditLog
-    notifications: Notifications
+    outbox: Outbox
+    client: Any
+    db_path: Path
 
     def active_grant(self, *, expires_in: int, activated_ago: int = 600, bind: bool = True) -> Grant:
         """Insert an active grant through the store, with its tagged binding created in the emulator."""
         now = self.clock.now()
-        gid = self.store.new_grant_id()
+        gid = self.store.grants.new_id()
         binding_id = None
         if bind:
             obj = self.rancher.add_binding(
@@ -103,8 +119,7 @@ class World:
             binding_name=binding_name(gid),
             user_principal_id=f"genericoidc_user://{ALICE_SUB}",
         )
-        self.store.insert_grant(grant, now - activated_ago)
-        return grant
+        return factories.grant(self.store, grant, now=now - activated_ago)
 
     def tagged(self, grant_id: str) -> list[dict[str, Any]]:
         """Emulator bindings carrying the grant's tag."""
@@ -113,20 +128,25 @@ class World:
             out += [b for b in self.rancher.objects(kind) if (b.get("labels") or {}).get(LABEL) == grant_id]
         return out
 
-    def audit_rows(self, action: str) -> list[dict[str, Any]]:
-        """Audit rows of one action."""
-        return [r for r in self.store.audit_rows() if r["action"] == action]
+    def audit_rows(self, action: str) -> list[AuditEvent]:
+        """Audit events of one action."""
+        return [e for e in self.store.audit.events() if e.action == action]
 
     def security_posts(self, prefix: str) -> list[str]:
-        """Outbox keys of security-channel messages starting with `prefix`."""
-        rows = self.store.db.query("select key from outbox where channel = ? and key like ?", [SECURITY, prefix + "%"])
-        return [r["key"] for r in rows]
+        """Keys of queued security-channel messages starting with `prefix`."""
+        return factories.queued_keys(self.store, SECURITY, prefix)
 
     def state(self, grant_id: str) -> GrantState:
         """The stored state of a grant."""
-        grant = self.store.grant(grant_id)
+        grant = self.store.grants.get(grant_id)
         assert grant is not None
         return grant.state
+
+    def grant(self, grant_id: str) -> Grant:
+        """The stored grant."""
+        grant = self.store.grants.get(grant_id)
+        assert grant is not None
+        return grant
 
 
 @pytest.fixture(scope="module")
@@ -137,57 +157,79 @@ def emulator() -> Iterator[RancherEmulator]:
 
 
 def make_world(
-    store: Store,
+    store: Storage,
     emulator: RancherEmulator,
     slack: SlackEmulator,
     clock: Any,
     settings: JobSettings,
     *,
+    db_path: Path,
     wrap: Callable[[RancherClient], Any] | None = None,
 ) -> tuple[World, list[Any]]:
-    """Wire jobs, granting and adapters around one store; return the world and the clients to close."""
+    """Wire the job bodies, the grant use cases and adapters around one store; return the world and clients to close."""
     slack.add_user(ALICE, "alice@example.com", "alice")
-    if store.link(ALICE) is None:
-        now = clock.now()
-        store.save_link(
-            {
-                "slack_user": ALICE,
-                "team_id": "T0TEST0001",
-                "issuer": "https://idp.example",
-                "subject": ALICE_SUB,
-                "email": "alice@example.com",
-                "name": "Alice",
-                "groups": json.dumps(["engineering"]),
-                "linked_at": now,
-                "refreshed_at": now,
-                "status": "active",
-            }
+    if store.links.get(ALICE) is None:
+        factories.link(
+            store.links, ALICE, ALICE_SUB, ["engineering"], now=clock.now(), name="Alice", email="alice@example.com"
         )
-    audit = AuditLog(store, clock)
-    notifications = Notifications(store, clock, CHANNELS)
     real = RancherClient(emulator.url, BOT_KEY, retries=0, timeout=5)
     client = wrap(real) if wrap is not None else real
-    granting = GrantingService(
-        store=store,
-        rancher=client,
-        audit=audit,
-        notifications=notifications,
-        clock=clock,
-        policy=POLICY,
-        grant_label=LABEL,
-    )
     notifier = SlackNotifier(AsyncWebClient(token=botconfig.BOT_TOKEN, base_url=slack.api_url))
-    jobs = Jobs(
-        store=store,
-        rancher=client,
-        notifier=notifier,
-        notifications=notifications,
-        audit=audit,
-        granting=granting,
-        clock=clock,
-        settings=settings,
+    built = factories.build_grant_world(
+        store, rancher=client, clock=clock, policy=POLICY, channels=CHANNELS, notifier=notifier
     )
-    return World(store, emulator, slack, clock, jobs, granting, audit, notifications), [real]
+    grants, audit, outbox = built.grants, built.audit, built.outbox
+    sweep = RevocationSweep(
+        tx=store.tx,
+        grants=store.grants,
+        lifecycle=grants.lifecycle,
+        audit=audit,
+        outbox=outbox,
+        settings=SweepSettings(revoke_concurrency=settings.revoke_concurrency),
+    )
+    reconciler = Reconciler(
+        tx=store.tx,
+        grants=store.grants,
+        marks=store.marks,
+        rancher=client,
+        directory=grants.directory,
+        bindings=grants.bindings,
+        lifecycle=grants.lifecycle,
+        sweep=sweep,
+        audit=audit,
+        outbox=outbox,
+        settings=ReconcileSettings(
+            grant_label=LABEL, repair_drift=settings.repair_drift, report_untagged=settings.report_untagged
+        ),
+    )
+    digest = WeeklyDigest(
+        tx=store.tx,
+        grants=store.grants,
+        marks=store.marks,
+        audit=audit,
+        outbox=outbox,
+        open_reader=lambda: open_storage(db_path, migrate=False),
+        clock=clock,
+        settings=DigestSettings(),
+    )
+
+    async def warn(now: int) -> int:
+        return await grants.lifecycle.warn_expiring(now, 600)
+
+    jobs = JobBodies(
+        expire_grants=sweep.expire_grants,
+        expire_requests=grants.approvals.expire_requests,
+        warn_expiring=warn,
+        reconcile=reconciler.reconcile,
+        deliver_outbox=outbox.deliver,
+        refresh_identities=_nothing,
+        post_digest=digest.post,
+    )
+    return World(store, emulator, slack, clock, jobs, grants, audit, outbox, client, db_path), [real]
+
+
+async def _nothing(now: int) -> None:
+    return None
 
 
 @pytest.fixture
@@ -200,28 +242,27 @@ async def world(emulator: RancherEmulator, slack: SlackEmulator, tmp_path: Path)
             emulator.remove_binding(binding["id"])
     slack.reset()
     slack.set_down(False)
-    store = Store(tmp_path / "bot.db")
-    store.migrate()
-    w, clients = make_world(store, emulator, slack, FakeClock(), JobSettings(grant_label=LABEL))
+    path = tmp_path / "bot.db"
+    store = open_storage(path)
+    w, clients = make_world(store, emulator, slack, FakeClock(), JobSettings(), db_path=path)
     yield w
     for client in clients:
         await client.aclose()
-    store.close()
+    store.database.close()
 
 
 def with_settings(world: World, **changes: Any) -> World:
     """The same world with other job settings."""
-    jobs = Jobs(
-        store=world.store,
-        rancher=world.jobs._rancher,
-        notifier=world.jobs._notifier,
-        notifications=world.notifications,
-        audit=world.audit,
-        granting=world.granting,
-        clock=world.clock,
-        settings=replace(world.jobs.settings, **changes),
+    w, _ = make_world(
+        world.store,
+        world.rancher,
+        world.slack,
+        world.clock,
+        replace(JobSettings(), **changes),
+        db_path=world.db_path,
+        wrap=lambda _: world.client,
     )
-    return replace(world, jobs=jobs)
+    return w
 
 
 # --- revocation ---------------------------------------------------------------------------------------------
@@ -249,21 +290,21 @@ async def test_overdue_grants_are_revoked_on_the_first_run_after_downtime(
     """Grants that expired while no process ran (wall clock moved 3 h) are all revoked by the first sweep."""
     emulator.reset()
     slack.reset()
-    store = Store(tmp_path / "bot.db")
-    store.migrate()
+    path = tmp_path / "bot.db"
+    store = open_storage(path)
     with time_machine.travel(datetime(2027, 1, 15, 8, 0, tzinfo=UTC), tick=True) as traveller:
-        w, clients = make_world(store, emulator, slack, SystemClock(), JobSettings(grant_label=LABEL))
+        w, clients = make_world(store, emulator, slack, SystemClock(), JobSettings(), db_path=path)
         grants = [w.active_grant(expires_in=300 + 60 * i) for i in range(5)]
         traveller.shift(timedelta(hours=3))  # the bot was down for three hours
         result = await w.jobs.expire_grants(w.clock.now())
         assert result.claimed == 5
         assert result.revoked == 5
         assert all(w.state(g.id) is GrantState.EXPIRED and w.tagged(g.id) == [] for g in grants)
-        ended = [w.store.grant(g.id).ended_at for g in grants]  # type: ignore[union-attr]
+        ended = [w.grant(g.id).ended_at for g in grants]
         assert all(e is not None and e >= int(datetime(2027, 1, 15, 11, 0, tzinfo=UTC).timestamp()) for e in ended)
     for client in clients:
         await client.aclose()
-    store.close()
+    store.database.close()
 
 
 async def test_rancher_outage_delays_revocation_with_one_alert_and_one_resolution(world: World) -> None:
@@ -274,7 +315,7 @@ async def test_rancher_outage_delays_revocation_with_one_alert_and_one_resolutio
     first = await world.jobs.expire_grants(world.clock.now())
     assert (first.claimed, first.failed, first.alerted) == (1, 1, 0)
     assert world.state(grant.id) is GrantState.REVOKING
-    attempts, next_at, _ = world.store.grant_retry(grant.id)
+    attempts, next_at = world.grant(grant.id).attempts, world.grant(grant.id).next_attempt_at
     assert attempts == 1
     assert world.clock.now() < next_at <= world.clock.now() + 5
     for step in (60, 130, 400, 900):  # 2 minutes pass: one alert, however many sweeps fail
@@ -284,7 +325,7 @@ async def test_rancher_outage_delays_revocation_with_one_alert_and_one_resolutio
     assert len(world.tagged(grant.id)) == 1
     assert len(world.audit_rows(A.GRANT_REVOCATION_OVERDUE)) == 1
     assert world.security_posts(f"overdue:{grant.id}") == [f"overdue:{grant.id}"]
-    assert world.store.grant_retry(grant.id)[0] >= 3
+    assert world.grant(grant.id).attempts >= 3
     world.rancher.configure(failure_rate=0.0)
     world.clock.value += 3600
     done = await world.jobs.expire_grants(world.clock.now())
@@ -335,8 +376,8 @@ async def test_sweep_revokes_with_bounded_concurrency(
 ) -> None:
     """Forty due grants at 20 ms per Rancher call are revoked with at most `revoke_concurrency` deletes in flight."""
     emulator.reset()
-    store = Store(tmp_path / "bot.db")
-    store.migrate()
+    path = tmp_path / "bot.db"
+    store = open_storage(path)
     counting: list[CountingRancher] = []
 
     def wrap(client: RancherClient) -> Any:
@@ -344,7 +385,7 @@ async def test_sweep_revokes_with_bounded_concurrency(
         return counting[0]
 
     w, clients = make_world(
-        store, emulator, slack, FakeClock(), JobSettings(grant_label=LABEL, revoke_concurrency=4), wrap=wrap
+        store, emulator, slack, FakeClock(), JobSettings(revoke_concurrency=4), db_path=path, wrap=wrap
     )
     grants = [w.active_grant(expires_in=1) for _ in range(40)]
     emulator.configure(latency=0.02)
@@ -358,7 +399,7 @@ async def test_sweep_revokes_with_bounded_concurrency(
     assert counting[0].peak == 4
     for client in clients:
         await client.aclose()
-    store.close()
+    store.database.close()
 
 
 # --- reconciliation -----------------------------------------------------------------------------------------
@@ -380,14 +421,14 @@ async def test_orphan_tagged_binding_is_deleted_audited_and_reported(world: Worl
     assert world.rancher.get("projectRoleTemplateBinding", orphan["id"]) is None
     assert len(world.tagged(kept.id)) == 1
     (row,) = world.audit_rows(A.DRIFT_ORPHAN_DELETED)
-    assert json.loads(row["details"])["binding_id"] == orphan["id"]
+    assert row.details["binding_id"] == orphan["id"]
     assert len(world.security_posts("orphan:")) == 1
 
 
 async def test_binding_of_an_ended_grant_is_deleted(world: World) -> None:
     """A tagged binding whose grant is already expired in the database is removed as an orphan."""
     grant = world.active_grant(expires_in=-30)
-    world.store.transition_grant(grant.id, [GrantState.ACTIVE], {"state": GrantState.EXPIRED}, world.clock.now())
+    world.store.grants.update(grant.id, [GrantState.ACTIVE], GrantChange(state=GrantState.EXPIRED), world.clock.now())
     result = await world.jobs.reconcile(world.clock.now())
     assert result.orphans_deleted == 1
     assert world.tagged(grant.id) == []
@@ -400,7 +441,7 @@ async def test_missing_binding_marks_the_grant_drifted_once_without_repair(world
     world.rancher.remove_binding(grant.binding_id)
     first = await world.jobs.reconcile(world.clock.now())
     assert (first.missing, first.repaired) == (1, 0)
-    stored = world.store.grant(grant.id)
+    stored = world.store.grants.get(grant.id)
     assert stored is not None
     assert stored.drifted
     assert stored.state is GrantState.ACTIVE
@@ -422,7 +463,7 @@ async def test_missing_binding_is_recreated_when_repair_is_on(world: World) -> N
     (binding,) = w.tagged(grant.id)
     assert binding["name"] == binding_name(grant.id)
     assert binding["roleTemplateId"] == "project-member"
-    stored = w.store.grant(grant.id)
+    stored = w.store.grants.get(grant.id)
     assert stored is not None
     assert not stored.drifted
     assert stored.binding_id == binding["id"]
@@ -434,7 +475,7 @@ async def test_missing_binding_is_recreated_when_repair_is_on(world: World) -> N
 async def test_stuck_activating_and_revoking_grants_are_finished(world: World) -> None:
     """A grant left activating gets its binding and turns active; one left revoking loses it and expires."""
     now = world.clock.now()
-    gid = world.store.new_grant_id()
+    gid = world.store.grants.new_id()
     activating = Grant(
         id=gid,
         slack_user=ALICE,
@@ -448,11 +489,11 @@ async def test_stuck_activating_and_revoking_grants_are_finished(world: World) -
         binding_name=binding_name(gid),
         user_principal_id=f"genericoidc_user://{ALICE_SUB}",
     )
-    world.store.insert_grant(activating, now - 900)
+    factories.grant(world.store, activating, now=now - 900)
     revoking = world.active_grant(expires_in=-300)
-    world.store.transition_grant(revoking.id, [GrantState.ACTIVE], {"state": GrantState.REVOKING}, now - 900)
+    world.store.grants.update(revoking.id, [GrantState.ACTIVE], GrantChange(state=GrantState.REVOKING), now - 900)
     fresh = world.active_grant(expires_in=3600)
-    world.store.transition_grant(fresh.id, [GrantState.ACTIVE], {"state": GrantState.REVOKING}, now)
+    world.store.grants.update(fresh.id, [GrantState.ACTIVE], GrantChange(state=GrantState.REVOKING), now)
     result = await world.jobs.reconcile(now)
     assert (result.activations_finished, result.revocations_finished) == (1, 1)
     assert world.state(gid) is GrantState.ACTIVE
@@ -484,18 +525,17 @@ async def test_two_processes_on_one_database_run_each_job_once(
     emulator.reset()
     slack.reset()
     path = tmp_path / "shared.db"
-    stores = [Store(path), Store(path)]
-    stores[0].migrate()
+    stores = [open_storage(path), open_storage(path)]
     clock = FakeClock()
     worlds, closers = [], []
     for store in stores:
-        w, clients = make_world(store, emulator, slack, clock, JobSettings(grant_label=LABEL))
+        w, clients = make_world(store, emulator, slack, clock, JobSettings(), db_path=path)
         worlds.append(w)
         closers += clients
     grants = [worlds[0].active_grant(expires_in=5) for _ in range(6)]
-    worlds[0].notifications.to_channel("grants", "hello", "hello")
+    factories.queue(worlds[0].store, "post", CHANNELS["grants"], "hello", "hello", now=clock.now())
     schedulers = [
-        JobScheduler(w.jobs, LeaderLease(w.store, f"proc-{i}", 60, clock=clock), Schedule(), clock)
+        JobScheduler(w.jobs, LeaderLease(w.store.leases, f"proc-{i}", 60, clock=clock), Schedule(), clock)
         for i, w in enumerate(worlds)
     ]
     for s in schedulers:
@@ -521,7 +561,7 @@ async def test_two_processes_on_one_database_run_each_job_once(
     for c in closers:
         await c.aclose()
     for store in stores:
-        store.close()
+        store.database.close()
 
 
 async def test_concurrent_sweeps_claim_each_grant_once(
@@ -531,10 +571,9 @@ async def test_concurrent_sweeps_claim_each_grant_once(
     emulator.reset()
     slack.reset()
     path = tmp_path / "shared.db"
-    stores = [Store(path), Store(path)]
-    stores[0].migrate()
+    stores = [open_storage(path), open_storage(path)]
     clock = FakeClock()
-    pair = [make_world(s, emulator, slack, clock, JobSettings(grant_label=LABEL)) for s in stores]
+    pair = [make_world(s, emulator, slack, clock, JobSettings(), db_path=path) for s in stores]
     grants = [pair[0][0].active_grant(expires_in=5) for _ in range(10)]
     clock.value += 10
     results = await asyncio.gather(*(w.jobs.expire_grants(clock.now()) for w, _ in pair))
@@ -545,16 +584,15 @@ async def test_concurrent_sweeps_claim_each_grant_once(
         for c in clients:
             await c.aclose()
     for s in stores:
-        s.close()
+        s.database.close()
 
 
 def test_lease_is_taken_over_only_after_it_expires(tmp_path: Path) -> None:
     """A second owner cannot take a live lease, takes it once the TTL passed, and the first then steps down."""
     path = tmp_path / "lease.db"
-    a_store, b_store = Store(path), Store(path)
-    a_store.migrate()
-    a = LeaderLease(a_store, "a", 30)
-    b = LeaderLease(b_store, "b", 30)
+    a_store, b_store = open_storage(path), open_storage(path)
+    a = LeaderLease(a_store.leases, "a", 30)
+    b = LeaderLease(b_store.leases, "b", 30)
     assert a.try_acquire(T0)
     assert a.is_leader(T0)
     assert not b.try_acquire(T0 + 10)
@@ -565,8 +603,8 @@ def test_lease_is_taken_over_only_after_it_expires(tmp_path: Path) -> None:
     assert b.holder(T0 + 51) == "b"
     assert not a.renew(T0 + 52)
     assert not a.is_leader(T0 + 52)
-    a_store.close()
-    b_store.close()
+    a_store.database.close()
+    b_store.database.close()
 
 
 # --- outbox -------------------------------------------------------------------------------------------------
@@ -574,23 +612,27 @@ def test_lease_is_taken_over_only_after_it_expires(tmp_path: Path) -> None:
 
 async def test_outbox_survives_a_slack_outage_without_loss_or_duplicates(world: World) -> None:
     """While Slack answers 503 nothing is lost; once it is back every message is delivered exactly once."""
-    n = world.notifications
-    n.to_channel("grants", "k-post", "grant g-1 is active", ref="grant:g-1")
-    n.dm(ALICE, "k-dm", "your grant is active")
-    n.update("grant:g-1", "k-update", "grant g-1 expired", channel_name="grants")
-    n.file("digest", "k-file", "grants.csv", "id\r\ng-1\r\n", "every grant")
+    now = world.clock.now()
+    factories.queue(world.store, "post", CHANNELS["grants"], "k-post", "grant g-1 is active", now=now, ref="grant:g-1")
+    factories.queue(world.store, "dm", ALICE, "k-dm", "your grant is active", now=now)
+    factories.queue(
+        world.store, "update", CHANNELS["grants"], "k-update", "grant g-1 expired", now=now, ref="grant:g-1"
+    )
+    factories.queue_file(
+        world.store, CHANNELS["digest"], "k-file", "grants.csv", "id\r\ng-1\r\n", "every grant", now=now
+    )
     world.slack.set_down(True)
     for _ in range(5):
         result = await world.jobs.deliver_outbox(world.clock.now())
         assert (result.sent, result.failed) == (0, 1)
         world.clock.value += 400
-    assert world.store.outbox_pending_count() == 4
+    assert world.store.outbox.pending_count() == 4
     assert world.slack.messages() == []
     world.slack.set_down(False)
     world.clock.value += 400
     sent = await world.jobs.deliver_outbox(world.clock.now())
     assert sent.sent == 4
-    assert world.store.outbox_pending_count() == 0
+    assert world.store.outbox.pending_count() == 0
     world.clock.value += 400
     assert (await world.jobs.deliver_outbox(world.clock.now())).sent == 0
     (posted,) = world.slack.messages(CHANNELS["grants"])
@@ -603,13 +645,13 @@ async def test_outbox_survives_a_slack_outage_without_loss_or_duplicates(world: 
 
 async def test_outbox_honours_retry_after(world: World) -> None:
     """A 429 with Retry-After: 7 holds every delivery for 7 seconds, then the message goes out once."""
-    world.notifications.to_channel("grants", "k1", "first")
-    world.notifications.to_channel("grants", "k2", "second")
+    factories.queue(world.store, "post", CHANNELS["grants"], "k1", "first", now=world.clock.now())
+    factories.queue(world.store, "post", CHANNELS["grants"], "k2", "second", now=world.clock.now())
     world.slack.fail_next("chat.postMessage", status=429, retry_after=7)
     now = world.clock.now()
     first = await world.jobs.deliver_outbox(now)
     assert (first.sent, first.failed, first.paused_until) == (0, 1, now + 7)
-    message = world.store.outbox_message("k1")
+    message = world.store.outbox.get("k1")
     assert message is not None
     assert message.next_attempt_at == now + 7
     assert message.sent_at is None
@@ -623,12 +665,12 @@ async def test_outbox_honours_retry_after(world: World) -> None:
 
 async def test_outbox_parks_a_message_slack_refuses(world: World) -> None:
     """A permanent refusal (channel_not_found) parks that message and the others still go out."""
-    world.notifications.to_channel("grants", "bad", "to nowhere")
-    world.notifications.to_channel("grants", "good", "fine")
+    factories.queue(world.store, "post", CHANNELS["grants"], "bad", "to nowhere", now=world.clock.now())
+    factories.queue(world.store, "post", CHANNELS["grants"], "good", "fine", now=world.clock.now())
     world.slack.fail_next("chat.postMessage", error="channel_not_found")
     result = await world.jobs.deliver_outbox(world.clock.now())
     assert (result.sent, result.parked) == (1, 1)
-    bad = world.store.outbox_message("bad")
+    bad = world.store.outbox.get("bad")
     assert bad is not None
     assert bad.sent_at is None
     assert "channel_not_found" in bad.last_error
@@ -668,14 +710,8 @@ async def test_digest_numbers_equal_counts_over_the_audit_table(world: World) ->
     assert key is not None
     assert key.endswith(f"W{datetime.fromtimestamp(last_week, UTC).isocalendar()[1]:02d}")
     assert await world.jobs.post_digest(world.clock.now() + 3600) is None
-    sql = {
-        r["action"]: r["n"]
-        for r in world.store.db.query(
-            "select action, count(*) as n from audit_events where ts >= ? and ts < ? group by action",
-            [last_week, this_week],
-        )
-    }
-    message = world.store.outbox_message(f"digest:{key}")
+    sql = Counter(e.action for e in world.store.audit.events(since=last_week, until=this_week))
+    message = world.store.outbox.get(f"digest:{key}")
     assert message is not None
     text = str(message.payload["text"])
     rows = {m["label"]: m for m in map(_TABLE_ROW.match, text.splitlines()) if m}
@@ -704,11 +740,10 @@ async def test_digest_is_posted_once_per_period_across_restarts(world: World, tm
     monday = _week_start(datetime.fromtimestamp(T0, UTC)) + 9 * 3600 + 5
     assert await world.jobs.post_digest(monday - 3600) is None  # before Monday 09:00: not due yet
     assert await world.jobs.post_digest(monday) is not None
-    other = Store(world.store.path)
-    w2, clients = make_world(other, world.rancher, world.slack, world.clock, JobSettings(grant_label=LABEL))
+    other = open_storage(world.db_path, migrate=False)
+    w2, clients = make_world(other, world.rancher, world.slack, world.clock, JobSettings(), db_path=world.db_path)
     assert await w2.jobs.post_digest(monday + 600) is None
-    rows = list(world.store.db.query("select count(*) as n from outbox where key like 'digest:%'"))
-    assert rows[0]["n"] == 1
+    assert len(factories.queued_keys(world.store, CHANNELS["digest"], "digest:")) == 1
     for c in clients:
         await c.aclose()
-    other.close()
+    other.database.close()

@@ -1,9 +1,8 @@
-"""The linking service with real adapters: dev IdP and Slack emulator on loopback, SQLite on disk."""
+"""Linking and identity sync with real adapters: dev IdP and Slack emulator on loopback, SQLite on disk."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,16 +18,21 @@ from bot.adapters.clock import SystemClock
 from bot.adapters.oidc import OidcClient
 from bot.adapters.sealing import FernetSealer
 from bot.adapters.slack_notifier import SlackNotifier, make_client
-from bot.adapters.store import Store
+from bot.adapters.store import open_storage
 from bot.core import audit_actions
 from bot.core.errors import NotLinked, TokenRejected
-from bot.core.model import LinkStatus
+from bot.core.model import AuditEvent, LinkStatus
+from bot.core.storage import Storage
 from bot.devtools import botconfig
 from bot.devtools.idp import complete_login
 from bot.devtools.slack_api import SlackEmulator
 from bot.services.audit import AuditLog
-from bot.services.linking import Failure, LinkingService, LinkRefused, LinkResult, RefreshOutcome
-from bot.services.notifications import Notifications
+from bot.services.identity_sync import IdentitySync, Offboarding, RefreshOutcome
+from bot.services.linking import Failure, LinkingService, LinkRefused, LinkResult
+from bot.services.outbox import Outbox
+from bot.services.refusals import Refusals
+from bot.slack.notices import SlackNotices
+from tests import factories
 from tests.conftest import IDP_PASSWORDS, SLACK_ALICE, SLACK_ALICE_TWIN, SLACK_BOB, TEAM, RunningIdP
 
 PUBLIC_URL = "http://127.0.0.1:9"
@@ -39,7 +43,8 @@ class Rig:
     """The service, its store and IdP, a browser, and what the hooks were called with."""
 
     service: LinkingService
-    store: Store
+    sync: IdentitySync
+    store: Storage
     sealer: FernetSealer
     oidc: OidcClient
     idp: RunningIdP
@@ -50,7 +55,7 @@ class Rig:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def reconfigure(self, **changes: Any) -> None:
-        """Replace the service with one built from the same parts and changed settings."""
+        """Replace the linking service with one built from the same parts and changed settings."""
         self.service = LinkingService(**{**self.settings, **changes})
 
     async def begin(self, slack_user: str, username: str, *, deny: bool = False) -> tuple[dict[str, str], str]:
@@ -73,34 +78,61 @@ class Rig:
         params, cookie = await self.begin(slack_user, username)
         return await self.callback(params, cookie)
 
-    def audit(self, action: str) -> list[dict[str, Any]]:
-        """Audit rows of one action."""
-        return [r for r in self.store.audit_rows() if r["action"] == action]
+    def audit(self, action: str) -> list[AuditEvent]:
+        """Audit events of one action."""
+        return [e for e in self.store.audit.events() if e.action == action]
 
     def outbox(self, channel: str) -> list[str]:
         """Texts queued in the outbox for a channel or DM user."""
-        rows = self.store.db.query("select channel, payload from outbox where channel = ? order by id", [channel])
-        return [json.loads(r["payload"])["text"] for r in rows]
+        return factories.queued_texts(self.store, channel)
+
+    def sealed_refresh_token(self, slack_user: str = SLACK_ALICE) -> str:
+        """The stored (sealed) refresh token."""
+        record = self.store.links.get(slack_user)
+        assert record is not None
+        assert record.sealed_refresh_token
+        return record.sealed_refresh_token
 
     def plaintext_refresh_token(self, slack_user: str = SLACK_ALICE) -> str:
         """The stored refresh token, unsealed with the right key."""
-        row = self.store.link_row(slack_user)
-        assert row is not None
-        assert row["refresh_token"]
-        return self.sealer.unseal(row["refresh_token"])
+        return self.sealer.unseal(self.sealed_refresh_token(slack_user))
+
+
+@dataclass
+class RecordingGrants:
+    """The grants port of offboarding, recording what it was asked to revoke (linking is under test, not grants)."""
+
+    offboarded: list[tuple[str, str]]
+    groups_removed: list[tuple[str, tuple[str, ...]]]
+
+    async def revoke_all_for_user(self, slack_user: str, *, reason: str) -> int:
+        """Record an offboarding."""
+        self.offboarded.append((slack_user, reason))
+        return 0
+
+    async def revoke_for_removed_groups(self, slack_user: str, removed_groups: Sequence[str]) -> int:
+        """Record lost groups."""
+        self.groups_removed.append((slack_user, tuple(removed_groups)))
+        return 0
 
 
 @pytest.fixture
 async def rig(tmp_path: Path, slack: SlackEmulator, idp: RunningIdP) -> AsyncIterator[Rig]:
     """A linking service wired to real adapters."""
     db_path = tmp_path / "linking.db"
-    store = Store(db_path)
-    store.migrate()
+    store = open_storage(db_path)
     clock = SystemClock()
     sealer = FernetSealer([Fernet.generate_key().decode()])
-    audit = AuditLog(store, clock)
-    notifications = Notifications(store, clock, botconfig.CHANNELS)
+    audit = AuditLog(tx=store.tx, store=store.audit, clock=clock)
     notifier = SlackNotifier(make_client(botconfig.BOT_TOKEN, slack.api_url))
+    outbox = Outbox(
+        store=store.outbox,
+        tx=store.tx,
+        renderer=SlackNotices("/access"),
+        notifier=notifier,
+        clock=clock,
+        channels=botconfig.CHANNELS,
+    )
     oidc = OidcClient(
         issuer=idp.url,
         client_id=botconfig.CLIENT_ID,
@@ -111,33 +143,43 @@ async def rig(tmp_path: Path, slack: SlackEmulator, idp: RunningIdP) -> AsyncIte
     )
     offboarded: list[tuple[str, str]] = []
     removed: list[tuple[str, tuple[str, ...]]] = []
-
-    async def on_offboard(slack_user: str, why: str) -> None:
-        offboarded.append((slack_user, why))
-
-    async def on_groups_changed(slack_user: str, groups: tuple[str, ...]) -> None:
-        removed.append((slack_user, groups))
-
+    offboarding = Offboarding(RecordingGrants(offboarded, removed))
+    refusals = Refusals(tx=store.tx, audit=audit, outbox=outbox, clock=clock)
     settings: dict[str, Any] = {
-        "store": store,
+        "tx": store.tx,
+        "links": store.links,
+        "attempts": store.attempts,
         "idp": oidc,
         "sealer": sealer,
         "notifier": notifier,
         "audit": audit,
-        "notifications": notifications,
+        "outbox": outbox,
+        "refusals": refusals,
+        "offboarding": offboarding,
         "clock": clock,
         "public_url": PUBLIC_URL,
         "login_ttl": 600,
         "refresh_interval": 6 * 3600,
-        "retry_delays": (0.01, 0.01),
-        "on_offboard": on_offboard,
-        "on_groups_changed": on_groups_changed,
     }
     service = LinkingService(**settings)
+    sync = IdentitySync(
+        tx=store.tx,
+        links=store.links,
+        leases=store.leases,
+        idp=oidc,
+        sealer=sealer,
+        audit=audit,
+        outbox=outbox,
+        refusals=refusals,
+        offboarding=offboarding,
+        clock=clock,
+        refresh_interval=6 * 3600,
+        retry_delays=(0.01, 0.01),
+    )
     async with httpx.AsyncClient(timeout=5) as browser:
-        yield Rig(service, store, sealer, oidc, idp, browser, db_path, offboarded, removed, settings)
+        yield Rig(service, sync, store, sealer, oidc, idp, browser, db_path, offboarded, removed, settings)
     await oidc.aclose()
-    store.close()
+    store.database.close()
 
 
 # --- linking ------------------------------------------------------------------------------------------
@@ -151,7 +193,7 @@ async def test_full_link_stores_the_identity_and_notifies(rig: Rig) -> None:
     assert result.identity.subject == "sub-alice"
     assert rig.service.identity(SLACK_ALICE).groups == ("engineering", "sre")
     assert rig.service.is_linked(SLACK_ALICE)
-    assert [r["target"] for r in rig.audit(audit_actions.LINK_CREATED)] == [SLACK_ALICE]
+    assert [r.target for r in rig.audit(audit_actions.LINK_CREATED)] == [SLACK_ALICE]
     assert any("linked to `alice@example.com`" in t for t in rig.outbox(botconfig.CHANNELS["security"]))
     assert any("now linked" in t for t in rig.outbox(SLACK_ALICE))
 
@@ -165,8 +207,7 @@ async def test_refresh_tokens_are_unreadable_in_the_database_file(rig: Rig) -> N
     """The raw SQLite bytes hold only the sealed refresh token; another key cannot open it."""
     await rig.link()
     plaintext = rig.plaintext_refresh_token()
-    sealed = rig.store.link_row(SLACK_ALICE)["refresh_token"]  # type: ignore[index]
-    rig.store.db.execute("PRAGMA wal_checkpoint(FULL)")
+    sealed = rig.sealed_refresh_token()
     raw = b"".join(p.read_bytes() for p in rig.db_path.parent.glob(rig.db_path.name + "*"))
     assert sealed.encode() in raw
     assert plaintext.encode() not in raw
@@ -183,7 +224,7 @@ async def test_relinking_moves_the_identity_and_offboards_the_old_slack_user(rig
     assert not rig.service.is_linked(SLACK_ALICE)
     assert rig.service.identity(SLACK_ALICE_TWIN).subject == "sub-alice"
     assert (SLACK_ALICE, "identity linked to another Slack user") in rig.offboarded
-    assert {r["target"] for r in rig.audit(audit_actions.LINK_REPLACED)} == {SLACK_ALICE, SLACK_ALICE_TWIN}
+    assert {r.target for r in rig.audit(audit_actions.LINK_REPLACED)} == {SLACK_ALICE, SLACK_ALICE_TWIN}
     assert any("linked to another Slack account" in t for t in rig.outbox(SLACK_ALICE))
 
 
@@ -194,8 +235,8 @@ async def test_relinking_the_same_identity_keeps_the_idp_session(rig: Rig) -> No
     assert result.relinked
     assert rig.idp.idp.state()["active_refresh_families"] == 2
     assert rig.offboarded == []
-    assert await rig.service.refresh_one(SLACK_ALICE) is RefreshOutcome.REFRESHED
-    details = json.loads(rig.audit(audit_actions.LINK_REPLACED)[0]["details"])
+    assert await rig.sync.refresh_one(SLACK_ALICE) is RefreshOutcome.REFRESHED
+    details = rig.audit(audit_actions.LINK_REPLACED)[0].details
     assert details["previous_subject"] == "sub-alice"
 
 
@@ -204,7 +245,7 @@ async def test_email_domain_outside_the_allow_list_is_refused(rig: Rig) -> None:
     rig.reconfigure(allowed_email_domains=("corp.example",))
     result = await rig.link()
     assert result.failure is Failure.DOMAIN_NOT_ALLOWED
-    assert [r["reason"] for r in rig.audit(audit_actions.LOGIN_REFUSED)] == ["email domain not allowed"]
+    assert [r.reason for r in rig.audit(audit_actions.LOGIN_REFUSED)] == ["email domain not allowed"]
 
 
 # --- refusals -----------------------------------------------------------------------------------------
@@ -216,7 +257,7 @@ async def test_replayed_state_is_refused_and_audited(rig: Rig) -> None:
     assert (await rig.callback(params, cookie)).ok
     again = await rig.callback(params, cookie)
     assert again.failure is Failure.STATE_REPLAYED
-    assert [r["reason"] for r in rig.audit(audit_actions.LOGIN_STATE_MISMATCH)] == ["state already used"]
+    assert [r.reason for r in rig.audit(audit_actions.LOGIN_STATE_MISMATCH)] == ["state already used"]
     assert any("state already used" in t for t in rig.outbox(botconfig.CHANNELS["security"]))
 
 
@@ -224,7 +265,7 @@ async def test_unknown_state_is_refused_and_audited(rig: Rig) -> None:
     """A callback with a state the bot never issued is refused and audited."""
     result = await rig.callback({"state": "forged", "code": "x"}, "cookie")
     assert result.failure is Failure.STATE_UNKNOWN
-    assert [r["reason"] for r in rig.audit(audit_actions.LOGIN_STATE_MISMATCH)] == ["unknown state"]
+    assert [r.reason for r in rig.audit(audit_actions.LOGIN_STATE_MISMATCH)] == ["unknown state"]
 
 
 async def test_expired_state_is_refused_and_audited(rig: Rig) -> None:
@@ -233,7 +274,7 @@ async def test_expired_state_is_refused_and_audited(rig: Rig) -> None:
     with time_machine.travel(datetime.now(UTC) + timedelta(minutes=11), tick=True):
         result = await rig.callback(params, cookie)
     assert result.failure is Failure.STATE_EXPIRED
-    assert [r["reason"] for r in rig.audit(audit_actions.LOGIN_STATE_MISMATCH)] == ["state expired"]
+    assert [r.reason for r in rig.audit(audit_actions.LOGIN_STATE_MISMATCH)] == ["state expired"]
     assert not rig.service.is_linked(SLACK_ALICE)
 
 
@@ -252,7 +293,7 @@ async def test_callback_without_the_starting_browsers_cookie_is_refused(
     params, _ = await rig.begin(SLACK_ALICE, "alice")
     result = await rig.callback(params, cookie)
     assert result.failure is failure
-    assert [r["reason"] for r in rig.audit(audit_actions.LOGIN_STATE_MISMATCH)] == [why]
+    assert [r.reason for r in rig.audit(audit_actions.LOGIN_STATE_MISMATCH)] == [why]
     assert any(why in t for t in rig.outbox(botconfig.CHANNELS["security"]))
     assert not rig.service.is_linked(SLACK_ALICE)
 
@@ -262,7 +303,7 @@ async def test_email_not_matching_the_slack_profile_is_refused(rig: Rig) -> None
     result = await rig.link(SLACK_ALICE, "bob")
     assert result.failure is Failure.EMAIL_MISMATCH
     refusals = rig.audit(audit_actions.LOGIN_REFUSED)
-    assert [r["reason"] for r in refusals] == ["email does not match the Slack profile"]
+    assert [r.reason for r in refusals] == ["email does not match the Slack profile"]
     assert rig.idp.idp.state()["active_refresh_families"] == 0
     assert not rig.service.is_linked(SLACK_ALICE)
 
@@ -271,9 +312,7 @@ async def test_unverified_email_is_refused(rig: Rig) -> None:
     """An IdP account whose matching email is not verified cannot link."""
     result = await rig.link(SLACK_ALICE, "mallory")
     assert result.failure is Failure.EMAIL_UNVERIFIED
-    assert [r["reason"] for r in rig.audit(audit_actions.LOGIN_REFUSED)] == [
-        "email not verified at the identity provider"
-    ]
+    assert [r.reason for r in rig.audit(audit_actions.LOGIN_REFUSED)] == ["email not verified at the identity provider"]
 
 
 async def test_idp_access_denied_is_refused_with_its_error(rig: Rig) -> None:
@@ -282,7 +321,7 @@ async def test_idp_access_denied_is_refused_with_its_error(rig: Rig) -> None:
     assert params["error"] == "access_denied"
     result = await rig.callback(params, cookie)
     assert (result.failure, result.reason) == (Failure.IDP_ERROR, "access_denied")
-    assert [r["reason"] for r in rig.audit(audit_actions.LOGIN_REFUSED)] == ["identity provider error access_denied"]
+    assert [r.reason for r in rig.audit(audit_actions.LOGIN_REFUSED)] == ["identity provider error access_denied"]
 
 
 @pytest.mark.parametrize(
@@ -317,7 +356,7 @@ async def test_rejected_id_token_is_refused_audited_and_notified(rig: Rig, tampe
     rig.idp.idp.set_next_id_token(**tamper)
     result = await rig.link()
     assert (result.failure, result.reason) == (Failure.TOKEN_REJECTED, reason)
-    assert [r["reason"] for r in rig.audit(audit_actions.ID_TOKEN_REJECTED)] == [reason]
+    assert [r.reason for r in rig.audit(audit_actions.ID_TOKEN_REJECTED)] == [reason]
     assert any(reason in t for t in rig.outbox(botconfig.CHANNELS["security"]))
     assert not rig.service.is_linked(SLACK_ALICE)
 
@@ -329,18 +368,18 @@ async def test_refresh_rotates_and_stores_the_new_token(rig: Rig) -> None:
     """A refresh stores the rotated refresh token; only one token of the family stays active at the IdP."""
     await rig.link()
     before = rig.plaintext_refresh_token()
-    assert await rig.service.refresh_one(SLACK_ALICE) is RefreshOutcome.REFRESHED
+    assert await rig.sync.refresh_one(SLACK_ALICE) is RefreshOutcome.REFRESHED
     after = rig.plaintext_refresh_token()
     assert after != before
     assert rig.idp.idp.state()["active_refresh_tokens"] == 1
-    assert rig.audit(audit_actions.TOKEN_REFRESHED)[0]["target"] == SLACK_ALICE
+    assert rig.audit(audit_actions.TOKEN_REFRESHED)[0].target == SLACK_ALICE
 
 
 async def test_refresh_updates_groups_and_reports_removed_ones(rig: Rig) -> None:
     """Groups removed at the IdP are dropped from the link and handed to the groups-changed hook."""
     await rig.link()
     rig.idp.idp.set_groups("alice", ["engineering"])
-    assert await rig.service.refresh_one(SLACK_ALICE) is RefreshOutcome.REFRESHED
+    assert await rig.sync.refresh_one(SLACK_ALICE) is RefreshOutcome.REFRESHED
     assert rig.service.identity(SLACK_ALICE).groups == ("engineering",)
     assert rig.groups_removed == [(SLACK_ALICE, ("sre",))]
 
@@ -349,15 +388,15 @@ async def test_disabled_account_is_offboarded_on_refresh(rig: Rig) -> None:
     """invalid_grant for a disabled account revokes the link, calls the offboard hook, posts and DMs."""
     await rig.link()
     rig.idp.idp.set_disabled("alice", True)
-    report = await rig.service.refresh_all(int(datetime.now(UTC).timestamp()) + 7 * 3600)
+    report = await rig.sync.refresh_all(int(datetime.now(UTC).timestamp()) + 7 * 3600)
     assert report.outcomes == {SLACK_ALICE: RefreshOutcome.REVOKED}
-    row = rig.store.link_row(SLACK_ALICE)
+    row = rig.store.links.get(SLACK_ALICE)
     assert row is not None
-    assert row["status"] == LinkStatus.REVOKED.value
-    assert row["refresh_token"] is None
+    assert row.identity.status is LinkStatus.REVOKED
+    assert row.sealed_refresh_token is None
     assert rig.offboarded
     assert rig.offboarded[0][0] == SLACK_ALICE
-    assert [r["target"] for r in rig.audit(audit_actions.USER_DEACTIVATED)] == [SLACK_ALICE]
+    assert [r.target for r in rig.audit(audit_actions.USER_DEACTIVATED)] == [SLACK_ALICE]
     assert any("no longer accepted" in t for t in rig.outbox(botconfig.CHANNELS["security"]))
     assert any("link was revoked" in t for t in rig.outbox(SLACK_ALICE))
     with pytest.raises(NotLinked):
@@ -368,8 +407,8 @@ async def test_refresh_token_reuse_is_detected_and_revokes_the_link(rig: Rig) ->
     """If someone else used the stored refresh token first, the IdP's reuse detection revokes the link."""
     await rig.link()
     await rig.oidc.refresh_tokens(rig.plaintext_refresh_token())  # a thief rotates the token first
-    assert await rig.service.refresh_one(SLACK_ALICE) is RefreshOutcome.REVOKED
-    assert [r["target"] for r in rig.audit(audit_actions.TOKEN_REUSE_DETECTED)] == [SLACK_ALICE]
+    assert await rig.sync.refresh_one(SLACK_ALICE) is RefreshOutcome.REVOKED
+    assert [r.target for r in rig.audit(audit_actions.TOKEN_REUSE_DETECTED)] == [SLACK_ALICE]
     assert any("reuse detected" in t for t in rig.outbox(botconfig.CHANNELS["security"]))
 
 
@@ -378,18 +417,19 @@ async def test_transient_idp_failure_backs_off_and_never_revokes(rig: Rig) -> No
     await rig.link()
     rig.idp.idp.fail_next("token", 503, count=3)
     now = int(datetime.now(UTC).timestamp())
-    assert await rig.service.refresh_one(SLACK_ALICE) is RefreshOutcome.RETRY
-    row = rig.store.link_row(SLACK_ALICE)
+    assert await rig.sync.refresh_one(SLACK_ALICE) is RefreshOutcome.RETRY
+    row = rig.store.links.get(SLACK_ALICE)
     assert row is not None
-    assert row["status"] == "active"
-    assert row["refresh_failures"] == 1
-    assert now + 50 <= row["next_refresh_at"] <= now + 70
-    assert [r["outcome"] for r in rig.audit(audit_actions.TOKEN_REFRESH_FAILED)] == ["failed"]
+    assert row.identity.status is LinkStatus.ACTIVE
+    assert row.refresh_failures == 1
+    assert row.next_refresh_at is not None
+    assert now + 50 <= row.next_refresh_at <= now + 70
+    assert [r.outcome for r in rig.audit(audit_actions.TOKEN_REFRESH_FAILED)] == ["failed"]
     assert not rig.offboarded
-    assert (await rig.service.refresh_all(now)).outcomes == {}
-    report = await rig.service.refresh_all(now + 3600)
+    assert (await rig.sync.refresh_all(now)).outcomes == {}
+    report = await rig.sync.refresh_all(now + 3600)
     assert report.outcomes == {SLACK_ALICE: RefreshOutcome.REFRESHED}
-    assert rig.store.link_row(SLACK_ALICE)["refresh_failures"] == 0  # type: ignore[index]
+    assert rig.store.links.get(SLACK_ALICE).refresh_failures == 0  # type: ignore[union-attr]
 
 
 async def test_rejected_id_token_on_refresh_keeps_the_rotated_token(rig: Rig) -> None:
@@ -397,10 +437,10 @@ async def test_rejected_id_token_on_refresh_keeps_the_rotated_token(rig: Rig) ->
     await rig.link()
     before = rig.plaintext_refresh_token()
     rig.idp.idp.set_next_id_token(claims={"aud": "someone-else"})
-    assert await rig.service.refresh_one(SLACK_ALICE) is RefreshOutcome.RETRY
+    assert await rig.sync.refresh_one(SLACK_ALICE) is RefreshOutcome.RETRY
     assert rig.plaintext_refresh_token() != before
-    assert [r["reason"] for r in rig.audit(audit_actions.ID_TOKEN_REJECTED)] == ["audience mismatch"]
-    assert await rig.service.refresh_one(SLACK_ALICE) is RefreshOutcome.REFRESHED
+    assert [r.reason for r in rig.audit(audit_actions.ID_TOKEN_REJECTED)] == ["audience mismatch"]
+    assert await rig.sync.refresh_one(SLACK_ALICE) is RefreshOutcome.REFRESHED
 
 
 # --- unlink -------------------------------------------------------------------------------------------
@@ -413,12 +453,12 @@ async def test_unlink_revokes_the_token_at_the_idp(rig: Rig) -> None:
     assert result.idp_revoked is True
     state = rig.idp.idp.state()
     assert (state["active_refresh_families"], state["revoked_refresh_families"]) == (0, 1)
-    row = rig.store.link_row(SLACK_ALICE)
+    row = rig.store.links.get(SLACK_ALICE)
     assert row is not None
-    assert row["refresh_token"] is None
-    assert row["status"] == "revoked"
+    assert row.sealed_refresh_token is None
+    assert row.identity.status is LinkStatus.REVOKED
     assert rig.offboarded == [(SLACK_ALICE, "unlinked")]
-    assert [r["outcome"] for r in rig.audit(audit_actions.LINK_REMOVED)] == ["ok"]
+    assert [r.outcome for r in rig.audit(audit_actions.LINK_REMOVED)] == ["ok"]
 
 
 async def test_unlink_reports_a_failed_revocation(rig: Rig) -> None:
@@ -429,7 +469,7 @@ async def test_unlink_reports_a_failed_revocation(rig: Rig) -> None:
     assert result.idp_revoked is None
     assert result.idp_error
     assert not rig.service.is_linked(SLACK_ALICE)
-    assert [r["outcome"] for r in rig.audit(audit_actions.LINK_REMOVED)] == ["failed"]
+    assert [r.outcome for r in rig.audit(audit_actions.LINK_REMOVED)] == ["failed"]
     assert any("failed" in t for t in rig.outbox(botconfig.CHANNELS["security"]))
 
 
@@ -452,14 +492,14 @@ async def test_start_link_works_only_once(rig: Rig) -> None:
 async def test_attempt_secrets_are_long_and_the_verifier_is_sealed(rig: Rig) -> None:
     """Attempt id and state carry at least 128 random bits; the PKCE verifier is stored sealed."""
     url = rig.service.begin_link(SLACK_ALICE, TEAM)
-    attempt = rig.store.attempt(parse_qs(urlsplit(url).query)["attempt"][0])
+    attempt = rig.store.attempts.get(parse_qs(urlsplit(url).query)["attempt"][0])
     assert attempt is not None
-    assert len(attempt["id"]) >= 22
-    assert len(attempt["state"]) >= 22
-    assert len(attempt["nonce"]) >= 22
-    verifier = rig.sealer.unseal(attempt["code_verifier"])
+    assert len(attempt.id) >= 22
+    assert len(attempt.state) >= 22
+    assert len(attempt.nonce) >= 22
+    verifier = rig.sealer.unseal(attempt.sealed_verifier)
     assert 43 <= len(verifier) <= 128
-    assert verifier not in attempt["code_verifier"]
+    assert verifier not in attempt.sealed_verifier
 
 
 async def test_anonymous_refusals_post_once_but_are_all_audited(rig: Rig) -> None:

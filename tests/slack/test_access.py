@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from bot.devtools.rancher_api import RancherEmulator
 from bot.devtools.slack_api import app_home_opened_event, json_body
+from tests import factories
 from tests.conftest import ALICE, BOB, UNREACHABLE, RunningBot, wait_until
 
 
@@ -65,21 +66,10 @@ def test_rancher_down_gives_a_clear_message(
     """With Rancher unreachable the user gets one sentence, no traceback, and nothing changes."""
     with make_bot(rancher_url=UNREACHABLE) as bot:
         store = bot.store()
-        store.save_link(
-            {
-                "slack_user": BOB,
-                "team_id": "T0TEST0001",
-                "issuer": "https://idp",
-                "subject": "8c1d7e22-0a4b-4c9e-8f3d-2b5a6c7d8e9f",
-                "email": "bob@example.com",
-                "name": "Bob",
-                "groups": "[]",
-                "linked_at": 1,
-                "refreshed_at": 1,
-                "status": "active",
-            }
+        factories.link(
+            store.links, BOB, "8c1d7e22-0a4b-4c9e-8f3d-2b5a6c7d8e9f", [], now=1, issuer="https://idp", name="Bob"
         )
-        store.close()
+        store.database.close()
         reply = bot.ask(BOB, "list")
         assert "Rancher is not answering right now; nothing was changed" in reply.text
         assert "Traceback" not in reply.text

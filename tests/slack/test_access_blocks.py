@@ -9,7 +9,7 @@ import pytest
 
 from bot.core.effective_access import AccessReport, Right, Source, SourceKind
 from bot.core.model import Grant, GrantState, PrincipalSet, RancherUser, Scope, Target
-from bot.services.access import Holder, HoldersReport
+from bot.services.grants import Holder, HoldersReport
 from bot.slack.access_blocks import access_list_blocks, access_list_message, app_home_view, mrkdwn_escape, who_blocks
 
 NOW = 1_800_000_000

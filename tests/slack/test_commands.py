@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bot.core import audit_actions
+from bot.core.model import AuditEvent
 from tests.conftest import RunningBot, wait_until
 
 
@@ -67,12 +68,8 @@ def test_user_text_is_escaped_in_replies(bot: RunningBot) -> None:
     assert "&lt;!channel&gt;" in reply.text
 
 
-def _rejections(bot: RunningBot) -> list[dict[str, object]]:
-    store = bot.store()
-    try:
-        return [r for r in store.audit_rows() if r["action"] == audit_actions.SLACK_REQUEST_REJECTED]
-    finally:
-        store.close()
+def _rejections(bot: RunningBot) -> list[AuditEvent]:
+    return bot.audit(audit_actions.SLACK_REQUEST_REJECTED)
 
 
 def test_forged_signature_is_refused_and_audited(bot: RunningBot) -> None:
@@ -86,7 +83,7 @@ def test_forged_signature_is_refused_and_audited(bot: RunningBot) -> None:
     response = bot.http.post(f"{bot.url}/slack/events", content=body, headers=headers)
     assert response.status_code == 401
     rows = wait_until(lambda: _rejections(bot))
-    assert rows[-1]["reason"] == "signature does not match"
+    assert rows[-1].reason == "signature does not match"
 
 
 def test_old_timestamp_is_refused_and_audited(bot: RunningBot) -> None:
@@ -97,7 +94,7 @@ def test_old_timestamp_is_refused_and_audited(bot: RunningBot) -> None:
     response = bot.post_signed(body, timestamp=int(time.time()) - 360)
     assert response.status_code == 401
     rows = wait_until(lambda: _rejections(bot))
-    assert rows[-1]["reason"] == "timestamp outside the 5-minute window"
+    assert rows[-1].reason == "timestamp outside the 5-minute window"
 
 
 def test_non_numeric_timestamp_is_refused_not_500(bot: RunningBot) -> None:
@@ -112,7 +109,7 @@ def test_non_numeric_timestamp_is_refused_not_500(bot: RunningBot) -> None:
     assert response.status_code == 401
     assert json.loads(response.text) == {"error": "invalid request"}
     rows = wait_until(lambda: _rejections(bot))
-    assert rows[-1]["reason"] == "timestamp header is not a number"
+    assert rows[-1].reason == "timestamp header is not a number"
 
 
 def test_replayed_request_is_refused_and_audited(bot: RunningBot) -> None:
@@ -129,4 +126,4 @@ def test_replayed_request_is_refused_and_audited(bot: RunningBot) -> None:
     assert first.status_code == 200
     assert second.status_code == 401
     rows = wait_until(lambda: _rejections(bot))
-    assert rows[-1]["reason"].startswith("replayed request")
+    assert rows[-1].reason.startswith("replayed request")

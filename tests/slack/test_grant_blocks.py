@@ -6,8 +6,9 @@ import json
 from datetime import timedelta
 
 from bot.core.model import Approval, Cluster, Grant, GrantState, Project, Target
+from bot.core.notices import GrantFacts, HolderEvent
 from bot.core.policy import Option, ResolvedTarget, Rule
-from bot.services.granting import GrantView, RequestOutcome
+from bot.services.grants import RequestOutcome
 from bot.slack import grant_blocks as gb
 
 NOW = 1_800_000_000
@@ -34,8 +35,8 @@ def _grant(**changes: object) -> Grant:
     return Grant(**base)  # type: ignore[arg-type]
 
 
-def _view(grant: Grant) -> GrantView:
-    return GrantView(grant, "prod/<b>", "Project <Member>", NOW, RULE)
+def _view(grant: Grant) -> GrantFacts:
+    return GrantFacts(grant, "prod/<b>", "Project <Member>", NOW, RULE)
 
 
 def test_approval_message_escapes_reason_and_names() -> None:
@@ -82,7 +83,7 @@ def test_expired_request_says_nobody_decided() -> None:
 def test_expiring_dm_has_an_extend_button() -> None:
     """The expiry warning offers Extend with the grant id."""
     grant = _grant(state=GrantState.ACTIVE, activated_at=NOW, expires_at=NOW + 300)
-    _, blocks = gb.RENDERER.dm(_view(grant), "expiring")
+    _, blocks = gb.RENDERER.dm(_view(grant), HolderEvent.EXPIRING)
     (actions,) = [b for b in blocks if b["type"] == "actions"]
     assert actions["elements"][0]["action_id"] == gb.EXTEND
     assert actions["elements"][0]["value"] == "g-7"

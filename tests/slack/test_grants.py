@@ -9,11 +9,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from bot.adapters.store import Store
 from bot.core.model import GrantState
+from bot.core.storage import Storage
 from bot.devtools.rancher_api import RancherEmulator
 from bot.devtools.slack_api import block_actions_payload, interaction_body, view_submission_payload
 from bot.slack import grant_blocks as gb
+from tests import factories
 from tests.conftest import ALICE, APPROVALS, BOB, BOT_KEY, CAROL, EVIL, LABEL, SUBJECTS, TEAM, RunningBot, wait_until
 
 
@@ -25,19 +26,19 @@ def _tagged(rancher: RancherEmulator, grant_id: str) -> list[dict[str, Any]]:
 
 
 def _grants(bot: RunningBot, user: str) -> list[Any]:
-    store: Store = bot.store()
+    store: Storage = bot.store()
     try:
-        return store.grants(slack_user=user)
+        return store.grants.find(slack_user=user)
     finally:
-        store.close()
+        store.database.close()
 
 
 def _outbox(bot: RunningBot, key: str) -> Any:
-    store: Store = bot.store()
+    store: Storage = bot.store()
     try:
-        return store.outbox_message(key)
+        return store.outbox.get(key)
     finally:
-        store.close()
+        store.database.close()
 
 
 def _click(bot: RunningBot, user: str, action_id: str, value: str) -> tuple[int, str, str, int]:
@@ -103,9 +104,9 @@ def test_approval_by_button_with_escaped_reason_and_idempotent_clicks(
     assert len(_tagged(rancher, grant.id)) == 1
     store = gbot.store()
     try:
-        assert len(store.approvals(grant.id)) == 1
+        assert len(store.grants.get(grant.id).approvals) == 1  # type: ignore[union-attr]
     finally:
-        store.close()
+        store.database.close()
 
 
 def test_self_approval_by_button_is_refused(gbot: RunningBot) -> None:
@@ -292,15 +293,10 @@ def test_grants_channel_gets_one_message_per_grant_edited_in_place(
         rancher_url=rancher.url, rancher_token=BOT_KEY, overrides={"schedule": {"outbox_interval": "1s"}}
     ) as bot:
         store = bot.store()
-        now = int(time.time())
         subject, groups = SUBJECTS[ALICE]
         bot.slack.add_user(ALICE, "alice@example.com", "alice")
-        store.save_link(
-            {"slack_user": ALICE, "team_id": TEAM, "issuer": "https://idp.example", "subject": subject,
-             "email": "alice@example.com", "name": ALICE, "groups": json.dumps(groups), "linked_at": now,
-             "refreshed_at": now, "status": "active"}
-        )  # fmt: skip
-        store.close()
+        factories.link(store.links, ALICE, subject, groups, now=int(time.time()), email="alice@example.com")
+        store.database.close()
         bot.ask(ALICE, "request dev-eu/payments project-member for 1h")
         (grant,) = _grants(bot, ALICE)
         bot.slack.wait_for(lambda: bot.slack.dms(ALICE), timeout=8)
@@ -357,9 +353,10 @@ def test_approvals_card_ends_showing_the_active_grant(
         def settled() -> bool:
             store = bot.store()
             try:
-                return store.outbox_pending_count() == 0 and store.grant(grant.id).state is GrantState.ACTIVE  # type: ignore[union-attr]
+                done = store.grants.get(grant.id)
+                return store.outbox.pending_count() == 0 and done is not None and done.state is GrantState.ACTIVE
             finally:
-                store.close()
+                store.database.close()
 
         wait_until(settled, timeout=10)
         time.sleep(0.5)

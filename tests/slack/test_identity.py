@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,11 +49,7 @@ async def sign_in(
 
 def audit_reasons(bot: RunningBot, action: str) -> list[str]:
     """Reasons of the audit events of one action."""
-    store = bot.store()
-    try:
-        return [r["reason"] for r in store.audit_rows() if r["action"] == action]
-    finally:
-        store.close()
+    return [e.reason for e in bot.audit(action)]
 
 
 async def test_slash_command_to_callback_links_the_account(linked_bot: RunningBot) -> None:
@@ -67,11 +62,11 @@ async def test_slash_command_to_callback_links_the_account(linked_bot: RunningBo
     assert page.headers["cache-control"] == "no-store"
     store = linked_bot.store()
     try:
-        link = store.link(SLACK_ALICE)
+        link = store.links.get(SLACK_ALICE)
     finally:
-        store.close()
+        store.database.close()
     assert link is not None
-    assert (link.subject, link.groups) == ("sub-alice", ("engineering", "sre"))
+    assert (link.identity.subject, link.identity.groups) == ("sub-alice", ("engineering", "sre"))
 
 
 async def test_start_sets_an_httponly_samesite_cookie(linked_bot: RunningBot) -> None:
@@ -180,10 +175,10 @@ def test_security_notifications_reach_the_outbox(linked_bot: RunningBot) -> None
     assert response.status_code == 400
     store = linked_bot.store()
     try:
-        rows = list(store.db.query("select channel, payload from outbox"))
+        queued = store.outbox.due(2**62, limit=1000)
     finally:
-        store.close()
-    texts = {r["channel"]: json.loads(r["payload"]).get("text", "") for r in rows if "unknown state" in r["payload"]}
+        store.database.close()
+    texts = {m.channel: str(m.payload.get("text", "")) for m in queued if "unknown state" in str(m.payload)}
     assert list(texts) == [botconfig.CHANNELS["security"]]
     assert "Sign-in callback refused" in texts[botconfig.CHANNELS["security"]]
 

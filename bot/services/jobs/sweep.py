@@ -84,9 +84,10 @@ class RevocationSweep:
         if claimed:
             with self._tx.atomic():
                 for grant in claimed:
-                    self._grants.add_history(
-                        HistoryEntry(grant.id, GrantState.ACTIVE.value, GrantState.REVOKING.value, now, SYSTEM, "expired")
+                    entry = HistoryEntry(
+                        grant.id, GrantState.ACTIVE.value, GrantState.REVOKING.value, now, SYSTEM, "expired"
                     )
+                    self._grants.add_history(entry)
         claimed_ids = {g.id for g in claimed}
         retries = [
             g

@@ -1,4 +1,4 @@
-"""The digest's weekly period in a timezone, its due time, and its text and blocks."""
+"""The digest's weekly period in a timezone and its due time."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.core.digest import build_digest
-from bot.core.digest_view import fire_time, last_complete_week, render_digest_blocks, render_digest_text, week_of
+from bot.core.digest_period import fire_time, last_complete_week, week_of
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -46,21 +45,3 @@ def test_fire_time_is_the_configured_local_weekday_and_time() -> None:
     """`wednesday 14:30` in Berlin is that week's Wednesday 14:30 local time, also after a DST change."""
     assert fire_time(_ts(2026, 3, 30, 8), "Europe/Berlin", "wednesday", "14:30") == _ts(2026, 4, 1, 14, 30)
     assert fire_time(_ts(2026, 10, 26, 8), "Europe/Berlin", "monday", "09:00") == _ts(2026, 10, 26, 9, 0)
-
-
-def test_slack_text_escapes_user_supplied_text_and_the_terminal_drops_control_characters() -> None:
-    """A target named `<!channel>` cannot ping in Slack, and an ANSI escape cannot reach a terminal."""
-    rows = [
-        {"ts": 10, "actor": "U0ALICE001", "action": "grant.requested", "target": "<!channel>\x1b[2J", "details": "{}"}
-    ]
-    digest = build_digest(rows, None, 0, 100, True, 1)
-    slack_text = render_digest_text(digest, slack=True)
-    assert "<!channel>" not in slack_text
-    assert "&lt;!channel&gt;" in slack_text
-    assert "<@U0ALICE001>" in slack_text
-    terminal = render_digest_text(digest)
-    assert "\x1b" not in terminal
-    assert "Grants requested" in terminal
-    blocks = render_digest_blocks(digest, period_key="2026-W13")
-    assert all(b["type"] in ("section", "context") for b in blocks)
-    assert "<!channel>" not in str(blocks)

@@ -1,0 +1,415 @@
+"""The storage contract: what every store adapter must do, tested only through the ports of core.storage.
+
+Each test takes `storage` from the `store_factory` fixture, parametrised over every adapter (SQLite today), so a
+second adapter passes the same suite before it is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.adapters.store import open_storage
+from bot.core import audit_chain
+from bot.core.grant_lifecycle import OPEN, ExtensionRequest, ExtensionState
+from bot.core.model import (
+    Approval,
+    ChainHead,
+    Grant,
+    GrantChange,
+    GrantState,
+    HistoryEntry,
+    LinkStatus,
+    LoginAttempt,
+    Target,
+)
+from bot.core.storage import Storage
+from tests import factories
+
+S = GrantState
+PAYMENTS = Target("c-1", "c-1:p-1")
+CLUSTER = Target("c-1")
+
+
+def _sqlite(tmp_path: Path) -> Storage:
+    return open_storage(tmp_path / "contract.db")
+
+
+@pytest.fixture(params=[_sqlite], ids=["sqlite"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A fresh, migrated store of each adapter."""
+    factory: Callable[[Path], Storage] = request.param
+    store = factory(tmp_path)
+    yield store
+    store.database.close()
+
+
+def _grant(storage: Storage, state: GrantState = S.REQUESTED, **fields: object) -> Grant:
+    values: dict[str, object] = {
+        "id": storage.grants.new_id(),
+        "slack_user": "U1",
+        "subject": "s1",
+        "target": PAYMENTS,
+        "role_id": "project-member",
+        "duration_s": 3600,
+        "rule": "r",
+        "state": state,
+        "requested_at": 100,
+    }
+    values.update(fields)
+    return factories.grant(storage, Grant(**values), now=100)  # type: ignore[arg-type]
+
+
+# --- transactions and the database ----------------------------------------------------------------------
+
+
+def test_database_answers_and_is_current(storage: Storage) -> None:
+    """A fresh store pings and has no pending migration."""
+    assert storage.database.ping()
+    assert storage.database.pending_migrations() == []
+    assert storage.database.applied_migrations()
+
+
+def test_failed_transaction_leaves_nothing_half_written(storage: Storage) -> None:
+    """An exception inside atomic() rolls back an audit event, an outbox message and a grant together."""
+    head = storage.audit.head()
+    event = audit_chain.next_event(
+        head, ts=1, actor="a", action="x", target="t", outcome="ok", reason="", request_id="", details={}
+    )
+    with pytest.raises(RuntimeError), storage.tx.atomic():
+        assert storage.audit.append(event, head)
+        storage.outbox.enqueue(key="k1", kind="post", channel="C1", payload={"text": "hi"}, now=1)
+        _grant(storage)
+        raise RuntimeError("boom")
+    assert storage.audit.count() == 0
+    assert storage.outbox.pending_count() == 0
+    assert storage.audit.head() == ChainHead(0, audit_chain.GENESIS)
+    assert storage.grants.find() == []
+
+
+def test_nested_transaction_rolls_back_only_its_part(storage: Storage) -> None:
+    """An exception in a nested atomic() undoes the inner changes and keeps the outer ones."""
+    with storage.tx.atomic():
+        storage.outbox.enqueue(key="outer", kind="dm", channel="U1", payload={}, now=1)
+        with pytest.raises(RuntimeError), storage.tx.atomic():
+            storage.outbox.enqueue(key="inner", kind="dm", channel="U1", payload={}, now=1)
+            raise RuntimeError("inner")
+    assert storage.outbox.get("outer") is not None
+    assert storage.outbox.get("inner") is None
+
+
+# --- grants -----------------------------------------------------------------------------------------------
+
+
+def test_grant_ids_are_distinct_and_sequential(storage: Storage) -> None:
+    """Grant ids are `g-1`, `g-2`, … and never repeat."""
+    ids = [storage.grants.new_id() for _ in range(3)]
+    assert ids == ["g-1", "g-2", "g-3"]
+
+
+def test_grant_round_trips_every_field(storage: Storage) -> None:
+    """A stored grant reads back equal, booleans and tuples included."""
+    grant = _grant(
+        storage,
+        S.ACTIVE,
+        reason="r",
+        ticket="T-1",
+        break_glass=True,
+        self_service=False,
+        approvals_required=2,
+        activated_at=110,
+        expires_at=3710,
+        binding_id="p-1:prtb-x",
+        binding_name="accessbot-g-1",
+        user_principal_id="genericoidc_user://s1",
+        via_groups=("eng", "sre"),
+        drifted=True,
+    )
+    stored = storage.grants.get(grant.id)
+    assert stored is not None
+    assert (stored.break_glass, stored.drifted, stored.via_groups) == (True, True, ("eng", "sre"))
+    assert (stored.target, stored.expires_at, stored.updated_at) == (PAYMENTS, 3710, 100)
+
+
+def test_grant_update_is_a_compare_and_set(storage: Storage) -> None:
+    """An update applies only from an expected state; the loser of a race changes nothing."""
+    grant = _grant(storage)
+    assert storage.grants.update(grant.id, [S.REQUESTED], GrantChange(state=S.APPROVED), 200)
+    assert not storage.grants.update(grant.id, [S.REQUESTED], GrantChange(state=S.DENIED, ended_at=200), 201)
+    stored = storage.grants.get(grant.id)
+    assert stored is not None
+    assert (stored.state, stored.ended_at, stored.updated_at) == (S.APPROVED, None, 200)
+
+
+def test_grant_change_leaves_unset_columns_alone(storage: Storage) -> None:
+    """Only the fields a GrantChange sets are written."""
+    grant = _grant(storage, S.ACTIVE, expires_at=500, binding_id="b")
+    assert storage.grants.update(grant.id, [S.ACTIVE], GrantChange(attempts=3, next_attempt_at=900), 300)
+    stored = storage.grants.get(grant.id)
+    assert stored is not None
+    assert (stored.attempts, stored.next_attempt_at, stored.expires_at, stored.binding_id) == (3, 900, 500, "b")
+
+
+def test_find_filters_by_holder_state_and_target_newest_first(storage: Storage) -> None:
+    """find() filters on each criterion and returns the newest grant first."""
+    a = _grant(storage)
+    b = _grant(storage, S.ACTIVE, slack_user="U2")
+    c = _grant(storage, S.EXPIRED, target=CLUSTER)
+    assert [g.id for g in storage.grants.find()] == [c.id, b.id, a.id]
+    assert [g.id for g in storage.grants.find(slack_user="U2")] == [b.id]
+    assert [g.id for g in storage.grants.find(states=OPEN)] == [b.id, a.id]
+    assert [g.id for g in storage.grants.find(target=CLUSTER)] == [c.id]
+    assert [g.id for g in storage.grants.find(limit=1)] == [c.id]
+
+
+def test_claim_due_moves_only_expired_active_grants_once(storage: Storage) -> None:
+    """claim_due returns due active grants as `revoking`; a second claim finds none."""
+    due = _grant(storage, S.ACTIVE, expires_at=150)
+    _grant(storage, S.ACTIVE, expires_at=10_000)
+    _grant(storage, S.REQUESTED, expires_at=150)
+    claimed = storage.grants.claim_due(200)
+    assert [(g.id, g.state) for g in claimed] == [(due.id, S.REVOKING)]
+    assert storage.grants.claim_due(200) == []
+
+
+def test_revocations_due_honours_retry_time_and_staleness(storage: Storage) -> None:
+    """A revoking grant is due when its retry time came, or when never retried and untouched long enough."""
+    retry = _grant(storage, S.REVOKING, expires_at=100, next_attempt_at=250)
+    fresh = _grant(storage, S.REVOKING, expires_at=100)
+    assert [g.id for g in storage.grants.revocations_due(200, stale_before=50)] == []
+    assert [g.id for g in storage.grants.revocations_due(260, stale_before=100)] == [retry.id, fresh.id]
+
+
+def test_overdue_and_resolved_follow_the_alert_flag(storage: Storage) -> None:
+    """overdue() lists unalerted late grants; overdue_resolved() lists alerted ones that have ended."""
+    late = _grant(storage, S.ACTIVE, expires_at=100)
+    assert [g.id for g in storage.grants.overdue(150)] == [late.id]
+    storage.grants.update(late.id, [S.ACTIVE], GrantChange(overdue_alerted=1), 160)
+    assert storage.grants.overdue(150) == []
+    assert storage.grants.overdue_resolved() == []
+    storage.grants.update(late.id, [S.ACTIVE], GrantChange(state=S.EXPIRED, ended_at=170), 170)
+    assert [g.id for g in storage.grants.overdue_resolved()] == [late.id]
+
+
+def test_between_finds_grants_requested_or_active_in_a_window(storage: Storage) -> None:
+    """between() includes grants requested in the window and grants active at some moment of it."""
+    inside = _grant(storage, requested_at=150)
+    spanning = _grant(storage, S.ACTIVE, requested_at=10, activated_at=20, expires_at=500)
+    _grant(storage, S.EXPIRED, requested_at=10, activated_at=20, expires_at=50, ended_at=50)
+    assert [g.id for g in storage.grants.between(100, 200)] == [inside.id, spanning.id]
+
+
+def test_approvals_are_recorded_once_per_approver(storage: Storage) -> None:
+    """A second decision by the same approver is refused; approvals read back in order."""
+    grant = _grant(storage)
+    assert storage.grants.add_approval(grant.id, Approval("U2", "approve", 200))
+    assert not storage.grants.add_approval(grant.id, Approval("U2", "deny", 201))
+    assert storage.grants.add_approval(grant.id, Approval("U3", "approve", 202, "ok"))
+    stored = storage.grants.get(grant.id)
+    assert stored is not None
+    assert [(a.approver, a.decision, a.comment) for a in stored.approvals] == [
+        ("U2", "approve", ""),
+        ("U3", "approve", "ok"),
+    ]
+
+
+def test_history_reads_back_in_order(storage: Storage) -> None:
+    """History entries come back oldest first with every field."""
+    grant = _grant(storage)
+    storage.grants.add_history(HistoryEntry(grant.id, None, "requested", 100, "U1", "asked"))
+    storage.grants.add_history(HistoryEntry(grant.id, "requested", "approved", 110, "U2"))
+    assert storage.grants.history(grant.id) == [
+        HistoryEntry(grant.id, None, "requested", 100, "U1", "asked"),
+        HistoryEntry(grant.id, "requested", "approved", 110, "U2", ""),
+    ]
+
+
+def test_counts_per_state(storage: Storage) -> None:
+    """counts() gives the number of grants in each state present."""
+    _grant(storage)
+    _grant(storage)
+    _grant(storage, S.ACTIVE)
+    assert storage.grants.counts() == {"requested": 2, "active": 1}
+
+
+# --- extension requests ---------------------------------------------------------------------------------
+
+
+def test_extension_request_opens_once_per_number(storage: Storage) -> None:
+    """One request per (grant, number); a second open is refused."""
+    request = ExtensionRequest("g-1", 0, 600, 100, "U1")
+    assert storage.extensions.open(request)
+    assert not storage.extensions.open(ExtensionRequest("g-1", 0, 60, 101, "U1"))
+    assert storage.extensions.open(ExtensionRequest("g-1", 1, 60, 101, "U1"))
+    stored = storage.extensions.get("g-1", 0)
+    assert stored == request
+
+
+def test_extension_moves_are_compare_and_set_and_keep_the_first_decider(storage: Storage) -> None:
+    """A move applies only from an expected state; approvers are recorded once each."""
+    X = ExtensionState
+    storage.extensions.open(ExtensionRequest("g-1", 0, 600, 100, "U1"))
+    assert storage.extensions.add_approver("g-1", 0, "U2", 110)
+    assert not storage.extensions.add_approver("g-1", 0, "U2", 111)
+    assert storage.extensions.move("g-1", 0, [X.PENDING], X.APPROVED, by="U2", at=120)
+    assert not storage.extensions.move("g-1", 0, [X.PENDING], X.DENIED, by="U3", at=121)
+    assert storage.extensions.move("g-1", 0, [X.APPROVED], X.APPLIED, by="U2", at=122)
+    stored = storage.extensions.get("g-1", 0)
+    assert stored is not None
+    assert (stored.state, stored.approvers, stored.decided_by, stored.decided_at) == (X.APPLIED, ("U2",), "U2", 120)
+
+
+# --- links and login attempts ---------------------------------------------------------------------------
+
+
+def test_link_saves_replaces_and_is_found_by_subject_while_active(storage: Storage) -> None:
+    """save() inserts or replaces; active_by_subject() sees only active links; revoke() forgets the token."""
+    factories.link(storage.links, "U1", "s1", ["eng"], now=10, sealed_refresh_token="sealed-1")
+    found = storage.links.active_by_subject(factories.ISSUER, "s1")
+    assert found is not None
+    assert found.identity.groups == ("eng",)
+    factories.link(storage.links, "U1", "s1", ["sre"], now=20, sealed_refresh_token="sealed-2")
+    record = storage.links.get("U1")
+    assert record is not None
+    assert (record.identity.groups, record.sealed_refresh_token) == (("sre",), "sealed-2")
+    storage.links.revoke("U1", 30, "unlinked")
+    record = storage.links.get("U1")
+    assert record is not None
+    assert (record.identity.status, record.sealed_refresh_token, record.revoked_reason) == (
+        LinkStatus.REVOKED,
+        None,
+        "unlinked",
+    )
+    assert storage.links.active_by_subject(factories.ISSUER, "s1") is None
+    assert storage.links.active() == []
+
+
+def test_refresh_token_swap_is_a_compare_and_swap(storage: Storage) -> None:
+    """The token is replaced only while it is still the old one."""
+    factories.link(storage.links, "U1", "s1", [], now=10, sealed_refresh_token="old")
+    assert storage.links.swap_refresh_token("U1", "old", "new", 99)
+    assert not storage.links.swap_refresh_token("U1", "old", "other", 100)
+    record = storage.links.get("U1")
+    assert record is not None
+    assert (record.sealed_refresh_token, record.identity.token_expires_at) == ("new", 99)
+
+
+def test_refresh_results_and_failures_are_recorded(storage: Storage) -> None:
+    """record_refresh stores what the IdP said and resets failures; record_refresh_failure counts them."""
+    factories.link(storage.links, "U1", "s1", ["a"], now=10)
+    storage.links.record_refresh_failure("U1", 2, 500)
+    record = storage.links.get("U1")
+    assert record is not None
+    assert (record.refresh_failures, record.next_refresh_at) == (2, 500)
+    storage.links.record_refresh(
+        "U1", email="e@x", name="E", groups=("b",), at=600, token_expires_at=700, next_refresh_at=900
+    )
+    record = storage.links.get("U1")
+    assert record is not None
+    assert (record.identity.email, record.identity.groups, record.identity.refreshed_at) == ("e@x", ("b",), 600)
+    assert (record.refresh_failures, record.next_refresh_at) == (0, 900)
+
+
+def test_login_attempt_starts_once_and_is_used_once(storage: Storage) -> None:
+    """An attempt binds to one browser, before expiry, and is used exactly once; purge removes expired ones."""
+    attempt = LoginAttempt("a1", "T1", "U1", "state-1", "nonce", "sealed", created_at=100, expires_at=700)
+    storage.attempts.insert(attempt)
+    assert storage.attempts.by_state("state-1") == attempt
+    assert not storage.attempts.start("a1", "cookie", now=800)  # expired
+    assert storage.attempts.start("a1", "cookie", now=200)
+    assert not storage.attempts.start("a1", "other", now=201)
+    assert storage.attempts.use("a1", 300)
+    assert not storage.attempts.use("a1", 301)
+    stored = storage.attempts.get("a1")
+    assert stored is not None
+    assert (stored.cookie_hash, stored.used_at) == ("cookie", 300)
+    assert storage.attempts.purge(before=701) == 1
+    assert storage.attempts.get("a1") is None
+
+
+# --- audit ------------------------------------------------------------------------------------------------
+
+
+def _append(storage: Storage, action: str = "x", ts: int = 1) -> bool:
+    head = storage.audit.head()
+    event = audit_chain.next_event(
+        head, ts=ts, actor="a", action=action, target="t", outcome="ok", reason="", request_id="", details={"n": ts}
+    )
+    return storage.audit.append(event, head)
+
+
+def test_audit_append_moves_the_head_only_from_the_expected_head(storage: Storage) -> None:
+    """An append whose expected head is stale is refused and stores nothing (no fork of the chain)."""
+    stale = storage.audit.head()
+    assert _append(storage)
+    event = audit_chain.next_event(
+        stale, ts=2, actor="b", action="y", target="t", outcome="ok", reason="", request_id="", details={}
+    )
+    assert not storage.audit.append(event, stale)
+    assert storage.audit.count() == 1
+    assert audit_chain.verify(storage.audit.events(), storage.audit.head()).ok
+
+
+def test_audit_events_stream_in_order_within_a_window(storage: Storage) -> None:
+    """events() yields in id order across batches and filters by ts."""
+    for ts in range(1, 8):
+        assert _append(storage, "grant.requested" if ts % 2 else "grant.denied", ts)
+    assert [e.ts for e in storage.audit.events(batch=3)] == [1, 2, 3, 4, 5, 6, 7]
+    assert [e.ts for e in storage.audit.events(since=3, until=6, batch=2)] == [3, 4, 5]
+    assert storage.audit.action_counts(1, 8) == {"grant.requested": 4, "grant.denied": 3}
+    rows = list(storage.audit.digest_rows(1, 5, ["grant.denied"]))
+    assert [(r["ts"], r["action"]) for r in rows] == [(2, "grant.denied"), (4, "grant.denied")]
+    assert storage.audit.count() == 7
+
+
+# --- outbox, leases, marks ------------------------------------------------------------------------------
+
+
+def test_outbox_key_is_idempotent_and_delivery_is_recorded(storage: Storage) -> None:
+    """One message per key; due() skips messages not yet due; sent and failed marks stick."""
+    assert storage.outbox.enqueue(key="same", kind="dm", channel="U1", payload={"text": "a"}, now=1)
+    assert not storage.outbox.enqueue(key="same", kind="dm", channel="U1", payload={"text": "b"}, now=2)
+    storage.outbox.enqueue(key="later", kind="post", channel="C1", payload={"text": "c"}, now=1)
+    first, second = storage.outbox.due(1)
+    assert (first.key, first.payload) == ("same", {"text": "a"})
+    storage.outbox.mark_failed(second.id, "boom", 100)
+    assert [m.key for m in storage.outbox.due(50)] == ["same"]
+    storage.outbox.mark_sent(first.id, 60, "1.23")
+    assert storage.outbox.due(60) == []
+    assert storage.outbox.pending_count() == 1
+    retried = storage.outbox.get("later")
+    assert retried is not None
+    assert (retried.attempts, retried.last_error) == (1, "boom")
+
+
+def test_message_references_are_remembered_and_replaced(storage: Storage) -> None:
+    """set_message_ref stores (channel, ts) under a ref and overwrites it."""
+    assert storage.outbox.message_ref("grant:g-1") is None
+    storage.outbox.set_message_ref("grant:g-1", "C1", "1.0")
+    storage.outbox.set_message_ref("grant:g-1", "C1", "2.0")
+    assert storage.outbox.message_ref("grant:g-1") == ("C1", "2.0")
+
+
+def test_lease_is_exclusive_until_it_expires(storage: Storage) -> None:
+    """Only one owner holds a lease; another takes it over once it has expired; release frees it."""
+    leases = storage.leases
+    assert leases.take("jobs", "A", now=100, ttl=60)
+    assert not leases.take("jobs", "B", now=120, ttl=60)
+    assert leases.take("jobs", "A", now=130, ttl=60)  # renewal
+    assert not leases.take("jobs", "B", now=189, ttl=60)
+    assert leases.take("jobs", "B", now=191, ttl=60)
+    assert leases.holder("jobs", now=191) == "B"
+    leases.release("jobs", "A")  # not A's any more: nothing happens
+    assert leases.holder("jobs", now=192) == "B"
+    leases.release("jobs", "B")
+    assert leases.holder("jobs", now=192) is None
+
+
+def test_marks_are_set_once(storage: Storage) -> None:
+    """claim() sets a mark only the first time."""
+    assert storage.marks.get("digest:2026-W01") is None
+    assert storage.marks.claim("digest:2026-W01", "1", 5)
+    assert not storage.marks.claim("digest:2026-W01", "2", 6)
+    assert storage.marks.get("digest:2026-W01") == "1"
