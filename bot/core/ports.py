@@ -113,6 +113,14 @@ class IdentityProvider(Protocol):
         ...
 
 
+class GroupSource(Protocol):
+    """Where a linked user's groups come from (the ID token's claim, or a directory API the IdP offers)."""
+
+    async def groups(self, login: VerifiedLogin) -> tuple[str, ...] | None:
+        """The user's groups now, or None when this source cannot tell (never read None as "no groups")."""
+        ...
+
+
 # --- Rancher -----------------------------------------------------------------------------------------
 
 

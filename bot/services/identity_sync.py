@@ -17,9 +17,9 @@ from typing import Protocol
 
 from bot.core import audit_actions
 from bot.core.errors import InvalidGrantError, TokenRejected, TransientUpstreamError, UpstreamError
-from bot.core.model import Identity, LinkRecord, LinkStatus
+from bot.core.model import Identity, LinkRecord, LinkStatus, VerifiedLogin
 from bot.core.notices import IdentityRevoked, IdentityRevokedDm, RefreshFailing
-from bot.core.ports import Clock, IdentityProvider, Sealer
+from bot.core.ports import Clock, GroupSource, IdentityProvider, Sealer
 from bot.core.storage import LeaseStore, LinkStore, Transactions
 from bot.services.audit import AuditLog
 from bot.services.outbox import Outbox
@@ -76,6 +76,14 @@ async def discard_token(idp: IdentityProvider, refresh_token: str | None) -> Non
         log.warning("could not revoke a discarded refresh token: %s", err)
 
 
+class ClaimGroups:
+    """The groups the IdP put in the ID token (or userinfo): the default group source."""
+
+    async def groups(self, login: VerifiedLogin) -> tuple[str, ...] | None:
+        """The groups of the login as the IdP sent them."""
+        return login.groups
+
+
 class RefreshOutcome(StrEnum):
     """What one refresh did."""
 
@@ -112,6 +120,7 @@ class IdentitySync:
         refusals: Refusals,
         offboarding: Offboarding,
         clock: Clock,
+        group_source: GroupSource | None = None,
         refresh_interval: int = 6 * 3600,
         retry_delays: Sequence[float] = (0.5, 2.0),
     ) -> None:
@@ -125,6 +134,7 @@ class IdentitySync:
         self._refusals = refusals
         self._offboarding = offboarding
         self._clock = clock
+        self._groups: GroupSource = group_source or ClaimGroups()
         self._refresh_interval = int(refresh_interval)
         self._retry_delays = tuple(retry_delays)
 
@@ -208,14 +218,19 @@ class IdentitySync:
             return self._refresh_failed(record, f"ID token rejected: {err.reason}")
         except UpstreamError as err:
             return self._refresh_failed(record, err.message)
-        removed = tuple(g for g in identity.groups if g not in login.groups)
-        added = tuple(g for g in login.groups if g not in identity.groups)
+        try:
+            reported = await self._groups.groups(login)
+        except UpstreamError as err:
+            return self._refresh_failed(record, f"group source: {err.message}")
+        groups = identity.groups if reported is None else reported
+        removed = tuple(g for g in identity.groups if g not in groups)
+        added = tuple(g for g in groups if g not in identity.groups)
         with self._tx.atomic():
             self._links.record_refresh(
                 slack_user,
                 email=login.email or identity.email,
                 name=login.name or identity.name,
-                groups=login.groups,
+                groups=groups,
                 at=now,
                 token_expires_at=login.access_token_expires_at,
                 next_refresh_at=now + self._refresh_interval,

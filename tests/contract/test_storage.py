@@ -6,6 +6,7 @@ second adapter passes the same suite before it is used.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from bot.adapters.store import open_storage
 from bot.core import audit_chain
+from bot.core.digest import DETAIL_ACTIONS, build_digest
 from bot.core.grant_lifecycle import OPEN, ExtensionRequest, ExtensionState
 from bot.core.model import (
     Approval,
@@ -26,7 +28,9 @@ from bot.core.model import (
     Target,
 )
 from bot.core.storage import Storage
+from bot.services.audit import AuditLog
 from tests import factories
+from tests.core.test_digest import CURRENT, END, START
 
 S = GrantState
 PAYMENTS = Target("c-1", "c-1:p-1")
@@ -413,3 +417,38 @@ def test_marks_are_set_once(storage: Storage) -> None:
     assert storage.marks.claim("digest:2026-W01", "1", 5)
     assert not storage.marks.claim("digest:2026-W01", "2", 6)
     assert storage.marks.get("digest:2026-W01") == "1"
+
+
+# --- the digest's reads ---------------------------------------------------------------------------------
+
+
+def test_digest_rows_give_the_same_digest_as_the_events(storage: Storage) -> None:
+    """The rows digest_rows() yields (whatever their type) build the same digest as the events as plain dicts."""
+    clock = _At(0)
+    audit = AuditLog(tx=storage.tx, store=storage.audit, clock=clock)
+    rows = sorted(CURRENT, key=lambda r: int(str(r["ts"])))
+    for row in rows:
+        clock.value = int(str(row["ts"]))
+        details = row["details"]
+        audit.record(
+            str(row["action"]),
+            actor=str(row["actor"]),
+            target=str(row["target"]),
+            reason=str(row.get("reason", "")),
+            details=json.loads(details) if isinstance(details, str) else dict(details),  # type: ignore[call-overload]
+        )
+    stored = storage.audit.digest_rows(START, END, DETAIL_ACTIONS)
+    counts = storage.audit.action_counts(START, END)
+    from_store = build_digest(stored, None, START, END, True, 0, counts=counts)
+    assert from_store == build_digest(rows, None, START, END, True, 0)
+
+
+class _At:
+    """A settable clock."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def now(self) -> int:
+        """The set time."""
+        return self.value

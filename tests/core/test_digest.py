@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import random
-import sqlite3
 from collections import Counter
 from collections.abc import Mapping
 
@@ -250,18 +249,6 @@ def test_counts_with_detail_rows_equal_the_full_stream() -> None:
     prev_counts, prev_rows = split(PREVIOUS, START - WEEK, START)
     fast = build_digest(rows, prev_rows, START, END, True, 7, counts=counts, previous_counts=prev_counts)
     assert fast == full
-
-
-def test_sqlite_rows_are_accepted() -> None:
-    """sqlite3.Row objects (no .get) work as audit rows, with the same result as dicts."""
-    conn = sqlite3.connect(":memory:")
-    conn.row_factory = sqlite3.Row
-    conn.execute("create table audit_events (ts int, actor text, action text, target text, reason text, details text)")
-    text_rows = [r for r in CURRENT if isinstance(r["details"], str)]
-    conn.executemany("insert into audit_events values (:ts, :actor, :action, :target, :reason, :details)", text_rows)
-    from_sql = build_digest(conn.execute("select * from audit_events"), None, START, END, True, 0)
-    assert from_sql == build_digest(text_rows, None, START, END, True, 0)
-    conn.close()
 
 
 @settings(max_examples=40, deadline=None)
