@@ -1,67 +1,41 @@
-"""Rancher v3 client: pagination, re-checked filters, retries and typed errors (implements core.ports.RancherApi)."""
+"""The Rancher v3 client: pagination, re-checked filters, retries, name caches (implements core.ports.RancherApi)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
+from bot.adapters.rancher.check import RancherCheck, check_key
+from bot.adapters.rancher.payloads import (
+    CRTBS,
+    GRBS,
+    PRTBS,
+    SERVICE,
+    Item,
+    binding_of,
+    error_from,
+    json_of,
+    path_of,
+    retry_after_of,
+    text_of,
+    user_of,
+)
 from bot.core.errors import ConflictError, PermanentUpstreamError, TransientUpstreamError, UpstreamError
 from bot.core.model import Cluster, GlobalRole, Project, RancherUser, RoleBinding, RoleTemplate, Scope
 
 log = logging.getLogger(__name__)
 
 
-def _json_decoder() -> Callable[[bytes], Any]:
-    """orjson when installed (2-3x faster on multi-megabyte binding lists, same objects), else the stdlib."""
-    try:
-        import orjson  # noqa: PLC0415 - optional speed-up
-    except ImportError:  # pragma: no cover - orjson is a declared dependency; keep working without it
-        return json.loads
-    return orjson.loads
-
-
-_loads = _json_decoder()
-
-SERVICE = "Rancher"
-CRTBS = "clusterroletemplatebindings"
-PRTBS = "projectroletemplatebindings"
-GRBS = "globalrolebindings"
-_KIND_SCOPE = {GRBS: Scope.GLOBAL, CRTBS: Scope.CLUSTER, PRTBS: Scope.PROJECT}
-_RETRY_STATUS = frozenset({429, 502, 503, 504})
 _T = TypeVar("_T")
-
-Item = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class RancherCheck:
-    """What `accessbot rancher check` reports about the Rancher server and the bot's key."""
-
-    url: str
-    reachable: bool
-    user_id: str = ""
-    user_name: str = ""
-    auth_provider: str = ""
-    server_version: str = ""
-    is_admin: bool = False
-    problems: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """True when Rancher answered and nothing blocks the bot."""
-        return self.reachable and not self.problems
 
 
 class _ApiKey:
@@ -169,21 +143,21 @@ class RancherClient:
             else:
                 if response.status_code < 400:
                     return response
-                error = _error_from(method, response)
-                retry_after = _retry_after(response)
+                error = error_from(method, response)
+                retry_after = retry_after_of(response)
             if not retry or not isinstance(error, TransientUpstreamError) or attempt >= self._retries:
                 raise error
             delay = retry_after if retry_after is not None else self._backoff * (2**attempt)
             delay = min(delay, 10.0) * (0.5 + random.random())  # noqa: S311 - jitter, not crypto
             log.info(
-                "Rancher %s %s failed (%s); retry %d in %.2fs", method, _path(url), error.message, attempt + 1, delay
+                "Rancher %s %s failed (%s); retry %d in %.2fs", method, path_of(url), error.message, attempt + 1, delay
             )
             attempt += 1
             await asyncio.sleep(delay)
 
     async def _get_json(self, url: str, params: Any = None) -> Item:
         response = await self._request("GET", url, params=params)
-        return _json(response)
+        return json_of(response)
 
     async def _list(self, plural: str, params: Sequence[tuple[str, str]] = ()) -> list[Item]:
         """Every item of a collection, following pagination.next to the end, de-duplicated by id."""
@@ -246,7 +220,9 @@ class RancherClient:
         dropped = 0
         for items in results:
             for item in items:
-                if item.get(field) in allowed and (not extra or all(_text(item.get(k)) == v for k, v in extra.items())):
+                if item.get(field) in allowed and (
+                    not extra or all(text_of(item.get(k)) == v for k, v in extra.items())
+                ):
                     out.setdefault(item["id"], item)
                 else:
                     dropped += 1
@@ -275,7 +251,7 @@ class RancherClient:
         items = [u for u in await self._list("users", [("me", "true")]) if u.get("me") is True]
         if len(items) != 1:
             raise PermanentUpstreamError(SERVICE, "could not tell which user the API key belongs to")
-        return _user(items[0])
+        return user_of(items[0])
 
     async def server_version(self) -> str:
         """Rancher's version string, e.g. `v2.12.3`."""
@@ -290,7 +266,7 @@ class RancherClient:
             if exc.status == 404:
                 return None
             raise
-        return _user(body) if body.get("id") == user_id else None
+        return user_of(body) if body.get("id") == user_id else None
 
     async def list_clusters(self) -> Sequence[Cluster]:
         """Every cluster the key may see (cached for cache_ttl)."""
@@ -376,19 +352,21 @@ class RancherClient:
 
     async def _query_bindings(self, plural: str, field: str, values: Sequence[str]) -> list[RoleBinding]:
         """Bindings of one filter, converted as soon as they arrive so the raw JSON is freed early."""
-        return [_binding(plural, item) for item in await self._query(plural, field, values) if not item.get("removed")]
+        return [
+            binding_of(plural, item) for item in await self._query(plural, field, values) if not item.get("removed")
+        ]
 
     async def list_target_bindings(self, cluster_id: str, project_id: str | None) -> Sequence[RoleBinding]:
         """Every binding on one cluster (CRTBs) or one project (PRTBs), re-checked."""
         plural, field, value = (PRTBS, "projectId", project_id) if project_id else (CRTBS, "clusterId", cluster_id)
         items = await self._query(plural, field, [value])
-        return [_binding(plural, i) for i in items if not i.get("removed")]
+        return [binding_of(plural, i) for i in items if not i.get("removed")]
 
     async def list_labelled_bindings(self, label_key: str) -> Sequence[RoleBinding]:
         """Every CRTB/PRTB carrying `label_key` (v3 cannot filter labels, so this reads both collections)."""
         crtbs, prtbs = await asyncio.gather(self._list(CRTBS), self._list(PRTBS))
-        out = [_binding(CRTBS, i) for i in crtbs if label_key in (i.get("labels") or {}) and not i.get("removed")]
-        out += [_binding(PRTBS, i) for i in prtbs if label_key in (i.get("labels") or {}) and not i.get("removed")]
+        out = [binding_of(CRTBS, i) for i in crtbs if label_key in (i.get("labels") or {}) and not i.get("removed")]
+        out += [binding_of(PRTBS, i) for i in prtbs if label_key in (i.get("labels") or {}) and not i.get("removed")]
         return out
 
     async def create_binding(
@@ -420,7 +398,7 @@ class RancherClient:
             response = await self._request("POST", f"/v3/{plural}", body=body, retry=True)
         except ConflictError as exc:
             return await self._resolve_conflict(exc, plural, body)
-        return _binding(plural, _json(response))
+        return binding_of(plural, json_of(response))
 
     async def _resolve_conflict(self, exc: ConflictError, plural: str, body: Item) -> RoleBinding:
         scope_field = "projectId" if plural == PRTBS else "clusterId"
@@ -432,7 +410,7 @@ class RancherClient:
                     item.get("roleTemplateId") == body["roleTemplateId"]
                     and item.get(subject_field) == body[subject_field]
                 ):
-                    return _binding(plural, item)
+                    return binding_of(plural, item)
             raise ConflictError(
                 SERVICE,
                 f"a binding named {body['name']} already exists for another role or subject",
@@ -447,7 +425,7 @@ class RancherClient:
         )
         for item in same:
             if not item.get("removed") and all(key in (item.get("labels") or {}) for key in body["labels"]):
-                return _binding(plural, item)
+                return binding_of(plural, item)
         existing = ", ".join(sorted(i["id"] for i in same)) or "unknown"
         raise ConflictError(
             SERVICE, f"Rancher already has this binding ({existing}), not made by the bot", status=409, code="Conflict"
@@ -466,6 +444,17 @@ class RancherClient:
 
     # --- diagnostics ---------------------------------------------------------------------------------------
 
+    # --- diagnostics ---------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The Rancher server the client talks to."""
+        return self._base
+
+    async def ping(self) -> None:
+        """Read the API root; raise an UpstreamError when Rancher does not answer."""
+        await self._get_json("/v3/")
+
     async def current_token(self) -> Item:
         """The API key's own token object (`/v3/tokens`, the one marked `current`)."""
         tokens = [t for t in await self._list("tokens", [("current", "true")]) if t.get("current") is True]
@@ -473,147 +462,10 @@ class RancherClient:
             raise PermanentUpstreamError(SERVICE, "could not find the API key's own token")
         return tokens[0]
 
+    async def global_bindings_of(self, user_id: str) -> list[Item]:
+        """The global role bindings held by one user id (raw objects)."""
+        return await self._query(GRBS, "userId", [user_id])
+
     async def check(self, expected_provider: str | None = None) -> RancherCheck:
         """Connectivity, who the key is, its auth provider, the server version, and what will not work."""
-        warnings: list[str] = []
-        if not self.verify_tls:
-            warnings.append("TLS verification is off; use only in development")
-        try:
-            await self._get_json("/v3/")
-        except UpstreamError as exc:
-            return RancherCheck(url=self._base, reachable=False, problems=(exc.message,), warnings=tuple(warnings))
-        problems: list[str] = []
-        user_id = user_name = provider = version = ""
-        is_admin = False
-        try:
-            user = await self.me()
-            user_id, user_name = user.id, user.name
-            token = await self.current_token()
-            provider = str(token.get("authProvider") or "")
-            version = await self.server_version()
-            grbs = await self._query(GRBS, "userId", [user.id])
-            is_admin = any(g.get("globalRoleId") == "admin" for g in grbs)
-            if token.get("expiresAt"):
-                warnings.append(f"the API key expires at {token['expiresAt']}; plan its rotation")
-        except UpstreamError as exc:
-            problems.append(exc.message)
-        if provider == "local" and expected_provider not in (None, "", "local"):
-            warnings.append(
-                f"the key comes from the local provider: binding {expected_provider} user principals fails with "
-                "a 500, so the bot can grant only to users who have logged in to Rancher once (bound by user id); "
-                f"mint the key as an admin logged in through {expected_provider} to lift this"
-            )
-        elif provider and expected_provider and provider not in ("local", expected_provider):
-            warnings.append(f"the key comes from {provider}, but rancher.auth_provider is {expected_provider}")
-        if version and _version(version) < (2, 14):
-            warnings.append(f"Rancher {version} accepts duplicate bindings; the bot lists before it creates")
-        if user_id and not is_admin:
-            warnings.append("the key's user is not a global admin: Rancher may refuse grants (403 escalation)")
-        return RancherCheck(
-            url=self._base,
-            reachable=True,
-            user_id=user_id,
-            user_name=user_name,
-            auth_provider=provider,
-            server_version=version,
-            is_admin=is_admin,
-            problems=tuple(problems),
-            warnings=tuple(warnings),
-        )
-
-
-# --- translation ------------------------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _path(url: str) -> str:
-    return urlsplit(url).path or url
-
-
-def _version(text: str) -> tuple[int, int]:
-    parts = text.lstrip("v").split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return (0, 0)
-
-
-def _json(response: httpx.Response) -> Item:
-    try:
-        body = _loads(response.content)
-    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError too
-        raise PermanentUpstreamError(SERVICE, f"answer was not JSON (HTTP {response.status_code})") from exc
-    if not isinstance(body, dict):
-        raise PermanentUpstreamError(SERVICE, f"unexpected answer (HTTP {response.status_code})")
-    return body
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _error_from(method: str, response: httpx.Response) -> UpstreamError:
-    """Translate a Rancher error answer into the bot's error tree, keeping status, code and message."""
-    status = response.status_code
-    code = ""
-    message = ""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        code = str(body.get("code") or "")
-        message = str(body.get("message") or "")
-        if body.get("fieldName"):
-            message = f"{message} (field {body['fieldName']})".strip()
-    if status == 401:
-        code = code or "Unauthorized"
-        message = "the API key was refused (401 must authenticate): it is wrong, expired or disabled"
-    message = message or code or f"HTTP {status}"
-    if status == 409:
-        return ConflictError(SERVICE, message, status=status, code=code or "Conflict")
-    transient = status in _RETRY_STATUS or (status >= 500 and method != "POST")
-    kind = TransientUpstreamError if transient else PermanentUpstreamError
-    return kind(SERVICE, message, status=status, code=code)
-
-
-def _user(item: Item) -> RancherUser:
-    return RancherUser(
-        id=str(item["id"]),
-        name=str(item.get("name") or item.get("username") or item["id"]),
-        principal_ids=tuple(item.get("principalIds") or ()),
-        enabled=item.get("enabled") is not False,
-    )
-
-
-def _binding(plural: str, item: Item) -> RoleBinding:
-    get = item.get
-    scope = _KIND_SCOPE[plural]
-    project_id = get("projectId") if scope is Scope.PROJECT else None
-    cluster_id = get("clusterId") if scope is Scope.CLUSTER else None
-    if project_id:
-        cluster_id = str(project_id).split(":", 1)[0]
-    return RoleBinding(
-        id=str(item["id"]),
-        scope=scope,
-        role_id=str(get("globalRoleId") or get("roleTemplateId") or ""),
-        cluster_id=cluster_id,
-        project_id=project_id,
-        user_id=get("userId") or None,
-        user_principal_id=get("userPrincipalId") or None,
-        group_principal_id=get("groupPrincipalId") or None,
-        labels=get("labels") or {},  # freshly parsed JSON: nobody else holds these dicts
-        annotations=get("annotations") or {},
-        name=str(get("name") or ""),
-    )
+        return await check_key(self, expected_provider)
