@@ -33,13 +33,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from accessbot_emulators.slack import SlackEmulator, SlackSigner, slash_command_body
 from bot.adapters.rancher import RancherClient
 from bot.adapters.store import Store
 from bot.core.principals import principal_set
 from bot.devtools import botconfig
 from bot.devtools.rancher_api import DEMO_FIXTURE, EmulatorSettings, generate_estate, load_fixture, run_emulator
 from bot.devtools.servers import bind, serve_in_thread
-from bot.devtools.slack_api import SlackEmulator, SlackSigner, slash_command_body
 from bot.server import create_app
 from bot.services.access import AccessService
 

@@ -20,14 +20,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from bot.adapters.store import Store
-from bot.core.durations import format_duration, parse_duration
-from bot.core.errors import UserError
-from bot.core.model import GrantState
-from bot.devtools import botconfig
-from bot.devtools.blocks_text import Button, render
-from bot.devtools.idp import LoginFailedError, complete_login
-from bot.devtools.slack_api import (
+from accessbot_emulators.slack import (
     SlackSigner,
     app_home_opened_event,
     block_actions_payload,
@@ -35,6 +28,13 @@ from bot.devtools.slack_api import (
     json_body,
     slash_command_body,
 )
+from bot.adapters.store import Store
+from bot.core.durations import format_duration, parse_duration
+from bot.core.errors import UserError
+from bot.core.model import GrantState
+from bot.devtools import botconfig
+from bot.devtools.blocks_text import Button, render
+from bot.devtools.idp import LoginFailedError, complete_login
 from bot.devtools.stack import PEOPLE, TEAM_ID, Stack, running_stack
 
 HELP = """\

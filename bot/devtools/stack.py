@@ -13,12 +13,12 @@ from typing import Any
 
 import yaml
 
+from accessbot_emulators.slack import SlackEmulator
 from bot.config import Config, parse_config
 from bot.devtools import botconfig
 from bot.devtools.idp import DevIdP, run_in_thread
 from bot.devtools.rancher_api import RancherEmulator, load_fixture, run_emulator
 from bot.devtools.servers import bind, serve_in_thread
-from bot.devtools.slack_api import SlackEmulator
 
 DATA = Path(__file__).resolve().parent / "demo_data"
 RANCHER_FIXTURE = Path(__file__).resolve().parent / "rancher_fixtures" / "demo.yaml"

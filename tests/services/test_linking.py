@@ -15,6 +15,7 @@ import pytest
 import time_machine
 from cryptography.fernet import Fernet
 
+from accessbot_emulators.slack import SlackEmulator
 from bot.adapters.clock import SystemClock
 from bot.adapters.oidc import OidcClient
 from bot.adapters.sealing import FernetSealer
@@ -25,7 +26,6 @@ from bot.core.errors import NotLinked, TokenRejected
 from bot.core.model import LinkStatus
 from bot.devtools import botconfig
 from bot.devtools.idp import complete_login
-from bot.devtools.slack_api import SlackEmulator
 from bot.services.audit import AuditLog
 from bot.services.linking import Failure, LinkingService, LinkRefused, LinkResult, RefreshOutcome
 from bot.services.notifications import Notifications
