@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from accessbot_emulators.rancher import RancherEmulator, run_emulator
 from bot.adapters.clock import SystemClock
 from bot.adapters.rancher import RancherClient
 from bot.adapters.store import Store
 from bot.core.model import GrantState, RoleBinding, Scope
 from bot.core.policy import Policy, Rule
-from bot.devtools.rancher_api import RancherEmulator, run_emulator
 from bot.services.audit import AuditLog
 from bot.services.granting import GrantingService
 from bot.services.notifications import Notifications

@@ -30,12 +30,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from accessbot_emulators.rancher import DEMO_FIXTURE, EmulatorSettings, RancherEmulator, load_fixture
 from bot.adapters.rancher import RancherClient
 from bot.adapters.slack_notifier import SlackNotifier
 from bot.adapters.store import Store
 from bot.core.model import Grant, GrantState, Target
 from bot.core.policy import Policy
-from bot.devtools.rancher_api import DEMO_FIXTURE, EmulatorSettings, RancherEmulator, load_fixture
 from bot.services.audit import AuditLog
 from bot.services.granting import GrantingService, binding_name
 from bot.services.jobs import Jobs, JobSettings

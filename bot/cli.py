@@ -136,9 +136,9 @@ def cmd_dev_idp(args: argparse.Namespace) -> int:
 
 def cmd_dev_rancher(args: argparse.Namespace) -> int:
     """Run the Rancher v3 emulator."""
-    from bot.devtools import rancher_api  # noqa: PLC0415 - developer tool
+    from accessbot_emulators.rancher import cli  # noqa: PLC0415 - developer tool
 
-    return rancher_api.main(args.rest)
+    return cli.main(args.rest)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
+from accessbot_emulators.rancher import RancherEmulator, run_emulator
 from accessbot_emulators.slack import SlackEmulator, SlackSigner, slash_command_body
 from bot.adapters.store import Store
 from bot.config import Config
 from bot.devtools import botconfig
-from bot.devtools.rancher_api import RancherEmulator, run_emulator
 from bot.devtools.servers import bind, serve_in_thread
 from bot.server import create_app
 

@@ -142,7 +142,7 @@ def test_python_dash_m_bot_runs() -> None:
 
 def test_rancher_check_reports_key_and_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`accessbot rancher check` against the emulator prints the key's user, provider and version, exit 0."""
-    from bot.devtools.rancher_api import run_emulator
+    from accessbot_emulators.rancher import run_emulator
     from tests.conftest import BOT_KEY
 
     with run_emulator() as rancher:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from accessbot_emulators.rancher import RancherEmulator, run_emulator
 from bot.adapters.store import Store
 from bot.cli import main
 from bot.devtools import botconfig
-from bot.devtools.rancher_api import RancherEmulator, run_emulator
 
 BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
 

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from accessbot_emulators.rancher import EmulatorSettings, RancherEmulator, run_emulator
 from bot.adapters.rancher import RancherClient
 from bot.core.errors import NotFound, TransientUpstreamError
 from bot.core.model import Grant, GrantState, Target
 from bot.core.principals import principal_set
-from bot.devtools.rancher_api import EmulatorSettings, RancherEmulator, run_emulator
 from bot.services.access import AccessService
 
 NOW = 1_800_000_000

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from accessbot_emulators.rancher import RancherEmulator, run_emulator
 from bot.adapters.rancher import RancherClient
 from bot.adapters.store import Store
 from bot.core import audit_actions
 from bot.core.errors import NotAllowed, NotLinked, UserError
 from bot.core.model import GrantState
 from bot.core.policy import ApprovalRule, Policy, Rule
-from bot.devtools.rancher_api import RancherEmulator, run_emulator
 from bot.services.audit import AuditLog
 from bot.services.granting import GrantingService
 from bot.services.notifications import Notifications

@@ -15,6 +15,7 @@ import pytest
 import time_machine
 from slack_sdk.web.async_client import AsyncWebClient
 
+from accessbot_emulators.rancher import RancherEmulator, run_emulator
 from accessbot_emulators.slack import SlackEmulator
 from bot.adapters.clock import SystemClock
 from bot.adapters.rancher import RancherClient
@@ -25,7 +26,6 @@ from bot.core.digest import CATEGORIES
 from bot.core.model import Grant, GrantState, Target
 from bot.core.policy import Policy, Rule
 from bot.devtools import botconfig
-from bot.devtools.rancher_api import RancherEmulator, run_emulator
 from bot.scheduler import JobScheduler, Schedule
 from bot.services.audit import AuditLog
 from bot.services.granting import GrantingService, binding_name

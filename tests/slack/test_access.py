@@ -6,8 +6,8 @@ import contextlib
 import json
 from collections.abc import Callable
 
+from accessbot_emulators.rancher import RancherEmulator
 from accessbot_emulators.slack import app_home_opened_event, json_body
-from bot.devtools.rancher_api import RancherEmulator
 from tests.conftest import ALICE, BOB, UNREACHABLE, RunningBot, wait_until
 
 
