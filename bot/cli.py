@@ -129,9 +129,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_dev_idp(args: argparse.Namespace) -> int:
     """Run the development OpenID provider."""
-    from bot.devtools import idp  # noqa: PLC0415 - developer tool
+    from accessbot_emulators.idp import cli  # noqa: PLC0415 - developer tool
 
-    return idp.main(args.rest)
+    return cli.main(args.rest)
 
 
 def cmd_dev_rancher(args: argparse.Namespace) -> int:

@@ -252,7 +252,7 @@ SLACK_ALICE_TWIN = "U0ALICE002"  # a second Slack account with Alice's email (re
 class RunningIdP:
     """A dev IdP served on loopback: `.url` is its issuer, `.idp` the in-process controls."""
 
-    idp: Any  # bot.devtools.idp.DevIdP
+    idp: Any  # accessbot_emulators.idp.DevIdP
     url: str
 
 
@@ -279,7 +279,7 @@ def idp(slack: SlackEmulator, _idp_server: tuple[_IdPSwitch, str]) -> RunningIdP
     """A fresh dev OpenID provider (new keys, accounts, tokens) on loopback, with matching Slack users."""
     import copy
 
-    from bot.devtools.idp import DevIdP
+    from accessbot_emulators.idp import DevIdP
 
     slack.add_user(SLACK_ALICE, "alice@example.com", "alice")
     slack.add_user(SLACK_BOB, "bob@example.com", "bob")

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from accessbot_emulators.idp import LoginFailedError, complete_login
 from accessbot_emulators.slack import (
     SlackSigner,
     app_home_opened_event,
@@ -34,7 +35,6 @@ from bot.core.errors import UserError
 from bot.core.model import GrantState
 from bot.devtools import botconfig
 from bot.devtools.blocks_text import Button, render
-from bot.devtools.idp import LoginFailedError, complete_login
 from bot.devtools.stack import PEOPLE, TEAM_ID, Stack, running_stack
 
 HELP = """\

@@ -13,11 +13,11 @@ from typing import Any
 
 import yaml
 
+from accessbot_emulators.idp import DevIdP, run_in_thread
 from accessbot_emulators.rancher import DEMO_FIXTURE, RancherEmulator, load_fixture, run_emulator
 from accessbot_emulators.slack import SlackEmulator
 from bot.config import Config, parse_config
 from bot.devtools import botconfig
-from bot.devtools.idp import DevIdP, run_in_thread
 from bot.devtools.servers import bind, serve_in_thread
 
 DATA = Path(__file__).resolve().parent / "demo_data"

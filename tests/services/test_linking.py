@@ -15,6 +15,7 @@ import pytest
 import time_machine
 from cryptography.fernet import Fernet
 
+from accessbot_emulators.idp import complete_login
 from accessbot_emulators.slack import SlackEmulator
 from bot.adapters.clock import SystemClock
 from bot.adapters.oidc import OidcClient
@@ -25,7 +26,6 @@ from bot.core import audit_actions
 from bot.core.errors import NotLinked, TokenRejected
 from bot.core.model import LinkStatus
 from bot.devtools import botconfig
-from bot.devtools.idp import complete_login
 from bot.services.audit import AuditLog
 from bot.services.linking import Failure, LinkingService, LinkRefused, LinkResult, RefreshOutcome
 from bot.services.notifications import Notifications
