@@ -34,12 +34,12 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from accessbot_emulators.rancher import DEMO_FIXTURE, EmulatorSettings, generate_estate, load_fixture, run_emulator
+from accessbot_emulators.serving import bind, serve_in_thread
 from accessbot_emulators.slack import SlackEmulator, SlackSigner, slash_command_body
 from bot.adapters.rancher import RancherClient
 from bot.adapters.store import Store
 from bot.core.principals import principal_set
-from bot.devtools import botconfig
-from bot.devtools.servers import bind, serve_in_thread
+from bot.demo import botconfig
 from bot.server import create_app
 from bot.services.access import AccessService
 

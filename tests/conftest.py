@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from accessbot_emulators.rancher import RancherEmulator, run_emulator
+from accessbot_emulators.serving import bind, serve_in_thread
 from accessbot_emulators.slack import SlackEmulator, SlackSigner, slash_command_body
 from bot.adapters.store import Store
 from bot.config import Config
-from bot.devtools import botconfig
-from bot.devtools.servers import bind, serve_in_thread
+from bot.demo import botconfig
 from bot.server import create_app
 
 TEAM = "T0TEST0001"

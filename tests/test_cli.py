@@ -15,7 +15,7 @@ import yaml
 from cryptography.fernet import Fernet
 
 from bot.cli import build_parser, main
-from bot.devtools import botconfig
+from bot.demo import botconfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ import yaml
 from accessbot_emulators.rancher import RancherEmulator, run_emulator
 from bot.adapters.store import Store
 from bot.cli import main
-from bot.devtools import botconfig
+from bot.demo import botconfig
 
 BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
 

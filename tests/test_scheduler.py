@@ -21,7 +21,7 @@ from bot import wiring
 from bot.adapters.store import Store
 from bot.config import Config
 from bot.core.model import Grant, GrantState, Target
-from bot.devtools import botconfig
+from bot.demo import botconfig
 from bot.scheduler import JOB_IDS, digest_trigger
 from tests.conftest import UNREACHABLE, RunningBot, wait_until
 

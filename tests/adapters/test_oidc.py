@@ -14,7 +14,7 @@ import pytest
 from accessbot_emulators.idp import complete_login
 from bot.adapters.oidc import OidcClient
 from bot.core.errors import InvalidGrantError, PermanentUpstreamError, TokenRejected, TransientUpstreamError
-from bot.devtools import botconfig
+from bot.demo import botconfig
 from tests.conftest import IDP_PASSWORDS, UNREACHABLE, RunningIdP
 
 CALLBACK = "http://127.0.0.1:9/oauth/callback"

@@ -24,8 +24,8 @@ from bot.adapters.clock import SystemClock
 from bot.adapters.store import Store
 from bot.core.digest import Digest
 from bot.core.model import Grant, GrantState, Identity, LinkStatus
-from bot.devtools.demo import Console
-from bot.devtools.stack import PEOPLE, Stack, running_stack
+from bot.demo.console import Console
+from bot.demo.stack import PEOPLE, Stack, running_stack
 from bot.services.audit import AuditLog
 from bot.services.jobs import build_period_digest
 

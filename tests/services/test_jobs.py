@@ -25,7 +25,7 @@ from bot.core import audit_actions as A
 from bot.core.digest import CATEGORIES
 from bot.core.model import Grant, GrantState, Target
 from bot.core.policy import Policy, Rule
-from bot.devtools import botconfig
+from bot.demo import botconfig
 from bot.scheduler import JobScheduler, Schedule
 from bot.services.audit import AuditLog
 from bot.services.granting import GrantingService, binding_name

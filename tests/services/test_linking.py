@@ -25,7 +25,7 @@ from bot.adapters.store import Store
 from bot.core import audit_actions
 from bot.core.errors import NotLinked, TokenRejected
 from bot.core.model import LinkStatus
-from bot.devtools import botconfig
+from bot.demo import botconfig
 from bot.services.audit import AuditLog
 from bot.services.linking import Failure, LinkingService, LinkRefused, LinkResult, RefreshOutcome
 from bot.services.notifications import Notifications

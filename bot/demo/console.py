@@ -33,9 +33,9 @@ from bot.adapters.store import Store
 from bot.core.durations import format_duration, parse_duration
 from bot.core.errors import UserError
 from bot.core.model import GrantState
-from bot.devtools import botconfig
-from bot.devtools.blocks_text import Button, render
-from bot.devtools.stack import PEOPLE, TEAM_ID, Stack, running_stack
+from bot.demo import botconfig
+from bot.demo.blocks_text import Button, render
+from bot.demo.stack import PEOPLE, TEAM_ID, Stack, running_stack
 
 HELP = """\
 Console commands (everything else is ignored):

@@ -1,4 +1,4 @@
-"""Tests for the Slack Web API emulator and the Slack request signer (bot/devtools/slack_api.py)."""
+"""Tests for the Slack Web API emulator and the Slack request signer (accessbot_emulators/slack/)."""
 
 from __future__ import annotations
 

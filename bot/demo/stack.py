@@ -15,10 +15,10 @@ import yaml
 
 from accessbot_emulators.idp import DevIdP, run_in_thread
 from accessbot_emulators.rancher import DEMO_FIXTURE, RancherEmulator, load_fixture, run_emulator
+from accessbot_emulators.serving import bind, serve_in_thread
 from accessbot_emulators.slack import SlackEmulator
 from bot.config import Config, parse_config
-from bot.devtools import botconfig
-from bot.devtools.servers import bind, serve_in_thread
+from bot.demo import botconfig
 
 DATA = Path(__file__).resolve().parent / "demo_data"
 BOT_RANCHER_TOKEN = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
