@@ -1,5 +1,6 @@
-"""The `/_admin/*` test controls over HTTP (disable, groups, key rotation, ID-token tampering, failures, state),
-guarded by the `X-Admin-Token` header.
+"""The `/_admin/*` test controls over HTTP, guarded by the `X-Admin-Token` header.
+
+Disable and enable accounts, change groups, rotate keys, tamper with the next ID token, inject failures, read state.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ class _FormParser(HTMLParser):
         self._in_error = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """Note the form's action, its hidden fields and where the error text starts."""
         a = dict(attrs)
         if tag == "form" and self.action is None:
             self.action = a.get("action") or ""
@@ -30,10 +31,12 @@ class _FormParser(HTMLParser):
             self._in_error = True
 
     def handle_data(self, data: str) -> None:
+        """Collect the error text."""
         if self._in_error:
             self.error = (self.error or "") + data
 
     def handle_endtag(self, tag: str) -> None:
+        """The error text ends with its element."""
         self._in_error = False
 
 

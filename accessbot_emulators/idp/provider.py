@@ -1,5 +1,7 @@
-"""The dev OpenID provider: accounts, keys and tokens in memory; discovery, JWKS, the login form, token, userinfo
-and revocation endpoints; the Python test controls; serving it on loopback.
+"""The dev OpenID provider: its endpoints and login form, its Python test controls, and serving it on loopback.
+
+Discovery, JWKS, authorize (the login form), token, userinfo and revocation; accounts, keys and tokens live in
+the store (store.py), the authlib wiring in oauth.py, the `/_admin/*` controls in admin.py.
 """
 
 from __future__ import annotations

@@ -34,22 +34,26 @@ class AuthCode:
     expires_at: float
 
     def get_redirect_uri(self) -> str | None:
+        """The redirect URI the code was issued for."""
         return self.redirect_uri
 
     def get_scope(self) -> str:
+        """The granted scope."""
         return self.scope
 
     def get_nonce(self) -> str | None:
+        """The nonce of the authorization request."""
         return self.nonce
 
     def get_auth_time(self) -> int:
+        """When the user signed in."""
         return self.auth_time
 
     def get_acr(self) -> None:
-        return None
+        """No authentication context class."""
 
     def get_amr(self) -> None:
-        return None
+        """No authentication methods reference."""
 
 
 @dataclass
@@ -77,18 +81,23 @@ class TokenRecord:
     hint: str | None = None  # which token of the record a revocation query matched
 
     def check_client(self, client: Client) -> bool:
+        """Whether `client` owns the token."""
         return client.client_id == self.family.client_id
 
     def get_scope(self) -> str:
+        """The scope of the login."""
         return self.family.scope
 
     def get_expires_in(self) -> int:
+        """Seconds the access token has left."""
         return max(0, int(self.access_expires_at - time.time()))
 
     def is_expired(self) -> bool:
+        """Whether the access token expired."""
         return time.time() >= self.access_expires_at
 
     def is_revoked(self) -> bool:
+        """Whether the access token or its family was revoked."""
         return self.access_revoked or self.family.revoked
 
 
