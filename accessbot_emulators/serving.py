@@ -132,9 +132,8 @@ async def serve_in_loop(
         deadline = time.monotonic() + START_TIMEOUT
         while not server.started:
             if task.done():
-                task.result()
-                raise RuntimeError(f"{name} did not start")
-            if time.monotonic() > deadline:
+                task.result()  # raises what stopped the server, if anything did
+            if task.done() or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start")
             await asyncio.sleep(0.005)
         yield base_url
