@@ -33,13 +33,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from accessbot_emulators.rancher import DEMO_FIXTURE, EmulatorSettings, generate_estate, load_fixture, run_emulator
+from accessbot_emulators.serving import bind, serve_in_thread
+from accessbot_emulators.slack import SlackEmulator, SlackSigner, slash_command_body
 from bot.adapters.rancher import RancherClient
 from bot.adapters.store import Store
 from bot.core.principals import principal_set
-from bot.devtools import botconfig
-from bot.devtools.rancher_api import DEMO_FIXTURE, EmulatorSettings, generate_estate, load_fixture, run_emulator
-from bot.devtools.servers import bind, serve_in_thread
-from bot.devtools.slack_api import SlackEmulator, SlackSigner, slash_command_body
+from bot.demo import botconfig
 from bot.services.access import AccessService
 from bot.web.app import create_app
 
@@ -128,7 +128,7 @@ def serve_estate(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[], N
     command = [
         sys.executable,
         "-c",
-        "import sys; from bot.devtools.rancher_api import main; sys.exit(main(sys.argv[1:]))",
+        "import sys; from accessbot_emulators.rancher import main; sys.exit(main(sys.argv[1:]))",
         "--generate",
         sizes,
         "--latency",

@@ -24,15 +24,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.services.granting import GrantingService
+from bot.services.notifications import Notifications
+
+from accessbot_emulators.rancher import RancherEmulator, run_emulator
 from bot.adapters.clock import SystemClock
 from bot.adapters.rancher import RancherClient
 from bot.adapters.store import Store
 from bot.core.model import GrantState, RoleBinding, Scope
 from bot.core.policy import Policy, Rule
-from bot.devtools.rancher_api import RancherEmulator, run_emulator
 from bot.services.audit import AuditLog
-from bot.services.granting import GrantingService
-from bot.services.notifications import Notifications
 
 BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
 ALICE_SUB = "3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f"

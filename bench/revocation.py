@@ -30,16 +30,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.services.granting import GrantingService, binding_name
+from bot.services.notifications import Notifications
+
+from accessbot_emulators.rancher import DEMO_FIXTURE, EmulatorSettings, RancherEmulator, load_fixture
+from accessbot_emulators.serving import bind, serve_forever
 from bot.adapters.rancher import RancherClient
 from bot.adapters.slack_notifier import SlackNotifier
 from bot.adapters.store import Store
 from bot.core.model import Grant, GrantState, Target
 from bot.core.policy import Policy
-from bot.devtools.rancher_api import DEMO_FIXTURE, EmulatorSettings, RancherEmulator, load_fixture
 from bot.services.audit import AuditLog
-from bot.services.granting import GrantingService, binding_name
 from bot.services.jobs import Jobs, JobSettings
-from bot.services.notifications import Notifications
 
 TARGET_S = 60.0
 BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
@@ -93,18 +95,11 @@ class PeakCounter:
 
 def serve_emulator(fixture_path: str, latency: float, port_file: str) -> None:
     """Child process: serve the emulator seeded from `fixture_path`, write the port to `port_file`, run forever."""
-    import socket
-
-    import uvicorn
-
     emulator = RancherEmulator(load_fixture(fixture_path), EmulatorSettings(latency=latency, page_size=1000))
-    app = PeakCounter(emulator.app)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock, _ = bind()
     sock.listen(1024)
     Path(port_file).write_text(str(sock.getsockname()[1]))
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=60)
-    uvicorn.Server(config).run(sockets=[sock])
+    serve_forever(PeakCounter(emulator.app), sock, timeout_keep_alive=60)
 
 
 def write_fixture(path: Path, grants: int) -> None:

@@ -13,14 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
+from accessbot_emulators.rancher import RancherEmulator, run_emulator
+from accessbot_emulators.serving import bind, serve_in_thread
+from accessbot_emulators.slack import SlackEmulator, SlackSigner, slash_command_body
 from bot.adapters.store import open_storage
 from bot.config import Config
 from bot.core.model import AuditEvent
 from bot.core.storage import Storage
-from bot.devtools import botconfig
-from bot.devtools.rancher_api import RancherEmulator, run_emulator
-from bot.devtools.servers import bind, serve_in_thread
-from bot.devtools.slack_api import SlackEmulator, SlackSigner, slash_command_body
+from bot.demo import botconfig
 from bot.web.app import create_app
 from tests import factories
 
@@ -249,7 +249,7 @@ SLACK_ALICE_TWIN = "U0ALICE002"  # a second Slack account with Alice's email (re
 class RunningIdP:
     """A dev IdP served on loopback: `.url` is its issuer, `.idp` the in-process controls."""
 
-    idp: Any  # bot.devtools.idp.DevIdP
+    idp: Any  # accessbot_emulators.idp.DevIdP
     url: str
 
 
@@ -276,7 +276,7 @@ def idp(slack: SlackEmulator, _idp_server: tuple[_IdPSwitch, str]) -> RunningIdP
     """A fresh dev OpenID provider (new keys, accounts, tokens) on loopback, with matching Slack users."""
     import copy
 
-    from bot.devtools.idp import DevIdP
+    from accessbot_emulators.idp import DevIdP
 
     slack.add_user(SLACK_ALICE, "alice@example.com", "alice")
     slack.add_user(SLACK_BOB, "bob@example.com", "bob")

@@ -14,7 +14,7 @@ import yaml
 from cryptography.fernet import Fernet
 
 from bot.cli import build_parser, main
-from bot.devtools import botconfig
+from bot.demo import botconfig
 from tests import attacker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,7 +139,7 @@ def test_python_dash_m_bot_runs() -> None:
 
 def test_rancher_check_reports_key_and_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`accessbot rancher check` against the emulator prints the key's user, provider and version, exit 0."""
-    from bot.devtools.rancher_api import run_emulator
+    from accessbot_emulators.rancher import run_emulator
     from tests.conftest import BOT_KEY
 
     with run_emulator() as rancher:

@@ -12,7 +12,7 @@ import yaml
 from bot.adapters.store import open_storage
 from bot.cli import main
 from bot.core import audit_actions as A
-from bot.devtools import botconfig
+from bot.demo import botconfig
 from bot.services.audit import AuditLog
 
 _ROW = re.compile(r"^\s+(?P<label>\S.*?)\s{2,}(?P<count>\d+)(?:\s+\((?P<change>[^)]+)\))?$")

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from accessbot_emulators.rancher import RancherEmulator, run_emulator
 from bot.adapters.store import open_storage
 from bot.cli import main
-from bot.devtools import botconfig
-from bot.devtools.rancher_api import RancherEmulator, run_emulator
+from bot.demo import botconfig
 from tests import factories
 
 BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 
 from bot.config import load_config, parse_config
 from bot.core.errors import ConfigError
-from bot.devtools import botconfig
+from bot.demo import botconfig
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 KEY = Fernet.generate_key().decode()

@@ -17,12 +17,12 @@ import time_machine
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from accessbot_emulators.rancher import RancherEmulator, run_emulator
 from bot import wiring
 from bot.adapters.store import open_storage
 from bot.config import Config
 from bot.core.model import Grant, GrantState, Target
-from bot.devtools import botconfig
-from bot.devtools.rancher_api import RancherEmulator, run_emulator
+from bot.demo import botconfig
 from bot.scheduler import JOB_IDS, digest_trigger
 from tests import factories
 from tests.conftest import UNREACHABLE, RunningBot, wait_until

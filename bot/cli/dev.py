@@ -9,23 +9,23 @@ from bot.cli.context import Add, Subparsers
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the whole product on loopback with emulators and an interactive console."""
-    from bot.devtools import demo  # noqa: PLC0415 - the one declared devtools import
+    from bot.demo import console  # noqa: PLC0415 - the demo is imported only when it runs
 
-    return demo.main(args)
+    return console.main(args)
 
 
 def cmd_dev_idp(args: argparse.Namespace) -> int:
     """Run the development OpenID provider."""
-    from bot.devtools import idp  # noqa: PLC0415 - developer tool
+    from bot.demo import dev_commands  # noqa: PLC0415 - developer tool
 
-    return idp.main(args.rest)
+    return dev_commands.dev_idp(args.rest)
 
 
 def cmd_dev_rancher(args: argparse.Namespace) -> int:
     """Run the Rancher v3 emulator."""
-    from bot.devtools import rancher_api  # noqa: PLC0415 - developer tool
+    from bot.demo import dev_commands  # noqa: PLC0415 - developer tool
 
-    return rancher_api.main(args.rest)
+    return dev_commands.dev_rancher(args.rest)
 
 
 def register(sub: Subparsers, add: Add) -> None:

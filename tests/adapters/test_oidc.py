@@ -11,10 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from accessbot_emulators.idp import complete_login
 from bot.adapters.oidc import OidcClient
 from bot.core.errors import InvalidGrantError, PermanentUpstreamError, TokenRejected, TransientUpstreamError
-from bot.devtools import botconfig
-from bot.devtools.idp import complete_login
+from bot.demo import botconfig
 from tests.conftest import IDP_PASSWORDS, UNREACHABLE, RunningIdP
 
 CALLBACK = "http://127.0.0.1:9/oauth/callback"
@@ -239,7 +239,7 @@ async def test_provider_accepting_only_client_secret_post_is_honoured() -> None:
     """An IdP listing only client_secret_post gets the secret in the form, for code, refresh and revoke."""
     import copy
 
-    from bot.devtools.idp import DevIdP, run_in_thread
+    from accessbot_emulators.idp import DevIdP, run_in_thread
     from tests.conftest import IDP_ACCOUNTS
 
     accounts = copy.deepcopy(IDP_ACCOUNTS)

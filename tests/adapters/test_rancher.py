@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from accessbot_emulators.rancher import EmulatorSettings, RancherEmulator, run_emulator
 from bot.adapters.rancher import RancherClient
 from bot.core.errors import ConflictError, PermanentUpstreamError, TransientUpstreamError, UpstreamError
 from bot.core.model import Scope
-from bot.devtools.rancher_api import EmulatorSettings, RancherEmulator, run_emulator
 
 BOT = "u-yenqfdbhnr"
 ADMIN = "user-b7k2p"

@@ -24,8 +24,8 @@ from bot.adapters.store import open_storage
 from bot.core.digest import Digest
 from bot.core.model import Grant, GrantState, Identity, LinkStatus
 from bot.core.storage import Storage
-from bot.devtools.demo import Console
-from bot.devtools.stack import PEOPLE, Stack, running_stack
+from bot.demo.console import Console
+from bot.demo.stack import PEOPLE, Stack, running_stack
 from bot.services.jobs.digest import build_period_digest
 
 pytestmark = pytest.mark.e2e

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from accessbot_emulators.rancher import EmulatorSettings, RancherEmulator, run_emulator
 from bot.adapters.rancher import RancherClient
 from bot.adapters.store import open_storage
 from bot.core.errors import NotFound, TransientUpstreamError
@@ -15,7 +16,6 @@ from bot.core.model import Grant, GrantState, Target
 from bot.core.policy import Policy
 from bot.core.principals import PrincipalMapping, principal_set
 from bot.core.storage import Storage
-from bot.devtools.rancher_api import EmulatorSettings, RancherEmulator, run_emulator
 from bot.services.access import AccessService
 from bot.services.grants import GrantQueries
 from tests import factories

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from accessbot_emulators.rancher import RancherEmulator, run_emulator
 from bot.adapters.rancher import RancherClient
 from bot.adapters.store import open_storage
 from bot.core import audit_actions
@@ -17,7 +18,6 @@ from bot.core.errors import NotAllowed, NotLinked, UserError
 from bot.core.model import AuditEvent, GrantState
 from bot.core.policy import ApprovalRule, Policy, Rule
 from bot.core.storage import Storage
-from bot.devtools.rancher_api import RancherEmulator, run_emulator
 from bot.services.grants import GrantServices
 from tests import factories
 from tests.conftest import FakeClock

@@ -15,6 +15,8 @@ import pytest
 import time_machine
 from slack_sdk.web.async_client import AsyncWebClient
 
+from accessbot_emulators.rancher import RancherEmulator, run_emulator
+from accessbot_emulators.slack import SlackEmulator
 from bot.adapters.clock import SystemClock
 from bot.adapters.rancher import RancherClient
 from bot.adapters.slack_notifier import SlackNotifier
@@ -24,9 +26,7 @@ from bot.core.digest import CATEGORIES
 from bot.core.model import AuditEvent, Grant, GrantChange, GrantState, Target
 from bot.core.policy import Policy, Rule
 from bot.core.storage import Storage
-from bot.devtools import botconfig
-from bot.devtools.rancher_api import RancherEmulator, run_emulator
-from bot.devtools.slack_api import SlackEmulator
+from bot.demo import botconfig
 from bot.scheduler import JobBodies, JobScheduler, Schedule
 from bot.services.audit import AuditLog
 from bot.services.grants import GrantServices, binding_name

@@ -14,6 +14,8 @@ import pytest
 import time_machine
 from cryptography.fernet import Fernet
 
+from accessbot_emulators.idp import complete_login
+from accessbot_emulators.slack import SlackEmulator
 from bot.adapters.clock import SystemClock
 from bot.adapters.oidc import OidcClient
 from bot.adapters.sealing import FernetSealer
@@ -23,9 +25,7 @@ from bot.core import audit_actions
 from bot.core.errors import NotLinked, TokenRejected
 from bot.core.model import AuditEvent, LinkStatus
 from bot.core.storage import Storage
-from bot.devtools import botconfig
-from bot.devtools.idp import complete_login
-from bot.devtools.slack_api import SlackEmulator
+from bot.demo import botconfig
 from bot.services.audit import AuditLog
 from bot.services.identity_sync import IdentitySync, Offboarding, RefreshOutcome
 from bot.services.linking import Failure, LinkingService, LinkRefused, LinkResult

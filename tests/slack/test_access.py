@@ -6,8 +6,8 @@ import contextlib
 import json
 from collections.abc import Callable
 
-from bot.devtools.rancher_api import RancherEmulator
-from bot.devtools.slack_api import app_home_opened_event, json_body
+from accessbot_emulators.rancher import RancherEmulator
+from accessbot_emulators.slack import app_home_opened_event, json_body
 from tests import factories
 from tests.conftest import ALICE, BOB, UNREACHABLE, RunningBot, wait_until
 

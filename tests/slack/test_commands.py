@@ -114,7 +114,7 @@ def test_non_numeric_timestamp_is_refused_not_500(bot: RunningBot) -> None:
 
 def test_replayed_request_is_refused_and_audited(bot: RunningBot) -> None:
     """The same signed request sent twice is handled once; the replay gets 401 and is audited."""
-    from bot.devtools.slack_api import slash_command_body
+    from accessbot_emulators.slack import slash_command_body
 
     body = slash_command_body(
         "/access", "help", "U0ALICE001", "T0TEST0001", "C0GENERAL1", bot.slack.response_url("replay")

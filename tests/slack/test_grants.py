@@ -9,10 +9,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from accessbot_emulators.rancher import RancherEmulator
+from accessbot_emulators.slack import block_actions_payload, interaction_body, view_submission_payload
 from bot.core.model import GrantState
 from bot.core.storage import Storage
-from bot.devtools.rancher_api import RancherEmulator
-from bot.devtools.slack_api import block_actions_payload, interaction_body, view_submission_payload
 from bot.slack import grant_blocks as gb
 from tests import factories
 from tests.conftest import ALICE, APPROVALS, BOB, BOT_KEY, CAROL, EVIL, LABEL, SUBJECTS, TEAM, RunningBot, wait_until

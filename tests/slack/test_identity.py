@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from accessbot_emulators.idp import complete_login
+from accessbot_emulators.slack import block_actions_payload, interaction_body
 from bot.core import audit_actions
 from bot.core.principals import derive_user_id
-from bot.devtools import botconfig
-from bot.devtools.idp import complete_login
-from bot.devtools.slack_api import block_actions_payload, interaction_body
+from bot.demo import botconfig
 from tests.conftest import IDP_PASSWORDS, SLACK_ALICE, SLACK_BOB, TEAM, RunningBot, RunningIdP
 
 MakeBot = Callable[..., contextlib.AbstractContextManager[RunningBot]]

@@ -20,7 +20,7 @@ from joserfc import jwt
 from joserfc.errors import BadSignatureError, InvalidKeyIdError, UnsupportedAlgorithmError
 from joserfc.jwk import KeySet, RSAKey
 
-from bot.devtools.idp import (
+from accessbot_emulators.idp import (
     DevIdP,
     LoginFailedError,
     complete_login,

@@ -12,8 +12,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from bot.core.principals import derive_user_id
-from bot.devtools.rancher_api import (
+from accessbot_emulators.rancher import (
     EmulatorSettings,
     RancherEmulator,
     generate_estate,
@@ -21,6 +20,7 @@ from bot.devtools.rancher_api import (
     run_emulator,
     serve_emulator,
 )
+from bot.core.principals import derive_user_id
 
 ADMIN = "user-b7k2p"  # local admin, key from the local provider
 BOT = "u-yenqfdbhnr"  # admin logged in through genericoidc, key from genericoidc

@@ -1,4 +1,4 @@
-"""Tests for the Slack Web API emulator and the Slack request signer (bot/devtools/slack_api.py)."""
+"""Tests for the Slack Web API emulator and the Slack request signer (accessbot_emulators/slack/)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.devtools.slack_api import (
+from accessbot_emulators.slack import (
     BOT_ID,
     BOT_TOKEN,
     BOT_USER_ID,

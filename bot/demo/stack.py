@@ -13,15 +13,14 @@ from typing import Any
 
 import yaml
 
+from accessbot_emulators.idp import DevIdP, run_in_thread
+from accessbot_emulators.rancher import DEMO_FIXTURE, RancherEmulator, load_fixture, run_emulator
+from accessbot_emulators.serving import bind, serve_in_thread
+from accessbot_emulators.slack import SlackEmulator
 from bot.config import Config, parse_config
-from bot.devtools import botconfig
-from bot.devtools.idp import DevIdP, run_in_thread
-from bot.devtools.rancher_api import RancherEmulator, load_fixture, run_emulator
-from bot.devtools.servers import bind, serve_in_thread
-from bot.devtools.slack_api import SlackEmulator
+from bot.demo import botconfig
 
 DATA = Path(__file__).resolve().parent / "demo_data"
-RANCHER_FIXTURE = Path(__file__).resolve().parent / "rancher_fixtures" / "demo.yaml"
 BOT_RANCHER_TOKEN = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
 TEAM_ID = "T0DEMO0001"
 
@@ -89,7 +88,7 @@ def running_stack(
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="accessbot-demo-")))
         idp = DevIdP(DATA / "idp-accounts.yaml")
         idp_url = stack.enter_context(run_in_thread(idp))
-        rancher = stack.enter_context(run_emulator(load_fixture(RANCHER_FIXTURE)))
+        rancher = stack.enter_context(run_emulator(load_fixture(DEMO_FIXTURE)))
         slack = stack.enter_context(SlackEmulator.running(bot_token=botconfig.BOT_TOKEN, team_id=TEAM_ID))
         for user_id, email, name in PEOPLE.values():
             slack.add_user(user_id, email, name, real_name=name, team_id=TEAM_ID)

@@ -20,16 +20,8 @@ from typing import Any, TextIO
 
 import httpx
 
-from bot.adapters.store import open_storage
-from bot.core.durations import format_duration, parse_duration
-from bot.core.errors import UserError
-from bot.core.grant_lifecycle import IN_FLIGHT, due_for_expiry, request_expired
-from bot.core.model import GrantState
-from bot.core.storage import Storage
-from bot.devtools import botconfig
-from bot.devtools.blocks_text import Button, render
-from bot.devtools.idp import LoginFailedError, complete_login
-from bot.devtools.slack_api import (
+from accessbot_emulators.idp import LoginFailedError, complete_login
+from accessbot_emulators.slack import (
     SlackSigner,
     app_home_opened_event,
     block_actions_payload,
@@ -37,7 +29,15 @@ from bot.devtools.slack_api import (
     json_body,
     slash_command_body,
 )
-from bot.devtools.stack import PEOPLE, TEAM_ID, Stack, running_stack
+from bot.adapters.store import open_storage
+from bot.core.durations import format_duration, parse_duration
+from bot.core.errors import UserError
+from bot.core.grant_lifecycle import IN_FLIGHT, due_for_expiry, request_expired
+from bot.core.model import GrantState
+from bot.core.storage import Storage
+from bot.demo import botconfig
+from bot.demo.blocks_text import Button, render
+from bot.demo.stack import PEOPLE, TEAM_ID, Stack, running_stack
 
 HELP = """\
 Console commands (everything else is ignored):

@@ -1,0 +1,168 @@
+"""Collections: filters (unknown keys silently ignored), sorting, marker pagination and the collection envelope."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from accessbot_emulators.rancher.auth import Caller
+from accessbot_emulators.rancher.principals import caller_principals
+from accessbot_emulators.rancher.rendering import caller_view, render_bytes, visible
+from accessbot_emulators.rancher.schema import Obj, ResourceType, filter_text
+from accessbot_emulators.rancher.store import Store
+
+MAX_LIMIT = 10000
+
+_MODIFIERS = ("eq", "ne", "in", "notin")
+
+
+def parse_filters(
+    store: Store, type_spec: ResourceType, items: Sequence[tuple[str, str]]
+) -> dict[str, list[tuple[str, list[str]]]]:
+    """The query's filters by field: `field`, `field_ne|in|notin`; unknown or ignored fields are dropped."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for key, value in items:
+        if key in ("limit", "marker", "sort", "order", "action", "reverse"):
+            continue
+        fname, modifier = key, "eq"
+        if fname not in type_spec.filters and "_" in key:
+            fname, modifier = key.rsplit("_", 1)
+        if fname in store.settings.ignored_filters or f"{type_spec.name}.{fname}" in store.settings.ignored_filters:
+            continue
+        if fname not in type_spec.filters or modifier not in _MODIFIERS:
+            continue  # unknown keys are silently ignored, as Rancher does
+        if fname in type_spec.bools and modifier not in ("eq", "ne"):
+            continue
+        grouped.setdefault((fname, modifier), []).append(value)
+    out: dict[str, list[tuple[str, list[str]]]] = {}
+    for (fname, modifier), values in grouped.items():
+        chosen = values if modifier in ("in", "notin") else values[:1]
+        out.setdefault(fname, []).append((modifier, chosen))
+    return out
+
+
+def list_collection(
+    store: Store, type_spec: ResourceType, query: Sequence[tuple[str, str]], caller: Caller | None, base: str
+) -> bytes:
+    """`GET /v3/<type>`: the visible objects matching the filters, sorted, one page of them, as JSON bytes."""
+    if type_spec.name == "principal":
+        return collection(store, type_spec, caller_principals(store, caller), base, conditions={}, paging=None)
+    conditions = parse_filters(store, type_spec, query)
+    objects = store.db[type_spec.name]
+    candidates: set[str] | None = None
+    for fname, conds in conditions.items():
+        if fname not in store.idx[type_spec.name]:
+            continue
+        for modifier, values in conds:
+            if modifier in ("eq", "in"):
+                found: set[str] = set()
+                for value in values:
+                    found |= store.idx[type_spec.name][fname].get(value, set())
+                candidates = found if candidates is None else candidates & found
+    pool = objects.values() if candidates is None else [objects[i] for i in candidates if i in objects]
+    matched: list[Obj] = []
+    for obj in pool:
+        if not visible(store, type_spec, obj, caller):
+            continue
+        view = caller_view(type_spec, obj, caller)
+        if all(matches(view.get(f), m, vals) for f, conds in conditions.items() for m, vals in conds):
+            matched.append(view)
+    qmap: dict[str, str] = {}
+    for key, value in query:
+        qmap.setdefault(key, value)
+    sort_field = qmap.get("sort", "")
+    reverse = qmap.get("order", "asc") == "desc"
+    if sort_field in type_spec.filters:
+        matched.sort(key=lambda o: (filter_text(o.get(sort_field)), o["id"]), reverse=reverse)
+    else:
+        matched.sort(key=lambda o: str(o["id"]), reverse=reverse)
+    return collection(store, type_spec, matched, base, conditions=conditions, paging=(query, qmap), caller=caller)
+
+
+def collection(
+    store: Store,
+    type_spec: ResourceType,
+    matched: list[Obj],
+    base: str,
+    *,
+    conditions: Mapping[str, list[tuple[str, list[str]]]],
+    paging: tuple[Sequence[tuple[str, str]], dict[str, str]] | None,
+    caller: Caller | None = None,
+) -> bytes:
+    """A collection envelope around `matched` (paged, with sort and filter links when `paging` is given)."""
+    coll_url = f"{base}/v3/{type_spec.plural.lower()}"
+    out: Obj = {"type": "collection", "resourceType": type_spec.name, "links": {"self": coll_url}}
+    if type_spec.writable:
+        out["createTypes"] = {type_spec.name: coll_url}
+    out["actions"] = {"search": f"{coll_url}?action=search"} if type_spec.name == "principal" else {}
+    page = matched
+    if paging is not None:
+        query, qmap = paging
+        limit = page_limit(qmap.get("limit"), store.settings.page_size)
+        total = len(matched)
+        start = 0
+        marker = qmap.get("marker")
+        if marker:
+            start = next((i for i, o in enumerate(matched) if o["id"] == marker), 0)
+        page = matched[start : start + limit]
+        pagination: Obj = {"limit": limit, "total": total}
+        if total > limit:
+            kept = [(k, v) for k, v in query if k not in ("marker", "limit")] + [("limit", str(limit))]
+
+            def link(index: int) -> str:
+                return f"{coll_url}?{urlencode([*kept, ('marker', str(matched[index]['id']))])}"
+
+            pagination["partial"] = True
+            pagination["first"] = link(0)
+            if start + limit < total:
+                pagination["next"] = link(start + limit)
+            if start > 0:
+                pagination["previous"] = link(max(0, start - limit))
+            pagination["last"] = link(((total - 1) // limit) * limit)
+        out["pagination"] = pagination
+        rest = [(k, v) for k, v in query if k not in ("order",)]
+        sort_links = {f: f"{coll_url}?{urlencode([*rest, ('sort', f)])}" for f in type_spec.filters}
+        flipped = "asc" if qmap.get("order") == "desc" else "desc"
+        out["sort"] = {
+            "order": "desc" if qmap.get("order") == "desc" else "asc",
+            "reverse": f"{coll_url}?{urlencode([*rest, ('order', flipped)])}",
+            "links": sort_links,
+        }
+        out["filters"] = {
+            f: (
+                [{"modifier": m, "value": v if m in ("in", "notin") else v[0]} for m, v in conditions[f]]
+                if f in conditions
+                else None
+            )
+            for f in type_spec.filters
+        }
+    envelope = json.dumps(out, separators=(",", ":")).encode()
+    data = b",".join(render_bytes(store, type_spec, o, caller, base) for o in page)
+    return envelope[:-1] + b',"data":[' + data + b"]}"
+
+
+def page_limit(raw: str | None, default: int) -> int:
+    """The page size asked for: default when absent, bad or 0; capped at MAX_LIMIT (negative means the cap)."""
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        return default
+    if value < 0 or value > MAX_LIMIT:
+        return MAX_LIMIT
+    return value or default
+
+
+def matches(value: Any, modifier: str, values: list[str]) -> bool:
+    """Whether a field value passes one filter condition."""
+    text = filter_text(value)
+    if modifier == "eq":
+        return text == values[0]
+    if modifier == "ne":
+        return text != values[0]
+    if modifier == "in":
+        return text in values
+    return text not in values
