@@ -36,9 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from accessbot_emulators.rancher import DEMO_FIXTURE, EmulatorSettings, generate_estate, load_fixture, run_emulator
 from accessbot_emulators.serving import bind, serve_in_thread
 from accessbot_emulators.slack import SlackEmulator, SlackSigner, slash_command_body
+from bot.adapters.clock import SystemClock
 from bot.adapters.rancher import RancherClient
-from bot.adapters.store import Store
-from bot.core.principals import principal_set
+from bot.adapters.store import open_storage
+from bot.core.model import Identity, LinkRecord
+from bot.core.principals import PrincipalMapping, principal_set
 from bot.demo import botconfig
 from bot.services.access import AccessService
 from bot.web.app import create_app
@@ -177,7 +179,15 @@ async def service_level(args: argparse.Namespace, url: str, key: str, counters: 
             await rancher.server_version()
             base.append(time.perf_counter() - t0)
         baseline = statistics.median(base)
-        service = AccessService(rancher, GRANT_LABEL)
+        storage = open_storage(":memory:")
+        service = AccessService(
+            rancher=rancher,
+            grant_label=GRANT_LABEL,
+            links=storage.links,
+            grants=storage.grants,
+            principals=PrincipalMapping(PROVIDER),
+            clock=SystemClock(),
+        )
         for index, persona in enumerate(personas(args.groups)):
             pset = principal_set(PROVIDER, persona.subject, list(persona.groups))
             if index == 0:
@@ -305,27 +315,25 @@ def settle(request_total: Callable[[], tuple[int, int]], quiet: float = 0.3, lim
 
 def link_personas(database: Path | str, slack: SlackEmulator, people: list[Persona]) -> None:
     """Insert active links for the personas straight into the bot's database (as tests/conftest.py gbot does)."""
-    store = Store(database)
+    store = open_storage(database)
     now = int(time.time())
     try:
         for person in people:
             slack.add_user(person.slack_user, f"{person.subject}@example.com", person.subject)
-            store.save_link(
-                {
-                    "slack_user": person.slack_user,
-                    "team_id": TEAM,
-                    "issuer": "https://idp.example",
-                    "subject": person.subject,
-                    "email": f"{person.subject}@example.com",
-                    "name": person.subject,
-                    "groups": json.dumps(list(person.groups)),
-                    "linked_at": now,
-                    "refreshed_at": now,
-                    "status": "active",
-                }
+            identity = Identity(
+                slack_user=person.slack_user,
+                team_id=TEAM,
+                issuer="https://idp.example",
+                subject=person.subject,
+                email=f"{person.subject}@example.com",
+                name=person.subject,
+                groups=tuple(person.groups),
+                linked_at=now,
+                refreshed_at=now,
             )
+            store.links.save(LinkRecord(identity))
     finally:
-        store.close()
+        store.database.close()
 
 
 def check_reply(persona: Persona, reply: dict[str, Any]) -> int:

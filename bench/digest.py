@@ -2,8 +2,8 @@
 
 Run: /work/venv/bin/python bench/digest.py [--events 1000000] [--runs 5]
 Prints the median of the runs for each source against the 2 s target: a list of dicts in memory, every row
-streamed through Store.audit_rows(), and the split path (SQLite counts the actions, Python reads only the
-DETAIL_ACTIONS rows) that build_digest(counts=...) supports. All three must give the same Digest.
+streamed through AuditStore.digest_rows() for every action, and the split path (SQLite counts the actions, Python
+reads only the DETAIL_ACTIONS rows) that build_digest(counts=...) supports. All three must give the same Digest.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.adapters.store import Store
+from bot.adapters.store import SqliteDatabase, open_storage
+from bot.core import audit_actions
 from bot.core import audit_actions as A
 from bot.core.audit_chain import canonical_json
 from bot.core.digest import DETAIL_ACTIONS, build_digest
+from bot.core.storage import Storage
 
 TARGET_S = 2.0
 WEEK = 7 * 86400
@@ -101,11 +103,11 @@ def _row(ts: int, actor: str, action: str, target: str, details: dict[str, objec
     }
 
 
-def load_sqlite(path: Path, rows: list[dict[str, object]]) -> Store:
-    """Create the schema with Store.migrate() and bulk-insert the rows with executemany (fake hashes)."""
-    store = Store(path)
-    store.migrate()
-    conn = store.db.conn
+def load_sqlite(path: Path, rows: list[dict[str, object]]) -> Storage:
+    """Create the schema with the store's migrations and bulk-insert the rows with executemany (fake hashes)."""
+    sql = SqliteDatabase(path)
+    sql.migrate()
+    conn = sql.db.conn
     fake = hashlib.sha256(b"bench").hexdigest()
     with conn:
         conn.executemany(
@@ -117,7 +119,8 @@ def load_sqlite(path: Path, rows: list[dict[str, object]]) -> Store:
                 for r in rows
             ),
         )  # fmt: skip
-    return store
+    sql.close()
+    return open_storage(path, migrate=False)
 
 
 def timed(runs: int, build: Callable[[], object]) -> list[tuple[float, float]]:
@@ -160,21 +163,21 @@ def main() -> None:
         del rows  # a million live dicts would make every GC pass of the SQLite runs slower
         gc.collect()
 
+        audit = store.audit
+
         def streamed() -> object:
-            return build_digest(store.audit_rows(START, end), None, START, end, True, 0)
+            return build_digest(audit.digest_rows(START, end, audit_actions.ALL), None, START, end, True, 0)
 
         def store_path() -> object:
-            # what the weekly job does (bot.services.jobs.build_period_digest), minus the chain verification
-            counts = store.audit_action_counts(START, end)
-            return build_digest(
-                store.audit_detail_rows(START, end, DETAIL_ACTIONS), None, START, end, True, 0, counts=counts
-            )
+            # what the weekly job does (bot.services.jobs.digest.build_period_digest), minus the chain verification
+            counts = audit.action_counts(START, end)
+            return build_digest(audit.digest_rows(START, end, DETAIL_ACTIONS), None, START, end, True, 0, counts=counts)
 
-        results.append(("SQLite, every row via Store.audit_rows", timed(args.runs, streamed)))
-        results.append(("SQLite, Store counts + detail rows (job)", timed(args.runs, store_path)))
+        results.append(("SQLite, every row of every action", timed(args.runs, streamed)))
+        results.append(("SQLite, counts + detail rows (job)", timed(args.runs, store_path)))
         if streamed() != expected or store_path() != expected:
             raise SystemExit("a SQLite digest differs from the in-memory one")
-        store.close()
+        store.database.close()
 
     print(f"target: under {TARGET_S:.1f}s for {count:,} events; median of {args.runs} runs (wall / CPU):")
     for name, values in results:

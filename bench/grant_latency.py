@@ -1,9 +1,9 @@
 """Benchmark: request-to-active latency of a self-service grant, with the Rancher emulator at 20 ms per call.
 
 Run: /work/venv/bin/python bench/grant_latency.py [--runs 30] [--latency 0.02] [--sequential-baseline]
-Each run asks GrantingService.request() for project-member on dev-eu/payments (a self-service rule) through a real
-RancherClient over HTTP to the emulator and a real SQLite store, and times it until the grant is ACTIVE; the grant is
-revoked untimed between runs. The baseline, measured in the same process against the same emulator, is the bare
+Each run asks Requests.request() (wired by bot.wiring) for project-member on dev-eu/payments (a self-service rule)
+through a real RancherClient over HTTP to the emulator and a real SQLite store, and times it until the grant is
+ACTIVE; the grant is revoked untimed between runs. The baseline, measured in the same process against the same emulator, is the bare
 Rancher round trips one activation needs, made directly with the client: get the user and list the target's bindings
 (concurrently, as the service does; one after the other with --sequential-baseline), then create the binding.
 Prints median and p95 of both, their ratio, and the Rancher requests per grant. Cluster, project and role-template
@@ -14,43 +14,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.services.granting import GrantingService
-from bot.services.notifications import Notifications
-
 from accessbot_emulators.rancher import RancherEmulator, run_emulator
-from bot.adapters.clock import SystemClock
+from bot import wiring
 from bot.adapters.rancher import RancherClient
-from bot.adapters.store import Store
-from bot.core.model import GrantState, RoleBinding, Scope
-from bot.core.policy import Policy, Rule
-from bot.services.audit import AuditLog
+from bot.core.model import GrantState, Identity, LinkRecord, RoleBinding, Scope
+from bot.demo import botconfig
 
 BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
 ALICE_SUB = "3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f"
 ALICE_UID = "u-x7xfihrhhs"
 PROJECT = "c-7xk2p:p-4mz8q"
-POLICY = Policy(
-    rules=(
-        Rule(
-            name="dev-self-service",
-            groups=("engineering",),
-            roles=("project-member",),
-            max_duration=timedelta(hours=8),
-            default_duration=timedelta(hours=1),
-            projects=("dev-*/*",),
-        ),
-    )
-)
 
 
 def p95(values: list[float]) -> float:
@@ -64,34 +45,27 @@ async def measure(
 ) -> dict[str, object]:
     """Time `runs` self-service requests and `runs` bare round-trip sequences."""
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "bench.db")
-        store.migrate()
-        clock = SystemClock()
-        now = clock.now()
-        store.save_link(
-            {
-                "slack_user": "U0ALICE001",
-                "team_id": "T0BENCH001",
-                "issuer": "https://idp.example",
-                "subject": ALICE_SUB,
-                "email": "alice@example.com",
-                "name": "Alice",
-                "groups": json.dumps(["engineering"]),
-                "linked_at": now,
-                "refreshed_at": now,
-                "status": "active",
-            }
+        config = botconfig.make_config(
+            database=Path(tmp) / "bench.db",
+            public_url="http://127.0.0.1:9",
+            slack_api_url="http://127.0.0.1:9/api/",
+            oidc_issuer="http://127.0.0.1:9",
+            rancher_url=emulator.url,
+            rancher_token=BOT_KEY,
         )
+        bot = wiring.build(config)
+        now = bot.clock.now()
+        alice = Identity(
+            "U0ALICE001", "T0BENCH001", "https://idp.example", ALICE_SUB, "alice@example.com", "Alice",
+            ("engineering",), now, now,
+        )  # fmt: skip
+        bot.storage.links.save(LinkRecord(alice))
         client = RancherClient(emulator.url, BOT_KEY, retries=0)
-        svc = GrantingService(
-            store=store,
-            rancher=client,
-            audit=AuditLog(store, clock),
-            notifications=Notifications(store, clock, {"grants": "CGRANTS", "approvals": "CAPPROVE"}),
-            clock=clock,
-            policy=POLICY,
-        )
+        requests, lifecycle = bot.grants.requests, bot.grants.lifecycle
         try:
+            await bot.rancher.list_clusters()
+            await bot.rancher.list_projects()
+            await bot.rancher.list_role_templates()
             await client.list_clusters()
             await client.list_projects()
             await client.list_role_templates()
@@ -101,12 +75,12 @@ async def measure(
             for _ in range(runs):
                 emulator.reset_counters()
                 started = time.perf_counter()
-                outcome = await svc.request("U0ALICE001", "dev-eu/payments", "project-member")
+                outcome = await requests.request("U0ALICE001", "dev-eu/payments", "project-member")
                 service_s.append(time.perf_counter() - started)
                 requests_per_grant.append(int(emulator.request_counts()["total"]))  # type: ignore[call-overload]
                 if outcome.grant is None or outcome.grant.state is not GrantState.ACTIVE:
                     raise RuntimeError(f"the grant did not become active: {outcome.message}")
-                await svc.revoke(outcome.grant.id, actor="bench", reason="bench")
+                await lifecycle.revoke(outcome.grant.id, actor="bench", reason="bench")
             baseline_s: list[float] = []
             for i in range(runs):
                 started = time.perf_counter()
@@ -132,7 +106,7 @@ async def measure(
         finally:
             emulator.configure(latency=0.0)
             await client.aclose()
-            store.close()
+            await bot.aclose()
     svc_med, base_med = statistics.median(service_s), statistics.median(baseline_s)
     return {
         "runs": runs,
@@ -162,7 +136,7 @@ def main() -> int:
     print(f"grant request-to-active, self-service, Rancher emulator at {result['latency_ms']:.0f} ms per call")
     print(f"  runs                         {result['runs']}")
     print(
-        f"  through GrantingService      median {result['service_median_ms']:.1f} ms   "
+        f"  through Requests.request      median {result['service_median_ms']:.1f} ms   "
         f"p95 {result['service_p95_ms']:.1f} ms"
     )
     print(

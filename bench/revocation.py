@@ -5,7 +5,8 @@ Run: /work/venv/bin/python bench/revocation.py [--grants 10000] [--concurrency 1
 The Rancher emulator runs in a child process (so its CPU does not share the bot's GIL), seeded from a generated
 fixture holding one tagged PRTB per grant; a small ASGI wrapper there counts the requests in flight. The grants
 are inserted into a fresh SQLite file in bulk, all expired at the same second. The bot side is the production
-code path: Jobs.expire_grants → GrantingService.finish_revocation → RancherClient over HTTP, with the audit
+code path, wired by bot.wiring: the sweep (RevocationSweep.expire_grants) → Lifecycle.finish_revocation →
+RancherClient over HTTP, with the audit
 events and outbox messages every revocation writes. Prints the concurrency, total seconds, revocations per
 second, Rancher requests by method and the peak of concurrent requests the emulator saw. Target: 10,000 in 60 s.
 """
@@ -26,22 +27,17 @@ from typing import Any
 
 import httpx
 import yaml
-from slack_sdk.web.async_client import AsyncWebClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.services.granting import GrantingService, binding_name
-from bot.services.notifications import Notifications
-
 from accessbot_emulators.rancher import DEMO_FIXTURE, EmulatorSettings, RancherEmulator, load_fixture
 from accessbot_emulators.serving import bind, serve_forever
-from bot.adapters.rancher import RancherClient
-from bot.adapters.slack_notifier import SlackNotifier
-from bot.adapters.store import Store
+from bot import wiring
 from bot.core.model import Grant, GrantState, Target
-from bot.core.policy import Policy
-from bot.services.audit import AuditLog
-from bot.services.jobs import Jobs, JobSettings
+from bot.core.storage import Storage
+from bot.demo import botconfig
+from bot.services.grants import binding_name
+from bot.services.jobs.sweep import SweepResult
 
 TARGET_S = 60.0
 BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
@@ -119,32 +115,27 @@ def write_fixture(path: Path, grants: int) -> None:
     path.write_text(json.dumps(fixture))
 
 
-def insert_grants(store: Store, ids: dict[str, str], grants: int) -> None:
+def insert_grants(store: Storage, ids: dict[str, str], grants: int) -> None:
     """Insert N active grants, all expiring at EXPIRY, in one transaction."""
-    rows = []
-    for i in range(1, grants + 1):
-        gid = f"g-{i}"
-        grant = Grant(
-            id=gid,
-            slack_user="U0ALICE001",
-            subject=ALICE_SUB,
-            target=Target("c-7xk2p", PROJECT),
-            role_id="project-member",
-            duration_s=3600,
-            rule="bench",
-            state=GrantState.ACTIVE,
-            requested_at=EXPIRY - 3600,
-            activated_at=EXPIRY - 3600,
-            expires_at=EXPIRY,
-            binding_id=ids[binding_name(gid)],
-            binding_name=binding_name(gid),
-        )
-        row = store._grant_row(grant)
-        row["updated_at"] = EXPIRY - 3600
-        rows.append(row)
-    with store.atomic():
-        store.db.table("grants").insert_all(rows, batch_size=1000)
-        store.db.execute("insert into counters(name, value) values ('grant', ?)", [grants])
+    with store.tx.atomic():
+        for _ in range(grants):
+            gid = store.grants.new_id()
+            grant = Grant(
+                id=gid,
+                slack_user="U0ALICE001",
+                subject=ALICE_SUB,
+                target=Target("c-7xk2p", PROJECT),
+                role_id="project-member",
+                duration_s=3600,
+                rule="bench",
+                state=GrantState.ACTIVE,
+                requested_at=EXPIRY - 3600,
+                activated_at=EXPIRY - 3600,
+                expires_at=EXPIRY,
+                binding_id=ids[binding_name(gid)],
+                binding_name=binding_name(gid),
+            )
+            store.grants.insert(grant, EXPIRY - 3600)
 
 
 async def run(args: argparse.Namespace, base: str, db: Path) -> dict[str, Any]:
@@ -153,42 +144,31 @@ async def run(args: argparse.Namespace, base: str, db: Path) -> dict[str, Any]:
         state = (await http.get("/_emulator/state")).json()
         ids = {b["name"]: b["id"] for b in state["projectRoleTemplateBinding"]}
         await http.post("/_emulator/requests/reset")
-        store = Store(db)
-        store.migrate()
-        insert_grants(store, ids, args.grants)
+        config = botconfig.make_config(
+            database=db,
+            public_url="http://127.0.0.1:9",
+            slack_api_url="http://127.0.0.1:9/api/",
+            oidc_issuer="http://127.0.0.1:9",
+            rancher_url=base,
+            rancher_token=BOT_KEY,
+            overrides={
+                "rancher": {"max_connections": args.concurrency, "timeout": "30s"},
+                "schedule": {"revoke_concurrency": args.concurrency},
+            },
+        )
         clock = _Clock(EXPIRY + 1)
-        audit = AuditLog(store, clock)
-        notifications = Notifications(store, clock, {"grants": "CGRANTS001", "security": "CSECURITY1"})
-        rancher = RancherClient(base, BOT_KEY, max_connections=args.concurrency, timeout=30)
-        granting = GrantingService(
-            store=store,
-            rancher=rancher,
-            audit=audit,
-            notifications=notifications,
-            clock=clock,
-            policy=Policy(rules=()),
-            grant_label=LABEL,
-        )
-        jobs = Jobs(
-            store=store,
-            rancher=rancher,
-            notifier=SlackNotifier(AsyncWebClient(token="xoxb-unused", base_url="http://127.0.0.1:9/")),  # not called
-            notifications=notifications,
-            audit=audit,
-            granting=granting,
-            clock=clock,
-            settings=JobSettings(grant_label=LABEL, revoke_concurrency=args.concurrency),
-        )
+        bot = wiring.build(config, clock=clock)
+        insert_grants(bot.storage, ids, args.grants)
         started, cpu_started = time.perf_counter(), time.process_time()
-        result = await jobs.expire_grants(clock.now())
+        result = await bot.scheduler.jobs.expire_grants(clock.now())
+        assert isinstance(result, SweepResult)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         counts = (await http.get("/_emulator/requests")).json()
         peak = (await http.get("/_bench/peak")).json()["peak"]
         left = (await http.get("/_emulator/state")).json()["projectRoleTemplateBinding"]
-        await rancher.aclose()
-        expired = store.grant_counts().get("expired", 0)
-        outbox = store.outbox_pending_count()
-        store.close()
+        expired = bot.storage.grants.counts().get("expired", 0)
+        outbox = bot.storage.outbox.pending_count()
+        await bot.aclose()
     by_method: dict[str, int] = {}
     for path, n in counts["by_path"].items():
         method = path.split(" ", 1)[0]
