@@ -3,9 +3,10 @@
 Run: /work/venv/bin/python bench/grant_latency.py [--runs 30] [--latency 0.02] [--sequential-baseline]
 Each run asks Requests.request() (wired by bot.wiring) for project-member on dev-eu/payments (a self-service rule)
 through a real RancherClient over HTTP to the emulator and a real SQLite store, and times it until the grant is
-ACTIVE; the grant is revoked untimed between runs. The baseline, measured in the same process against the same emulator, is the bare
-Rancher round trips one activation needs, made directly with the client: get the user and list the target's bindings
-(concurrently, as the service does; one after the other with --sequential-baseline), then create the binding.
+ACTIVE; the grant is revoked untimed between runs. The baseline, measured in the same process against the same
+emulator, is the bare Rancher round trips one activation needs, made directly with the client: get the user and list
+the target's bindings (concurrently, as the service does; one after the other with --sequential-baseline), then
+create the binding.
 Prints median and p95 of both, their ratio, and the Rancher requests per grant. Cluster, project and role-template
 lists are cached by the client (as in the running bot), so they are warmed before timing.
 """
