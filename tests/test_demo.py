@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from bot.adapters.store import open_storage
-from bot.demo import console
+from bot.demo import session
 from bot.demo.blocks_text import mrkdwn_to_text, render
 from bot.demo.stack import running_stack
 from bot.services.jobs.lease import LEASE_NAME
@@ -41,7 +41,7 @@ def run_demo_process(script: Path, timeout: float) -> subprocess.CompletedProces
 def run_demo_here(script: Path) -> tuple[int, str]:
     """Run `accessbot demo --script SCRIPT` in this process; return the exit code and everything it printed."""
     out = io.StringIO()
-    code = console.run(argparse.Namespace(script=str(script), database=None), io.StringIO(), out)
+    code = session.run(argparse.Namespace(script=str(script), database=None), io.StringIO(), out)
     return code, out.getvalue()
 
 

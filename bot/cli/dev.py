@@ -9,9 +9,9 @@ from bot.cli.context import Add, Subparsers
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the whole product on loopback with emulators and an interactive console."""
-    from bot.demo import console  # noqa: PLC0415 - the demo is imported only when it runs
+    from bot.demo import session  # noqa: PLC0415 - the demo is imported only when it runs
 
-    return console.main(args)
+    return session.main(args)
 
 
 def cmd_dev_idp(args: argparse.Namespace) -> int:
