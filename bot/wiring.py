@@ -32,7 +32,7 @@ from bot.services.jobs.reconcile import Reconciler, ReconcileSettings
 from bot.services.jobs.sweep import RevocationSweep, SweepSettings
 from bot.services.linking import LinkingService
 from bot.services.outbox import Outbox
-from bot.services.refusals import Refusals
+from bot.services.refusals import Refusals, RefusalTally
 from bot.slack.app import build_app
 from bot.slack.context import SlackDeps
 from bot.slack.notices import SlackNotices
@@ -61,14 +61,20 @@ class Bot:
     bolt: AsyncApp
     guard: RequestGuard
     scheduler: JobScheduler
+    tallies: tuple[RefusalTally, ...]
 
     @property
     def role(self) -> str:
         """`leader`, `standby` or `off`: whether this process runs the scheduled jobs."""
         return self.scheduler.role
 
+    def flush_tallies(self, *, before: int | None = None) -> int:
+        """Audit what the refusal tallies hold for finished windows (every window when `before` is None)."""
+        return sum(tally.flush(before=before) for tally in self.tallies)
+
     async def aclose(self) -> None:
-        """Close the HTTP clients and the database."""
+        """Audit the refusals still tallied, then close the HTTP clients and the database."""
+        self.flush_tallies()
         for closer in (self.oidc.aclose, self.rancher.aclose):
             try:
                 await closer()
@@ -160,7 +166,8 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         grant_label=config.rancher.grant_label,
         admins=frozenset(slack_config.admins),
     )
-    refusals = Refusals(tx=tx, audit=audit, outbox=outbox, clock=clock)
+    refusals = Refusals(tx=tx, audit=audit, outbox=outbox, clock=clock, tally=RefusalTally(audit, clock, "oauth"))
+    slack_tally = RefusalTally(audit, clock, "slack")
     offboarding = Offboarding(grants.lifecycle)
     refresh_interval = int(oc.refresh_interval.total_seconds())
     linking = LinkingService(
@@ -285,7 +292,10 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         access=access,
         deps=deps,
         bolt=build_app(deps, slack_client, slack_config.signing_secret.get_secret_value()),
-        guard=RequestGuard(slack_config.signing_secret.get_secret_value(), audit, clock),
+        guard=RequestGuard(
+            slack_config.signing_secret.get_secret_value(), replays=storage.replays, tally=slack_tally, clock=clock
+        ),
+        tallies=(slack_tally, refusals.tally),
         scheduler=scheduler,
     )
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.core.durations import DURATION_HINT, parse_duration
-from bot.core.errors import UserError
+from bot.core.errors import UserError, shown
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,8 @@ _GRANT_ID = re.compile(r"^g-\d{1,12}$")
 _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:*-]{0,252}(/[A-Za-z0-9][A-Za-z0-9._:* -]{0,252})?$")
 _ROLE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,252}$")
 MAX_REASON = 500
+MAX_COMMAND_CHARS = 2000
+"""Longest `/access` text read at all (a request with a 500-character reason fits with room to spare)."""
 _BREAK_GLASS = ("breakglass", "break-glass")
 
 
@@ -128,21 +130,21 @@ def usage(name: str, command: str = "/access") -> str:
 
 
 def _unknown(word: str) -> UserError:
-    suggestion = difflib.get_close_matches(word, [*USAGE, *_ALIASES], n=1, cutoff=0.6)
-    hint = f"did you mean `{_ALIASES.get(suggestion[0], suggestion[0])}`?" if suggestion else ""
-    return UserError(f"`{word}` is not a command I know", hint or "try `help` for the list of commands")
+    candidates = difflib.get_close_matches(word[:40], [*USAGE, *_ALIASES], n=1, cutoff=0.6)
+    hint = f"did you mean `{_ALIASES.get(candidates[0], candidates[0])}`?" if candidates else ""
+    return UserError(f"`{shown(word)}` is not a command I know", hint or "try `help` for the list of commands")
 
 
 def _grant_id(text: str, name: str) -> str:
     gid = text.strip().lower()
     if not _GRANT_ID.match(gid):
-        raise UserError(f"`{text}` is not a grant id (they look like g-12)", f"usage: {usage(name)}")
+        raise UserError(f"`{shown(text)}` is not a grant id (they look like g-12)", f"usage: {usage(name)}")
     return gid
 
 
 def _target(text: str, name: str) -> str:
     if not _TARGET.match(text):
-        raise UserError(f"`{text}` is not a cluster or CLUSTER/PROJECT", f"usage: {usage(name)}")
+        raise UserError(f"`{shown(text)}` is not a cluster or CLUSTER/PROJECT", f"usage: {usage(name)}")
     return text
 
 
@@ -153,7 +155,9 @@ def _parse_request(words: list[str]) -> Request:
         raise UserError("a request needs a target and a role", f"usage: {usage('request')}")
     target, role, rest = _target(words[0], "request"), words[1].lower(), words[2:]
     if not _ROLE.match(role):
-        raise UserError(f"`{words[1]}` is not a role template id (like project-member)", f"usage: {usage('request')}")
+        raise UserError(
+            f"`{shown(words[1])}` is not a role template id (like project-member)", f"usage: {usage('request')}"
+        )
     duration: timedelta | None = None
     ticket = ""
     reason = ""
@@ -187,7 +191,7 @@ def _parse_request(words: list[str]) -> Request:
             break
         else:
             raise UserError(
-                f"I did not understand `{rest[i]}` in your request",
+                f"I did not understand `{shown(rest[i])}` in your request",
                 f"usage: {usage('request')} (e.g. `request prod-eu/payments project-member for 2h because INC-42`)",
             )
     if len(reason) > MAX_REASON:
@@ -198,7 +202,12 @@ def _parse_request(words: list[str]) -> Request:
 
 
 def parse(text: str) -> Command:
-    """Parse the text after the slash command into a Command, or raise UserError."""
+    """Parse the text after the slash command into a Command, or raise UserError (linear in the text, capped)."""
+    if len(text) > MAX_COMMAND_CHARS:
+        raise UserError(
+            f"that command is {len(text)} characters long (at most {MAX_COMMAND_CHARS})",
+            "a reason can be up to 500 characters; put long explanations in a ticket",
+        )
     words = text.split()
     if not words:
         return Bare()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from bot.core.errors import UserError
+from bot.core.errors import UserError, is_number, shown
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _WORDS = {
@@ -24,9 +24,7 @@ DURATION_HINT = "write a duration like `30m`, `4h`, `1h30m` or `2d`"
 
 
 def _shown(text: str) -> str:
-    """The input as quoted back to the user: short, so a hostile value is never echoed whole."""
-    clean = text.strip()
-    return clean if len(clean) <= 24 else clean[:20] + "…"
+    return shown(text, 24)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -95,18 +93,34 @@ def to_spec(value: timedelta) -> str:
     return out or "0s"
 
 
+MAX_MOMENT_CHARS = 40
+"""Longest point-in-time text read at all (an ISO time with offset and fraction fits)."""
+_LATEST_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second datetime can show
+
+
 def parse_moment(text: str, now: datetime) -> int:
     """A point in time as epoch seconds: `7d` (that long before `now`), an ISO time (UTC unless it says), or epoch."""
-    if text.isdigit():
-        return int(text)
+    raw = text.strip()
+    if len(raw) > MAX_MOMENT_CHARS:
+        raise UserError(f"`{shown(raw)}` is too long for a time (at most {MAX_MOMENT_CHARS} characters)")
+    if is_number(raw):
+        value = int(raw)
+        if value > _LATEST_EPOCH:
+            raise UserError(f"`{shown(raw)}` is too far in the future (epoch seconds up to {_LATEST_EPOCH})")
+        return value
     try:
-        return int((now - parse_duration(text)).timestamp())
+        delta = parse_duration(raw)
     except UserError:
         pass
+    else:
+        try:
+            return int((now - delta).timestamp())
+        except (OverflowError, ValueError):
+            raise UserError(f"`{shown(raw)}` ago is before year 1", "use a shorter duration or an ISO time") from None
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise UserError(f"`{text}` is neither a duration (7d) nor an ISO time (2026-11-01T00:00)") from None
+        raise UserError(f"`{shown(raw)}` is neither a duration (7d) nor an ISO time (2026-11-01T00:00)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())

@@ -1,6 +1,17 @@
-"""The one exception tree every layer raises and catches."""
+"""The one exception tree every layer raises and catches, and how a message quotes the input it refuses."""
 
 from __future__ import annotations
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """User text as quoted back in a message: stripped and cut short, so a hostile value is never echoed whole."""
+    clean = text.strip()
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
+def is_number(text: str) -> bool:
+    """True for ASCII digits only (`str.isdigit` also accepts `²` or `٣`, which `int()` then refuses or misreads)."""
+    return text.isascii() and text.isdigit()
 
 
 class BotError(Exception):

@@ -318,6 +318,14 @@ class JobMarks(Protocol):
         ...
 
 
+class ReplayCache(Protocol):
+    """Signatures of requests already accepted, shared by every process on the database and kept across restarts."""
+
+    def remember(self, key: str, expires_at: int, now: int) -> bool:
+        """Store `key` until `expires_at`; False when it is already stored and not yet expired (a replay)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Storage:
     """Every storage port of one database; services receive only the ports they use."""
@@ -332,3 +340,4 @@ class Storage:
     outbox: OutboxStore
     leases: LeaseStore
     marks: JobMarks
+    replays: ReplayCache

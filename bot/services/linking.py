@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 ATTEMPT_RETENTION = 86400
 """Seconds expired login attempts are kept before they are purged."""
+MAX_STATE_CHARS = 256
+"""Longest OAuth `state` or attempt id looked up at all (ours are 43 and 32 characters)."""
 
 
 def _hash(value: str) -> str:
@@ -203,7 +205,7 @@ class LinkingService:
     async def start(self, attempt_id: str) -> LinkStart:
         """Bind the attempt to a fresh browser cookie (once) and return the IdP redirect; LinkRefused otherwise."""
         now = self._clock.now()
-        attempt = self._attempts.get(attempt_id) if attempt_id else None
+        attempt = self._attempts.get(attempt_id) if attempt_id and len(attempt_id) <= MAX_STATE_CHARS else None
         if attempt is None or attempt.started_at is not None or attempt.expires_at <= now:
             raise LinkRefused(Failure.START_INVALID)
         try:
@@ -222,21 +224,30 @@ class LinkingService:
         return LinkStart(redirect_url=url, cookie=cookie)
 
     async def complete(
-        self, *, state: str | None, code: str | None, error: str | None, cookie: str | None
+        self,
+        *,
+        state: str | None,
+        code: str | None,
+        error: str | None,
+        cookie: str | None,
+        source: str = "",
     ) -> LinkResult:
-        """Finish a link from the IdP callback: every check, then store, audit, notify and DM."""
+        """Finish a link from the IdP callback: every check, then store, audit, notify and DM.
+
+        `source` (the browser's address) only tallies refusals nobody can be named for.
+        """
         try:
-            return await self._complete(state or "", code or "", error, cookie or "")
+            return await self._complete(state or "", code or "", error, cookie or "", source)
         except LinkRefused as refused:
             return LinkResult(failure=refused.failure, reason=refused.reason)
 
-    async def _complete(self, state: str, auth_code: str, error: str | None, cookie: str) -> LinkResult:
+    async def _complete(self, state: str, auth_code: str, error: str | None, cookie: str, source: str) -> LinkResult:
         now = self._clock.now()
         if not state:
-            self._state_refused("", Failure.STATE_MISSING, "no state in the callback")
-        attempt = self._attempts.by_state(state)
+            self._state_refused("", Failure.STATE_MISSING, "no state in the callback", source=source)
+        attempt = self._attempts.by_state(state) if len(state) <= MAX_STATE_CHARS else None
         if attempt is None:
-            self._state_refused("", Failure.STATE_UNKNOWN, "unknown state")
+            self._state_refused("", Failure.STATE_UNKNOWN, "unknown state", source=source)
         slack_user = attempt.slack_user
         if attempt.used_at is not None:
             self._state_refused(slack_user, Failure.STATE_REPLAYED, "state already used")
@@ -439,8 +450,10 @@ class LinkingService:
 
     # --- helpers -------------------------------------------------------------------------------------
 
-    def _state_refused(self, slack_user: str, failure: Failure, why: str, *, notify: bool = True) -> NoReturn:
-        self._refusals.record(audit_actions.LOGIN_STATE_MISMATCH, slack_user, why, notify=notify)
+    def _state_refused(
+        self, slack_user: str, failure: Failure, why: str, *, notify: bool = True, source: str = ""
+    ) -> NoReturn:
+        self._refusals.record(audit_actions.LOGIN_STATE_MISMATCH, slack_user, why, notify=notify, source=source)
         raise LinkRefused(failure)
 
     async def _discard_sealed(self, sealed: str) -> None:

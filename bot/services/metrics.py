@@ -20,6 +20,7 @@ class Metrics:
         self.command_buckets: dict[tuple[str, float], int] = defaultdict(int)
         self.job_runs: dict[str, int] = defaultdict(int)
         self.job_failures: dict[str, int] = defaultdict(int)
+        self.refusals: dict[tuple[str, str], int] = defaultdict(int)
 
     def count_request(self, route: str, status: int) -> None:
         """Count one HTTP request by route and status."""
@@ -41,6 +42,11 @@ class Metrics:
             self.job_runs[job] += 1
             if not ok:
                 self.job_failures[job] += 1
+
+    def count_refusal(self, kind: str, reason: str) -> None:
+        """Count one refused outside request (`kind`: slack, oauth) by its reason."""
+        with self._lock:
+            self.refusals[(kind, reason)] += 1
 
     def render(self, grants_by_state: Mapping[str, int], extra: Mapping[str, float] | None = None) -> str:
         """The Prometheus text exposition."""
@@ -68,12 +74,21 @@ class Metrics:
                     "# TYPE accessbot_job_failures_total counter"]  # fmt: skip
             for job, n in sorted(self.job_failures.items()):
                 out.append(f'accessbot_job_failures_total{{job="{job}"}} {n}')
+            out += ["# HELP accessbot_refusals_total Refused outside requests by kind and reason.",
+                    "# TYPE accessbot_refusals_total counter"]  # fmt: skip
+            for (kind, reason), n in sorted(self.refusals.items()):
+                out.append(f'accessbot_refusals_total{{kind="{kind}",reason="{_label(reason)}"}} {n}')
         out += ["# HELP accessbot_grants Grants by state.", "# TYPE accessbot_grants gauge"]
         for state, n in sorted(grants_by_state.items()):
             out.append(f'accessbot_grants{{state="{state}"}} {n}')
         for name, value in sorted((extra or {}).items()):
             out += [f"# TYPE {name} gauge", f"{name} {value}"]
         return "\n".join(out) + "\n"
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value: backslashes, quotes and newlines escaped (reasons are ours, but stay safe)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 METRICS = Metrics()

@@ -1,15 +1,23 @@
-"""Refused sign-ins and tokens: one audit event each, and a security-channel post when it smells of an attack."""
+"""Refusals: sign-in and token refusals audited one by one, and outsiders' refusals tallied (bounded) per minute.
+
+Anyone on the internet can send a forged Slack request or a bogus OAuth callback. Those are counted per reason in
+/metrics, and audited at most twice per reason, source and minute: the first refusal at once, then one row with the
+count of the rest when the minute is over. Distinct sources per minute are capped, so neither the database nor the
+memory grows with what an attacker sends.
+"""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from bot.core import audit_actions
 from bot.core.notices import LoginRefused, RefusalKind
 from bot.core.ports import Clock
 from bot.core.storage import Transactions
 from bot.services.audit import AuditLog
+from bot.services.metrics import METRICS
 from bot.services.outbox import Outbox
 
 ANONYMOUS_POST_WINDOW = 300
@@ -26,14 +34,99 @@ def identity_key(kind: str, slack_user: str, now: int) -> str:
     return f"identity:{kind}:{slack_user}:{now}:{secrets.token_hex(4)}"
 
 
-class Refusals:
-    """Audits refusals of identity steps and alerts the security channel."""
+TALLY_WINDOW = 60
+"""Seconds of one tally window."""
+MAX_SOURCES = 100
+"""Distinct sources tallied apart per window; the rest are tallied together as `other`."""
+MAX_DETAIL = 64
+"""Characters kept of any outsider-supplied value stored in a tally row."""
 
-    def __init__(self, *, tx: Transactions, audit: AuditLog, outbox: Outbox, clock: Clock) -> None:
+
+@dataclass
+class _Tally:
+    """Refusals of one (action, reason, source) in the current window."""
+
+    first_at: int
+    details: dict[str, object]
+    count: int = 0
+    audited: int = 0
+
+
+@dataclass
+class RefusalTally:
+    """Counts outsiders' refusals and audits them at most twice per (action, reason, source) per window."""
+
+    audit: AuditLog
+    clock: Clock
+    kind: str
+    window_s: int = TALLY_WINDOW
+    max_sources: int = MAX_SOURCES
+    _window: int = field(default=-1, init=False)
+    _tallies: dict[tuple[str, str, str], _Tally] = field(default_factory=dict, init=False)
+
+    def refused(
+        self, action: str, reason: str, source: str, *, target: str = "", details: Mapping[str, object] | None = None
+    ) -> None:
+        """Count one refusal; audit it at once when it is the first of its kind in this window."""
+        METRICS.count_refusal(self.kind, reason)
+        now = self.clock.now()
+        window = now // self.window_s
+        if window != self._window:
+            self.flush()
+            self._window = window
+        sources = {key[2] for key in self._tallies}
+        if source not in sources and len(sources) >= self.max_sources:
+            source = "other"
+        key = (action, reason, _cut(source))
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = _Tally(now, {k: _cut(v) if isinstance(v, str) else v for k, v in (details or {}).items()})
+            self._tallies[key] = tally
+        tally.count += 1
+        if tally.count == 1:
+            self._record(key, tally, target)
+
+    def flush(self, *, before: int | None = None) -> int:
+        """Audit the rest of each tally of a finished window (or of every window when `before` is None)."""
+        if before is not None and self._window >= before // self.window_s:
+            return 0
+        written = 0
+        for key, tally in self._tallies.items():
+            if tally.count > tally.audited:
+                self._record(key, tally, "")
+                written += 1
+        self._tallies.clear()
+        return written
+
+    def _record(self, key: tuple[str, str, str], tally: _Tally, target: str) -> None:
+        action, reason, source = key
+        new = tally.count - tally.audited
+        tally.audited = tally.count
+        self.audit.record(
+            action,
+            actor="unknown",
+            target=target,
+            outcome="refused",
+            reason=reason,
+            details={**tally.details, "source": source, "count": new, "first_at": tally.first_at},
+        )
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= MAX_DETAIL else value[: MAX_DETAIL - 1] + "…"
+
+
+class Refusals:
+    """Audits refusals of identity steps and alerts the security channel; outsiders' refusals are tallied."""
+
+    def __init__(
+        self, *, tx: Transactions, audit: AuditLog, outbox: Outbox, clock: Clock, tally: RefusalTally | None = None
+    ) -> None:
         self._tx = tx
         self._audit = audit
         self._outbox = outbox
         self._clock = clock
+        self.tally = tally or RefusalTally(audit, clock, "oauth")
 
     def record(
         self,
@@ -44,18 +137,25 @@ class Refusals:
         notify: bool = False,
         actor: str | None = None,
         extra: Mapping[str, object] | None = None,
+        source: str = "",
     ) -> None:
-        """Audit one refusal; with `notify`, post it to the security channel too (rate-limited when anonymous)."""
+        """Audit one refusal; with `notify`, post it to the security channel too (rate-limited when anonymous).
+
+        A refusal nobody can be named for (a forged or stale callback) is tallied instead of audited one by one.
+        """
         now = self._clock.now()
         with self._tx.atomic():
-            self._audit.record(
-                action,
-                actor=actor or slack_user or "anonymous",
-                target=slack_user,
-                outcome="refused",
-                reason=why,
-                details={"slack_user": slack_user, "why": why, **(extra or {})},
-            )
+            if slack_user:
+                self._audit.record(
+                    action,
+                    actor=actor or slack_user,
+                    target=slack_user,
+                    outcome="refused",
+                    reason=why,
+                    details={"slack_user": slack_user, "why": why, **(extra or {})},
+                )
+            else:
+                self.tally.refused(action, why, source or "unknown", details={"why": why})
             if not notify:
                 return
             notice = LoginRefused(_KINDS.get(action, RefusalKind.LINK), slack_user, why)

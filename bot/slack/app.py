@@ -18,6 +18,8 @@ from bot.slack.commands import Handlers
 from bot.slack.context import SlackDeps
 
 log = logging.getLogger(__name__)
+MAX_FORM_FIELDS = 100
+"""A slash command has about 15 form fields; more is not Slack."""
 
 HANDLERS: Handlers = {
     parsed.Link: identity.link,
@@ -42,13 +44,16 @@ def parse_body(body: str, content_type: str | None) -> dict[str, Any]:
     """
     if not body:
         return {}
-    if (content_type or "").split(";")[0].strip() == "application/json" or body.startswith("{"):
-        parsed = json.loads(body)
-        return parsed if isinstance(parsed, dict) else {}
-    form = dict(parse_qsl(body, keep_blank_values=True))
-    if set(form) == {"payload"}:
-        payload = json.loads(form["payload"])
-        return payload if isinstance(payload, dict) else {}
+    try:
+        if (content_type or "").split(";")[0].strip() == "application/json" or body.startswith("{"):
+            parsed = json.loads(body)
+            return parsed if isinstance(parsed, dict) else {}
+        form = dict(parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+        if set(form) == {"payload"}:
+            payload = json.loads(form["payload"])
+            return payload if isinstance(payload, dict) else {}
+    except (ValueError, RecursionError):
+        return {}  # malformed (or absurdly nested) JSON from a signed request: nothing Bolt can route
     return form
 
 

@@ -1,19 +1,27 @@
-"""Checks every request that claims to come from Slack: signature, age, and replays; refusals are audited."""
+"""Checks every request that claims to come from Slack: signature, age, and replays; refusals are tallied.
+
+Slack signs `v0:{X-Slack-Request-Timestamp}:{raw body}` with HMAC-SHA256 and the app's signing secret and sends
+`v0=<hex>` in `X-Slack-Signature`; a request older than five minutes must be refused
+(https://api.slack.com/authentication/verifying-requests-from-slack). Accepted signatures are remembered in the
+store until their own timestamp plus that window, so a replay is refused by every process, also after a restart.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.core import audit_actions
+from bot.core.errors import is_number
 from bot.core.ports import Clock
-from bot.services.audit import AuditLog
+from bot.core.storage import ReplayCache
+from bot.services.refusals import RefusalTally
 
 MAX_AGE_SECONDS = 300
+MAX_SIGNATURE_CHARS = 80  # "v0=" and 64 hex digits
+MAX_TIMESTAMP_CHARS = 12
 
 
 @dataclass(frozen=True)
@@ -25,28 +33,35 @@ class Verdict:
 
 
 class RequestGuard:
-    """HMAC-SHA256 signature check as Slack specifies, a 5-minute window, and a replay cache."""
+    """HMAC-SHA256 signature check as Slack specifies, a 5-minute window, and a replay cache in the store."""
 
-    def __init__(self, signing_secret: str, audit: AuditLog, clock: Clock, *, replay_window: int = MAX_AGE_SECONDS):
+    def __init__(
+        self,
+        signing_secret: str,
+        *,
+        replays: ReplayCache,
+        tally: RefusalTally,
+        clock: Clock,
+        window: int = MAX_AGE_SECONDS,
+    ) -> None:
         self._secret = signing_secret.encode("utf-8")
-        self._audit = audit
+        self._replays = replays
+        self._tally = tally
         self._clock = clock
-        self._seen: OrderedDict[str, int] = OrderedDict()
-        self._window = replay_window
+        self._window = window
 
     def __repr__(self) -> str:
         return "RequestGuard(signing_secret=[redacted])"
 
     def check(self, headers: Mapping[str, str], body: bytes, *, remote: str = "") -> Verdict:
-        """Verify one request; audit and refuse forged, stale, malformed or replayed ones."""
+        """Verify one request; count and (at most twice a minute per reason and source) audit refusals."""
         verdict = self._verify(headers, body)
         if not verdict.ok:
-            self._audit.record(
+            self._tally.refused(
                 audit_actions.SLACK_REQUEST_REJECTED,
-                actor="unknown",
+                verdict.reason,
+                remote or "unknown",
                 target="/slack/events",
-                outcome="refused",
-                reason=verdict.reason,
                 details={"remote": remote, "retry_num": headers.get("x-slack-retry-num", "")},
             )
         return verdict
@@ -56,30 +71,17 @@ class RequestGuard:
         signature = headers.get("x-slack-signature", "")
         if not timestamp or not signature:
             return Verdict(False, "missing signature headers")
-        if not timestamp.isdigit() or len(timestamp) > 12:
+        if not is_number(timestamp) or len(timestamp) > MAX_TIMESTAMP_CHARS:
             return Verdict(False, "timestamp header is not a number")
+        if len(signature) > MAX_SIGNATURE_CHARS:
+            return Verdict(False, "signature does not match")
         now = self._clock.now()
-        if abs(now - int(timestamp)) > MAX_AGE_SECONDS:
+        sent_at = int(timestamp)
+        if abs(now - sent_at) > self._window:
             return Verdict(False, "timestamp outside the 5-minute window")
         expected = "v0=" + hmac.new(self._secret, b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
+        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
             return Verdict(False, "signature does not match")
-        if self._replayed(signature, now):
+        if not self._replays.remember(signature, sent_at + self._window, now):
             return Verdict(False, "replayed request (same signature seen before)")
         return Verdict(True)
-
-    def _replayed(self, signature: str, now: int) -> bool:
-        while self._seen:
-            oldest_sig, seen_at = next(iter(self._seen.items()))
-            if now - seen_at <= self._window and len(self._seen) < 100_000:
-                break
-            self._seen.pop(oldest_sig)
-        if signature in self._seen:
-            return True
-        self._seen[signature] = now
-        return False
-
-
-def monotonic_ms() -> float:
-    """Milliseconds from a monotonic clock (for latency metrics)."""
-    return time.monotonic() * 1000

@@ -11,6 +11,7 @@ from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -21,6 +22,7 @@ from bot.core.errors import UpstreamError
 from bot.core.ports import Clock
 from bot.services.metrics import METRICS
 from bot.web import oauth, ops
+from bot.web.limits import BodyLimit
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +78,13 @@ def create_app(
         if run_jobs:
             await components.scheduler.start()
         checks = asyncio.create_task(_check_policy(components))
+        tallies = asyncio.create_task(_flush_tallies(components))
         log.info("accessbot ready (jobs: %s)", components.role)
         try:
             yield
         finally:
             checks.cancel()
+            tallies.cancel()
             if run_jobs:
                 await components.scheduler.stop()
             if socket is not None:
@@ -93,7 +97,8 @@ def create_app(
         Route("/metrics", ops.metrics, methods=["GET"]),
     ]
     routes += oauth.routes()
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(BodyLimit, max_body=int(config.server.max_body))]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
 
 
 async def _check_policy(components: wiring.Bot) -> None:
@@ -103,6 +108,16 @@ async def _check_policy(components: wiring.Bot) -> None:
             log.warning("policy: %s", warning)
     except UpstreamError as err:
         log.warning("policy not checked against Rancher at start: %s", err)
+
+
+async def _flush_tallies(components: wiring.Bot, every: float = 10.0) -> None:
+    """Audit the refusal tallies of each finished minute (the first refusal of each kind is audited at once)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            components.flush_tallies(before=components.clock.now())
+        except Exception:
+            log.exception("could not audit the refusal tallies")
 
 
 async def _start_socket_mode(components: wiring.Bot) -> Any:

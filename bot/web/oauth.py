@@ -144,6 +144,7 @@ async def callback(request: Request) -> Response:
             code=params.get("code"),
             error=params.get("error"),
             cookie=request.cookies.get(COOKIE),
+            source=request.client.host if request.client else "",
         )
     except Exception:
         log.exception("link callback failed")

@@ -502,11 +502,14 @@ async def test_attempt_secrets_are_long_and_the_verifier_is_sealed(rig: Rig) -> 
     assert verifier not in attempt.sealed_verifier
 
 
-async def test_anonymous_refusals_post_once_but_are_all_audited(rig: Rig) -> None:
-    """Forged callbacks from anyone are each audited, but reach the security channel once per 5 minutes."""
+async def test_anonymous_refusals_post_once_and_are_all_counted(rig: Rig) -> None:
+    """Forged callbacks from anyone are all counted in the audit log (the first at once, the rest as one tally row
+    per minute), and reach the security channel once per 5 minutes."""
     for _ in range(3):
         assert (await rig.callback({"state": "forged"}, None)).failure is Failure.STATE_UNKNOWN
-    assert len(rig.audit(audit_actions.LOGIN_STATE_MISMATCH)) == 3
+    assert [e.details["count"] for e in rig.audit(audit_actions.LOGIN_STATE_MISMATCH)] == [1]
+    rig.settings["refusals"].tally.flush()
+    assert [e.details["count"] for e in rig.audit(audit_actions.LOGIN_STATE_MISMATCH)] == [1, 2]
     assert len([t for t in rig.outbox(botconfig.CHANNELS["security"]) if "unknown state" in t]) == 1
 
 

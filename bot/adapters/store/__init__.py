@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.adapters.store.audit import SqlAudit
-from bot.adapters.store.coordination import SqlJobMarks, SqlLeases
+from bot.adapters.store.coordination import SqlJobMarks, SqlLeases, SqlReplayCache
 from bot.adapters.store.grants import SqlExtensions, SqlGrants
 from bot.adapters.store.identity import SqlLinks, SqlLoginAttempts
 from bot.adapters.store.outbox import SqlOutbox
@@ -31,4 +31,5 @@ def open_storage(database: str | Path, *, migrate: bool = True) -> Storage:
         outbox=SqlOutbox(sql),
         leases=SqlLeases(sql),
         marks=SqlJobMarks(sql),
+        replays=SqlReplayCache(sql),
     )

@@ -1,4 +1,4 @@
-"""Leases between processes and the jobs' set-once marks in SQL (the LeaseStore and JobMarks ports)."""
+"""What processes share to coordinate, in SQL: leases, the jobs' set-once marks, the replay cache (three ports)."""
 
 from __future__ import annotations
 
@@ -51,3 +51,27 @@ class SqlJobMarks:
                 [key, value, now],
             )
         )
+
+
+class SqlReplayCache:
+    """The ReplayCache port: one row per accepted signature until its request's own timestamp plus the window."""
+
+    PURGE_EVERY = 200
+    """Remembered keys between two deletions of the expired ones (the table holds minutes of Slack traffic)."""
+
+    def __init__(self, sql: SqliteDatabase) -> None:
+        self._sql = sql
+        self._since_purge = 0
+
+    def remember(self, key: str, expires_at: int, now: int) -> bool:
+        """Store `key` until `expires_at`; False when it is already stored and not yet expired (a replay)."""
+        fresh = self._sql.execute(
+            "insert into replay_cache(key, expires_at) values (?, ?) on conflict(key) do update "
+            "set expires_at = excluded.expires_at where replay_cache.expires_at <= ?",
+            [key, expires_at, now],
+        )
+        self._since_purge += 1
+        if self._since_purge >= self.PURGE_EVERY:
+            self._since_purge = 0
+            self._sql.execute("delete from replay_cache where expires_at <= ?", [now])
+        return bool(fresh)

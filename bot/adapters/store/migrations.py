@@ -244,3 +244,10 @@ def m003_grant_extensions(db: Database) -> None:
                 {"grant_id": grant_id, "number": number, "approver": str(approver), "at": row["updated_at"] or 0}
             )
     db.execute("delete from job_state where key like 'ext:%'")
+
+
+@MIGRATIONS()
+def m004_replay_cache(db: Database) -> None:
+    """Accepted Slack signatures, shared by every process and kept across restarts (until timestamp + window)."""
+    db.execute("create table replay_cache (key text primary key, expires_at integer not null)")
+    db.execute("create index idx_replay_cache_expires_at on replay_cache(expires_at)")

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from bot.core import audit_actions as A
 from bot.core.durations import format_duration
-from bot.core.errors import BotError, NotAllowed, NotFound, UserError
+from bot.core.errors import BotError, NotAllowed, NotFound, UserError, is_number, shown
 from bot.core.grant_lifecycle import ExtensionRequest, ExtensionState, can_extend, extension_sources
 from bot.core.model import Grant, GrantChange, Identity
 from bot.core.notices import HolderEvent
@@ -94,9 +94,10 @@ class Extensions:
         """Approve or deny a pending extension (`ref` is `<grant id>:<extension number>` from the button)."""
         gid, _, number_text = ref.partition(":")
         grant = self._dir.get(gid)
-        request = self._requests.get(grant.id, int(number_text)) if number_text.isdigit() else None
+        known = is_number(number_text) and len(number_text) < 6
+        request = self._requests.get(grant.id, int(number_text)) if known else None
         if request is None:
-            raise NotFound(f"there is no pending extension {ref}")
+            raise NotFound(f"there is no pending extension {shown(ref)}")
         if request.state is not X.PENDING or grant.extensions != request.number:
             return ExtendOutcome("unchanged", f"the extension of {grant.id} was already decided", grant)
         ident = self._dir.identity(approver)
