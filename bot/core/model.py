@@ -211,12 +211,24 @@ class GrantState(StrEnum):
 
 @dataclass(frozen=True)
 class Approval:
-    """One approver's decision on a request."""
+    """One approver's decision on a request: the Slack account that clicked and the IdP identity behind it."""
 
     approver: str
     decision: str  # "approve" | "deny"
     at: int
     comment: str = ""
+    issuer: str = ""
+    subject: str = ""
+
+    @property
+    def person(self) -> str:
+        """Who decided, as a person: the IdP identity (issuer and subject), else the Slack account (old rows)."""
+        return person_key(self.issuer, self.subject) if self.subject else f"slack:{self.approver}"
+
+
+def person_key(issuer: str, subject: str) -> str:
+    """One person as the IdP knows them: two Slack accounts linked to one identity are one person."""
+    return f"{issuer}|{subject}"
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,7 @@ class GrantStore(Protocol):
         ...
 
     def add_approval(self, grant_id: str, approval: Approval) -> bool:
-        """Record one approver's decision once; False when that approver already decided."""
+        """Record one decision once per Slack account and per IdP identity; False when either already decided."""
         ...
 
     def add_history(self, entry: HistoryEntry) -> None:

@@ -44,6 +44,10 @@ class GrantRevoker(Protocol):
         """Revoke grants that depended on groups the user lost; return how many."""
         ...
 
+    def withdraw_requests(self, slack_user: str, reason: str) -> int:
+        """Withdraw the account's undecided requests, inside the caller's transaction; return how many."""
+        ...
+
 
 class Offboarding:
     """Revokes everything a Slack user holds through the bot (after their link was revoked or moved)."""
@@ -57,6 +61,10 @@ class Offboarding:
             await self._grants.revoke_all_for_user(slack_user, reason=why)
         except Exception:
             log.exception("offboarding %s failed (grants may still be active)", slack_user)
+
+    def withdraw_requests(self, slack_user: str, why: str) -> int:
+        """Withdraw the account's undecided requests now, in the caller's transaction (no Rancher call needed)."""
+        return self._grants.withdraw_requests(slack_user, why)
 
     async def groups_removed(self, slack_user: str, removed: tuple[str, ...]) -> None:
         """Revoke grants that depended on removed groups; failures are logged, never raised."""

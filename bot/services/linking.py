@@ -367,8 +367,11 @@ class LinkingService:
                     identity_key("moved", other.slack_user, now),
                     LinkMovedAway(other.email or other.subject),
                 )
+                # In the same transaction as the move: the old account's requests can never meet its twin's approval.
+                self._offboarding.withdraw_requests(other.slack_user, why)
                 offboard.append((other.slack_user, why))
             if previous is not None and previous.subject != login.subject:
+                self._offboarding.withdraw_requests(slack_user, "linked to a different identity")
                 offboard.append((slack_user, "linked to a different identity"))
             self._links.save(record)
             details: dict[str, object] = {

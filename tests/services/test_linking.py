@@ -104,6 +104,7 @@ class RecordingGrants:
 
     offboarded: list[tuple[str, str]]
     groups_removed: list[tuple[str, tuple[str, ...]]]
+    withdrawn: list[tuple[str, str]] = field(default_factory=list)
 
     async def revoke_all_for_user(self, slack_user: str, *, reason: str) -> int:
         """Record an offboarding."""
@@ -113,6 +114,11 @@ class RecordingGrants:
     async def revoke_for_removed_groups(self, slack_user: str, removed_groups: Sequence[str]) -> int:
         """Record lost groups."""
         self.groups_removed.append((slack_user, tuple(removed_groups)))
+        return 0
+
+    def withdraw_requests(self, slack_user: str, reason: str) -> int:
+        """Record a withdrawal (counted as an offboarding step)."""
+        self.withdrawn.append((slack_user, reason))
         return 0
 
 

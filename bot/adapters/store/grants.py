@@ -125,12 +125,20 @@ class SqlGrants:
         return {r["state"]: r["n"] for r in self._sql.query("select state, count(*) as n from grants group by state")}
 
     def add_approval(self, grant_id: str, approval: Approval) -> bool:
-        """Record one approver's decision once; False when that approver already decided."""
+        """Record one decision once per Slack account and per IdP identity; False when either already decided."""
         return bool(
             self._sql.execute(
-                "insert into grant_approvals(grant_id, approver, decision, at, comment) values (?, ?, ?, ?, ?) "
-                "on conflict(grant_id, approver) do nothing",
-                [grant_id, approval.approver, approval.decision, approval.at, approval.comment],
+                "insert into grant_approvals(grant_id, approver, decision, at, comment, approver_issuer, "
+                "approver_subject) values (?, ?, ?, ?, ?, ?, ?) on conflict do nothing",
+                [
+                    grant_id,
+                    approval.approver,
+                    approval.decision,
+                    approval.at,
+                    approval.comment,
+                    approval.issuer,
+                    approval.subject,
+                ],
             )
         )
 
@@ -150,7 +158,12 @@ class SqlGrants:
 
     def _approvals(self, grant_id: str) -> tuple[Approval, ...]:
         rows = self._sql.query("select * from grant_approvals where grant_id = ? order by at, approver", [grant_id])
-        return tuple(Approval(r["approver"], r["decision"], r["at"], r["comment"] or "") for r in rows)
+        return tuple(
+            Approval(
+                r["approver"], r["decision"], r["at"], r["comment"] or "", r["approver_issuer"], r["approver_subject"]
+            )
+            for r in rows
+        )
 
     def _grant(self, row: Row) -> Grant:
         return grant_from_row(row, self._approvals(row["id"]))

@@ -251,3 +251,19 @@ def m004_replay_cache(db: Database) -> None:
     """Accepted Slack signatures, shared by every process and kept across restarts (until timestamp + window)."""
     db.execute("create table replay_cache (key text primary key, expires_at integer not null)")
     db.execute("create index idx_replay_cache_expires_at on replay_cache(expires_at)")
+
+
+@MIGRATIONS()
+def m005_approvals_by_identity(db: Database) -> None:
+    """Approvals record the IdP identity behind the clicking Slack account; one vote per identity and request."""
+    db.execute("alter table grant_approvals add column approver_issuer text not null default ''")
+    db.execute("alter table grant_approvals add column approver_subject text not null default ''")
+    db.execute(
+        "update grant_approvals set approver_issuer = (select issuer from links where slack_user = approver), "
+        "approver_subject = (select subject from links where slack_user = approver) "
+        "where exists (select 1 from links where slack_user = approver)"
+    )
+    db.execute(
+        "create unique index uq_grant_approvals_identity "
+        "on grant_approvals(grant_id, approver_issuer, approver_subject) where approver_subject != ''"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.core import audit_actions as A
 from bot.core.errors import BotError, NotAllowed, UserError
 from bot.core.grant_lifecycle import GrantEvent, request_expired
-from bot.core.model import Approval, GrantChange, GrantState, Identity
+from bot.core.model import Approval, GrantChange, GrantState, Identity, person_key
 from bot.core.notices import HolderEvent
 from bot.core.policy import can_approve
 from bot.core.ports import Clock
@@ -48,10 +48,13 @@ class Approvals:
         rule = self._dir.rule(grant.rule)
         if rule is None:
             raise NotAllowed(f"rule {grant.rule} of {grant.id} no longer exists", "ask an admin")
-        already = [a.approver for a in grant.approvals]
-        ok, why = can_approve(rule, ident.groups, ident.slack_user, grant.slack_user, already=already)
+        me, requester = person_key(ident.issuer, ident.subject), person_key(ident.issuer, grant.subject)
+        already = [a.person for a in grant.approvals]
+        if ident.slack_user == grant.slack_user:
+            me = requester  # the requesting Slack account, whatever identity it is linked to now
+        ok, why = can_approve(rule, ident.groups, me, requester, already=already)
         if not ok:
-            if ident.slack_user in already:
+            if me in already:
                 return DecisionOutcome("unchanged", why, grant)
             raise NotAllowed(why)
         now = self._clock.now()
@@ -60,7 +63,8 @@ class Approvals:
         final = False
         try:
             with self._ledger.tx.atomic():
-                if not self._grants.add_approval(grant.id, Approval(ident.slack_user, decision, now, comment)):
+                vote = Approval(ident.slack_user, decision, now, comment, ident.issuer, ident.subject)
+                if not self._grants.add_approval(grant.id, vote):
                     raise _Unchanged
                 if decision == "deny":
                     updated = self._ledger.move(
@@ -82,7 +86,11 @@ class Approvals:
                     status, message = "denied", f"{grant.id} denied"
                 else:
                     approvals = [a for a in self._dir.reload(grant.id).approvals if a.decision == "approve"]
-                    final = len(approvals) >= max(1, grant.approvals_required)
+                    # Every earlier approval is checked again now: its person may have been unlinked or left the
+                    # approver groups since; only approvals that still hold count, one per person.
+                    counted = {a.person for a in approvals if self._dir.still_approver(a.person, rule, requester)}
+                    lapsed = len({a.person for a in approvals}) - len(counted)
+                    final = len(counted) >= max(1, grant.approvals_required)
                     if final:
                         moved = self._ledger.move(grant, GrantEvent.APPROVE, actor=ident.slack_user, reason=comment)
                         if moved is None:
@@ -97,8 +105,10 @@ class Approvals:
                             reason=comment,
                             details={
                                 "approver": ident.slack_user,
-                                "approvals": len(approvals),
+                                "approver_subject": ident.subject,
+                                "approvals": len(counted),
                                 "approvals_required": grant.approvals_required,
+                                "lapsed": lapsed,
                                 "final": final,
                             },
                         ),
@@ -106,8 +116,12 @@ class Approvals:
                     if final:
                         status, message = "approved", f"{grant.id} approved"
                     else:
-                        left = grant.approvals_required - len(approvals)
+                        left = grant.approvals_required - len(counted)
                         status, message = "recorded", f"approval recorded; {left} more needed for {grant.id}"
+                        if lapsed:
+                            message += (
+                                f" ({lapsed} earlier approval no longer counts: approver unlinked or left the group)"
+                            )
                 facts = self._dir.facts(updated, names)
                 self._ledger.card(facts)
                 self._ledger.status(facts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 
 from bot.core.errors import NotFound, NotLinked, UpstreamError, UserError
-from bot.core.model import Grant, Identity, LinkStatus, PrincipalSet, Target
+from bot.core.model import Grant, Identity, LinkStatus, PrincipalSet, Target, person_key
 from bot.core.notices import GrantFacts
 from bot.core.policy import Catalog, Policy, ResolvedTarget, Rule
 from bot.core.ports import Clock, RancherApi
@@ -77,6 +77,22 @@ class Directory:
         if record is None or record.identity.status is not LinkStatus.ACTIVE:
             return None
         return record.identity
+
+    def linked_person(self, person: str) -> Identity | None:
+        """The active identity of a person (`issuer|subject`; `slack:U…` for approvals recorded before identities)."""
+        if person.startswith("slack:"):
+            return self.maybe_identity(person.removeprefix("slack:"))
+        issuer, _, subject = person.partition("|")
+        record = self._links.active_by_subject(issuer, subject)
+        return record.identity if record is not None else None
+
+    def still_approver(self, person: str, rule: Rule, requester: str) -> bool:
+        """Whether an approval given earlier still counts: its person still linked, in an approver group, not the
+        requester (unless the rule allows self-approval)."""
+        ident = self.linked_person(person)
+        if ident is None or not set(rule.approval.groups) & set(ident.groups):
+            return False
+        return rule.self_approval or person_key(ident.issuer, ident.subject) != requester
 
     def linked(self) -> list[Identity]:
         """Every active linked identity."""

@@ -8,7 +8,7 @@ from bot.core import audit_actions as A
 from bot.core.durations import format_duration
 from bot.core.errors import BotError, NotAllowed, NotFound, UserError, is_number, shown
 from bot.core.grant_lifecycle import ExtensionRequest, ExtensionState, can_extend, extension_sources
-from bot.core.model import Grant, GrantChange, Identity
+from bot.core.model import Grant, GrantChange, Identity, person_key
 from bot.core.notices import HolderEvent
 from bot.core.policy import Rule, can_approve
 from bot.core.ports import Clock
@@ -104,10 +104,13 @@ class Extensions:
         rule = self._dir.rule(grant.rule)
         if rule is None:
             raise NotAllowed(f"rule {grant.rule} of {grant.id} no longer exists")
-        approvers = list(request.approvers)
-        ok, why = can_approve(rule, ident.groups, ident.slack_user, grant.slack_user, already=approvers)
+        me, requester = person_key(ident.issuer, ident.subject), person_key(ident.issuer, grant.subject)
+        if ident.slack_user == grant.slack_user:
+            me = requester
+        approvers = [a if "|" in a else f"slack:{a}" for a in request.approvers]  # Slack ids: rows before m005
+        ok, why = can_approve(rule, ident.groups, me, requester, already=approvers)
         if not ok:
-            if ident.slack_user in approvers:
+            if me in approvers:
                 return ExtendOutcome("unchanged", why, grant)
             raise NotAllowed(why)
         now = self._clock.now()
@@ -120,11 +123,11 @@ class Extensions:
                     return ExtendOutcome("unchanged", "already decided", grant)
                 self._ledger.tell(facts, HolderEvent.EXTENSION_DENIED, f":{request.number}")
             return ExtendOutcome("denied", f"extension of {grant.id} denied", grant)
-        self._requests.add_approver(grant.id, request.number, ident.slack_user, now)
-        approvers.append(ident.slack_user)
-        if len(approvers) < max(1, rule.approval.count):
+        self._requests.add_approver(grant.id, request.number, me, now)
+        counted = {p for p in [*approvers, me] if self._dir.still_approver(p, rule, requester)}
+        if len(counted) < max(1, rule.approval.count):
             return ExtendOutcome(
-                "pending", f"approval recorded; {rule.approval.count - len(approvers)} more needed", grant
+                "pending", f"approval recorded; {rule.approval.count - len(counted)} more needed", grant
             )
         if not self._requests.move(
             grant.id, request.number, extension_sources(X.APPROVED), X.APPROVED, by=ident.slack_user, at=now

@@ -227,6 +227,14 @@ class Lifecycle:
             self._ledger.status(facts)
         return updated
 
+    def withdraw_requests(self, slack_user: str, reason: str) -> int:
+        """Withdraw every undecided request of a Slack account (inside the caller's transaction; no Rancher call)."""
+        withdrawn = 0
+        for grant in self._grants.find(slack_user=slack_user, states=(S.REQUESTED,)):
+            if self.withdraw(grant, "system", reason).state is S.DENIED:
+                withdrawn += 1
+        return withdrawn
+
     async def _close(self, grant: Grant, reason: str) -> None:
         """Offboarding one open grant: withdraw a request, activate-then-revoke an approved one, revoke the rest."""
         if grant.state is S.REQUESTED:
