@@ -37,11 +37,15 @@ JOB_IDS: Final[tuple[str, ...]] = (
     "deliver_outbox",
     "refresh_identities",
     "post_digest",
+    "post_anchor",
 )
 """Fixed ids of every scheduled job (memory job store; ids keep re-registration idempotent)."""
 
-CATCH_UP: Final[tuple[str, ...]] = ("expire_grants", "reconcile", "post_digest")
+CATCH_UP: Final[tuple[str, ...]] = ("expire_grants", "reconcile", "post_digest", "post_anchor")
 """Jobs run immediately on start and on becoming leader (work that fell due during downtime)."""
+
+ANCHOR_INTERVAL: Final = 3600.0
+"""The anchor job looks every hour; it posts once per UTC day."""
 
 Role = str  # "leader" | "standby" | "off"
 Body = Callable[[int], Awaitable[object]]
@@ -59,6 +63,7 @@ class JobBodies:
     deliver_outbox: Body
     refresh_identities: Body
     post_digest: Body
+    post_anchor: Body
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,7 @@ class JobScheduler:
             "reconcile": (s.reconcile_interval, self.jobs.reconcile),
             "deliver_outbox": (s.outbox_interval, self.jobs.deliver_outbox),
             "refresh_identities": (s.refresh_interval, self.jobs.refresh_identities),
+            "post_anchor": (ANCHOR_INTERVAL, self.jobs.post_anchor),
         }
         lease_every = max(1.0, s.lease_ttl / 3)
         self._add(LEASE_JOB, IntervalTrigger(seconds=lease_every, timezone=UTC), self._tick_lease, (), lease_every)

@@ -14,10 +14,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters.clock import SystemClock
 from bot.adapters.oidc import OidcClient
 from bot.adapters.rancher import RancherClient
-from bot.adapters.sealing import FernetSealer
+from bot.adapters.sealing import FernetSealer, audit_key_material
 from bot.adapters.slack_notifier import SlackNotifier, make_client
 from bot.adapters.store import open_storage
 from bot.config import Config
+from bot.core.audit_chain import ChainKey
 from bot.core.ports import Clock
 from bot.core.principals import PrincipalMapping
 from bot.core.storage import Storage
@@ -26,6 +27,7 @@ from bot.services.access import AccessService
 from bot.services.audit import AuditLog
 from bot.services.grants import GrantServices
 from bot.services.identity_sync import IdentitySync, Offboarding
+from bot.services.jobs.anchor import DailyAnchor
 from bot.services.jobs.digest import DigestSettings, WeeklyDigest
 from bot.services.jobs.lease import LeaderLease, default_owner_id
 from bot.services.jobs.reconcile import Reconciler, ReconcileSettings
@@ -88,6 +90,17 @@ def open_store(config: Config) -> Storage:
     return open_storage(config.database)
 
 
+def audit_keys(config: Config) -> tuple[ChainKey, ...]:
+    """The audit chain's keys, the first signing: `security.audit_keys`, else derived from the token keys."""
+    configured = config.security.audit_keys or config.security.token_encryption_keys
+    return tuple(ChainKey(audit_key_material(key.get_secret_value())) for key in configured)
+
+
+def audit_log(config: Config, storage: Storage, clock: Clock) -> AuditLog:
+    """The audit log of a database, chained with this deployment's keys."""
+    return AuditLog(tx=storage.tx, store=storage.audit, clock=clock, keys=audit_keys(config))
+
+
 def principal_mapping(config: Config) -> PrincipalMapping:
     """How identities map to Rancher principals, from `rancher.*`."""
     rc = config.rancher
@@ -137,7 +150,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
     oidc = build_oidc(config)
     mapping = principal_mapping(config)
     tx = storage.tx
-    audit = AuditLog(tx=tx, store=storage.audit, clock=clock)
+    audit = audit_log(config, storage, clock)
     channels = slack_config.channels
     outbox = Outbox(
         store=storage.outbox,
@@ -263,6 +276,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         deliver_outbox=outbox.deliver,
         refresh_identities=identity_sync.refresh_all,
         post_digest=digest.post,
+        post_anchor=DailyAnchor(tx=tx, marks=storage.marks, audit=audit, outbox=outbox).post,
     )
     ttl = int(sc.lease_ttl.total_seconds())
     schedule = Schedule(

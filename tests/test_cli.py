@@ -64,26 +64,27 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_migrate_then_audit_verify_and_export(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """migrate creates the schema; verify reports OK; export writes JSON lines and CSV."""
+    """migrate creates the schema and keys the chain; verify reports OK; export writes JSON lines and CSV."""
     assert main(["--config", str(config_file), "migrate"]) == 0
+    assert "the audit chain is now keyed" in capsys.readouterr().out
     from bot.adapters.clock import SystemClock
     from bot.adapters.store import open_storage
-    from bot.services.audit import AuditLog
+    from bot.config import load_config
+    from bot.wiring import audit_log
 
     store = open_storage(yaml.safe_load(config_file.read_text())["database"])
-    audit = AuditLog(tx=store.tx, store=store.audit, clock=SystemClock())
+    audit = audit_log(load_config(config_file), store, SystemClock())
     audit.record("link.created", actor="U1", target="alice")
     audit.record("grant.requested", actor="U1", target="dev-eu")
     store.database.close()
-    capsys.readouterr()
     assert main(["--config", str(config_file), "audit", "verify"]) == 0
-    assert capsys.readouterr().out.strip() == "OK: 2 events, chain intact"
+    assert capsys.readouterr().out.strip() == "OK: 3 events, chain intact (keyed)"
     assert main(["--config", str(config_file), "audit", "export", "--since", "1d", "--format", "jsonl"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [line["action"] for line in lines] == ["link.created", "grant.requested"]
+    assert [line["action"] for line in lines] == ["audit.rekeyed", "link.created", "grant.requested"]
     assert main(["--config", str(config_file), "audit", "export", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert [r["actor"] for r in rows] == ["U1", "U1"]
+    assert [r["actor"] for r in rows] == ["system", "U1", "U1"]
 
 
 def test_audit_verify_exits_1_on_tampering(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,12 +92,14 @@ def test_audit_verify_exits_1_on_tampering(config_file: Path, capsys: pytest.Cap
     main(["--config", str(config_file), "migrate"])
     from bot.adapters.clock import SystemClock
     from bot.adapters.store import open_storage
-    from bot.services.audit import AuditLog
+    from bot.config import load_config
+    from bot.wiring import audit_log
 
     db = yaml.safe_load(config_file.read_text())["database"]
     store = open_storage(db)
+    audit = audit_log(load_config(config_file), store, SystemClock())
     for i in range(3):
-        AuditLog(tx=store.tx, store=store.audit, clock=SystemClock()).record("x", actor=f"U{i}")
+        audit.record("x", actor=f"U{i}")
     store.database.close()
     attacker.execute(db, "update audit_events set outcome='tampered' where id=2")
     capsys.readouterr()

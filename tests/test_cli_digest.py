@@ -11,9 +11,10 @@ import yaml
 
 from bot.adapters.store import open_storage
 from bot.cli import main
+from bot.config import parse_config
 from bot.core import audit_actions as A
 from bot.demo import botconfig
-from bot.services.audit import AuditLog
+from bot.wiring import audit_log
 
 _ROW = re.compile(r"^\s+(?P<label>\S.*?)\s{2,}(?P<count>\d+)(?:\s+\((?P<change>[^)]+)\))?$")
 
@@ -45,7 +46,7 @@ def test_digest_command_prints_counts_of_the_window(tmp_path: Path, capsys: pyte
     store = open_storage(db)
     now = int(time.time())
     clock = At(now)
-    audit = AuditLog(tx=store.tx, store=store.audit, clock=clock)
+    audit = audit_log(parse_config(data), store, clock)
     for ago, action in [(2, A.GRANT_REQUESTED), (3, A.GRANT_REQUESTED), (4, A.GRANT_EXPIRED), (9, A.GRANT_REQUESTED)]:
         clock.value = now - ago * 86400
         audit.record(action, actor="U0ALICE001", target="dev-eu/payments", details={"grant_id": "g-1"})

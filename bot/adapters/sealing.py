@@ -1,10 +1,13 @@
-"""Encryption of secrets at rest (refresh tokens, PKCE verifiers) with rotating Fernet keys."""
+"""Key material: sealing secrets at rest with rotating Fernet keys, and the audit chain keys derived from keys."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bot.core.errors import TokenRejected
 
@@ -34,3 +37,12 @@ class FernetSealer:
     def rotate(self, token: str) -> str:
         """Re-encrypt a sealed value under the newest key."""
         return self._fernet.rotate(token.encode("ascii")).decode("ascii")
+
+
+AUDIT_KEY_INFO = b"accessbot audit chain v1"
+
+
+def audit_key_material(key: str) -> bytes:
+    """The audit chain's HMAC key from a configured key (HKDF-SHA256, so it is never the sealing key itself)."""
+    raw = base64.urlsafe_b64decode(key.encode())
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=AUDIT_KEY_INFO).derive(raw)

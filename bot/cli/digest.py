@@ -21,6 +21,7 @@ def cmd_digest(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print the digest of [since, until) with the change against the equally long window before it."""
     from bot.services.jobs.digest import build_period_digest  # noqa: PLC0415 - only this command needs it
     from bot.slack.digest_blocks import render_digest_text  # noqa: PLC0415
+    from bot.wiring import audit_keys  # noqa: PLC0415
 
     config = config_from(args)
     now = datetime.now(UTC)
@@ -28,7 +29,7 @@ def cmd_digest(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if since >= until:
         raise UserError("--since must be before --until", "for example `accessbot digest --since 7d`")
     with storage_from(args) as storage:
-        digest = build_period_digest(storage, since, until)
+        digest = build_period_digest(storage, since, until, audit_keys(config))
     (out or sys.stdout).write(render_digest_text(digest, timezone=args.timezone or config.schedule.digest.timezone))
     return EXIT_OK
 

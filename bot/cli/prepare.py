@@ -5,24 +5,32 @@ from __future__ import annotations
 import argparse
 
 from bot.cli.context import EXIT_OK, Add, Subparsers, config_from, storage_from
-from bot.config import load_config, summary
+from bot.config import load_config, summary, warnings
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate a configuration file and print a summary."""
+    """Validate a configuration file and print a summary, then any warning about risky settings."""
     config = load_config(args.path or args.config)
     print("OK")
     for line in summary(config):
         print("  " + line)
+    for line in warnings(config):
+        print(f"warning: {line}")
     return EXIT_OK
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    """Apply database migrations."""
+    """Apply database migrations, and key the audit chain (a recorded re-keying event) when it is not yet."""
+    from bot.adapters.clock import SystemClock  # noqa: PLC0415 - only this command needs the wiring
+    from bot.wiring import audit_log  # noqa: PLC0415
+
     config = config_from(args)
     with storage_from(args) as storage:
         applied = storage.database.applied_migrations()
+        rekeyed = audit_log(config, storage, SystemClock()).ensure_keyed()
     print(f"OK: {config.database} has {len(applied)} migration(s) applied, none pending")
+    if rekeyed is not None:
+        print(f"the audit chain is now keyed (event {rekeyed.id}, key {rekeyed.key_id})")
     return EXIT_OK
 
 

@@ -1,4 +1,4 @@
-"""`security:` the Fernet keys that seal secrets at rest."""
+"""`security:` the Fernet keys that seal secrets at rest, and the keys that sign the audit chain."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from bot.config.base import FrozenModel
 
 
 class SecurityConfig(FrozenModel):
-    """Keys protecting secrets at rest."""
+    """Keys protecting secrets at rest and the audit log's integrity."""
 
     token_encryption_keys: tuple[SecretStr, ...]
+    audit_keys: tuple[SecretStr, ...] = ()
 
     @field_validator("token_encryption_keys")
     @classmethod
@@ -22,6 +23,16 @@ class SecurityConfig(FrozenModel):
         for index, key in enumerate(value):
             if not _is_fernet_key(key.get_secret_value()):
                 raise ValueError(f"entry {index} is not a Fernet key (32 url-safe base64 bytes; `accessbot gen-key`)")
+        return value
+
+    @field_validator("audit_keys")
+    @classmethod
+    def _audit_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for index, key in enumerate(value):
+            if not _is_fernet_key(key.get_secret_value()):
+                raise ValueError(
+                    f"entry {index} is not a key (32 url-safe base64 bytes, as `accessbot gen-key` prints)"
+                )
         return value
 
 

@@ -27,7 +27,9 @@ Details keys (all optional for readers; writers should include them):
   - grant.failed: {"why"}
   - grant.revocation_overdue / grant.revocation_recovered: {"overdue_s"}
 - drift.*: {"grant_id" (when known), "binding_id", "role", "target", "why"}
-- digest.posted: {"period_start", "period_end", "events"}
+- digest.posted: {"period_start", "period_end", "events", "head_id", "head_hash"}
+- audit.rekeyed: {"key_id", "previous_key_id" (empty when the chain was not keyed before), "previous_head_id"}
+- audit.anchored: {"head_id", "head_hash"} (the head posted to the security channel, outside the database)
 - config.loaded: {"rules", "path"}
 """
 
@@ -71,6 +73,8 @@ DRIFT_UNTAGGED: Final = "drift.untagged"
 # --- operations ---------------------------------------------------------------------------------------
 DIGEST_POSTED: Final = "digest.posted"
 CONFIG_LOADED: Final = "config.loaded"
+AUDIT_REKEYED: Final = "audit.rekeyed"
+AUDIT_ANCHORED: Final = "audit.anchored"
 
 ALL: Final[tuple[str, ...]] = (
     LINK_CREATED,
@@ -102,4 +106,6 @@ ALL: Final[tuple[str, ...]] = (
     DRIFT_UNTAGGED,
     DIGEST_POSTED,
     CONFIG_LOADED,
+    AUDIT_REKEYED,
+    AUDIT_ANCHORED,
 )

@@ -313,6 +313,7 @@ class AuditEvent:
     details_json: str
     prev_hash: str
     hash: str
+    key_id: str = ""  # the key the hash was made with (HMAC); empty for events from before the chain was keyed
 
     @property
     def details(self) -> dict[str, object]:

@@ -214,11 +214,22 @@ class StandingAccessFound:
 
 @dataclass(frozen=True)
 class DigestReady:
-    """The weekly audit digest of one period."""
+    """The weekly audit digest of one period, with the audit chain's head when it was built (an anchor)."""
 
     digest: Digest
     period_key: str
     timezone: str
+    head_id: int = 0
+    head_hash: str = ""
+
+
+@dataclass(frozen=True)
+class AuditAnchor:
+    """The audit chain's head posted outside the database, to check the log against later."""
+
+    head_id: int
+    head_hash: str
+    day: str
 
 
 @dataclass(frozen=True)
@@ -252,5 +263,6 @@ Notice = (
     | StandingAccessFound
     | DigestReady
     | DigestAttachment
+    | AuditAnchor
 )
 """Everything the bot may tell someone."""

@@ -237,6 +237,10 @@ class AuditStore(Protocol):
         """Add `event` and move the head to it, only while the head is still `expected`; True when it won."""
         ...
 
+    def newest(self) -> AuditEvent | None:
+        """The event with the highest id, if any."""
+        ...
+
     def events(self, since: int | None = None, until: int | None = None, batch: int = 5000) -> Iterator[AuditEvent]:
         """Events in id order, optionally with ts in [since, until), streamed in batches."""
         ...

@@ -1,14 +1,15 @@
-"""The audit log as a use case: chaining each event onto the head, verifying the chain, exporting events."""
+"""The audit log as a use case: chaining each event onto the head (keyed), re-keying, verifying, exporting."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
-from bot.core import audit_chain
-from bot.core.model import AuditEvent
+from bot.core import audit_actions, audit_chain
+from bot.core.audit_chain import ChainKey
+from bot.core.model import AuditEvent, ChainHead
 from bot.core.ports import Clock
 from bot.core.storage import AuditStore, Transactions
 
@@ -24,17 +25,23 @@ EXPORT_COLUMNS = (
     "details",
     "prev_hash",
     "hash",
+    "key_id",
 )
 _APPEND_TRIES = 5
 
 
 class AuditLog:
-    """Every state change and security event goes through `record`, inside the caller's transaction."""
+    """Every state change and security event goes through `record`, inside the caller's transaction.
 
-    def __init__(self, *, tx: Transactions, store: AuditStore, clock: Clock) -> None:
+    `keys` are the chain keys this deployment knows, the first one signing; with none, events are chained unkeyed
+    (SHA-256), as before keying existed.
+    """
+
+    def __init__(self, *, tx: Transactions, store: AuditStore, clock: Clock, keys: tuple[ChainKey, ...] = ()) -> None:
         self._tx = tx
         self._store = store
         self._clock = clock
+        self.keys = keys
 
     def record(
         self,
@@ -61,14 +68,43 @@ class AuditLog:
                     reason=reason,
                     request_id=request_id,
                     details=details or {},
+                    key=self.keys[0] if self.keys else None,
                 )
                 if self._store.append(event, head):
                     return event
         raise RuntimeError("the audit head kept moving while appending; another writer is racing")
 
-    def verify(self) -> audit_chain.ChainCheck:
-        """Walk the whole chain and report the first broken event, if any."""
-        return check_chain(self._store)
+    def ensure_keyed(self) -> AuditEvent | None:
+        """When the newest event is not signed with the current key, append an `audit.rekeyed` event that is.
+
+        Run at start (and by `accessbot migrate`): the first keyed event covers every unkeyed one before it, and a
+        new key takes over from the old one with a recorded hand-over. None when nothing needed doing.
+        """
+        if not self.keys:
+            return None
+        with self._tx.atomic():
+            head = self._store.head()
+            newest = self._store.newest()
+            current = self.keys[0].key_id
+            if newest is not None and newest.key_id == current:
+                return None
+            return self.record(
+                audit_actions.AUDIT_REKEYED,
+                actor="system",
+                details={
+                    "key_id": current,
+                    "previous_key_id": newest.key_id if newest is not None else "",
+                    "previous_head_id": head.last_id,
+                },
+            )
+
+    def head(self) -> ChainHead:
+        """The newest event's id and hash (what an anchor records)."""
+        return self._store.head()
+
+    def verify(self, anchors: Iterable[ChainHead] = ()) -> audit_chain.ChainCheck:
+        """Walk the whole chain and report the first broken event, if any (against `anchors` too)."""
+        return check_chain(self._store, self.keys, anchors)
 
     def export(self, since: int | None, until: int | None, fmt: str) -> Iterator[str]:
         """Yield the events in [since, until) as JSON lines or CSV text chunks."""
@@ -91,9 +127,11 @@ class AuditLog:
         yield buffer.getvalue()
 
 
-def check_chain(store: AuditStore) -> audit_chain.ChainCheck:
-    """Verify every event of a store against the head it keeps apart from the rows."""
-    return audit_chain.verify(store.events(), head=store.head())
+def check_chain(
+    store: AuditStore, keys: Iterable[ChainKey] = (), anchors: Iterable[ChainHead] = ()
+) -> audit_chain.ChainCheck:
+    """Verify every event of a store against the head it keeps apart from the rows, its keys and anchors."""
+    return audit_chain.verify(store.events(), head=store.head(), keys=keys, anchors=anchors)
 
 
 def _export_row(event: AuditEvent, *, parsed: bool) -> dict[str, object]:
@@ -109,4 +147,5 @@ def _export_row(event: AuditEvent, *, parsed: bool) -> dict[str, object]:
         "details": event.details if parsed else event.details_json,
         "prev_hash": event.prev_hash,
         "hash": event.hash,
+        "key_id": event.key_id,
     }

@@ -10,6 +10,7 @@ from bot.core.durations import format_duration
 from bot.core.model import Grant, RoleBinding
 from bot.core.notices import (
     ApprovalCard,
+    AuditAnchor,
     BindingMissing,
     BindingRepaired,
     BreakGlassUsed,
@@ -35,7 +36,7 @@ from bot.core.notices import (
 )
 from bot.slack.digest_blocks import render_digest_blocks, render_digest_text
 from bot.slack.grant_blocks import GrantBlocks
-from bot.slack.mrkdwn import code, escape, user
+from bot.slack.mrkdwn import code, context, escape, user
 
 Rendered = tuple[str, list[dict[str, Any]]]
 ANONYMOUS_WINDOW_TEXT = "5 minutes"
@@ -81,9 +82,18 @@ class SlackNotices:
                 return self._grants.break_glass(facts, mentions)
             case ExtensionAsked(facts, extra_s, number):
                 return self._grants.extension_request(facts, extra_s, number)
-            case DigestReady(digest, period_key, timezone):
+            case DigestReady(digest, period_key, timezone, head_id, head_hash):
                 text = render_digest_text(digest, period_key=period_key, timezone=timezone, slack=True)
-                return text, render_digest_blocks(digest, period_key=period_key, timezone=timezone)
+                blocks = render_digest_blocks(digest, period_key=period_key, timezone=timezone)
+                if head_id:
+                    anchor = f"Audit anchor: event {head_id}, hash `{head_hash}`"
+                    text += f"\n{anchor}"
+                    blocks.append(
+                        context(
+                            f"{anchor} (check a database with `accessbot audit verify --anchor {head_id}:{head_hash}`)."
+                        )
+                    )
+                return text, blocks
         return self.sentence(notice), []
 
     def sentence(self, notice: Notice) -> str:
@@ -170,6 +180,11 @@ class SlackNotices:
                 return (
                     f":mag: Standing access to a role the policy governs, not granted through the bot: "
                     f"{_binding(binding)}. Reported once; nothing was changed."
+                )
+            case AuditAnchor(head_id, head_hash, day):
+                return (
+                    f":anchor: Audit anchor for {day}: event {head_id}, hash `{head_hash}`. Check the database against "
+                    f"it with `accessbot audit verify --anchor {head_id}:{head_hash}`."
                 )
             case DigestAttachment(period_key, start, end):
                 return f"Every grant of {period_key} ({utc_iso(start)} to {utc_iso(end)})"

@@ -63,6 +63,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         components = wiring.build(config, clock=clock)
+        components.audit.ensure_keyed()
         app.state.components = components
         app.state.linking = components.deps.linking
         app.state.slack_handler = AsyncSlackRequestHandler(components.bolt)

@@ -157,7 +157,7 @@ def test_parse_within_names_the_bound_that_was_crossed(text: str, message: str) 
     assert message in caught.value.message
 
 
-def _slowest_of(text: str, runs: int = 3) -> float:
+def _best_time(text: str, runs: int = 5) -> float:
     """The best of a few timings of parse_duration on `text` (refused or not), in seconds."""
     best = float("inf")
     for _ in range(runs):
@@ -180,7 +180,7 @@ def _slowest_of(text: str, runs: int = 3) -> float:
 )
 def test_parse_refuses_backtracking_bait_in_linear_time(text: str) -> None:
     """Inputs that made the old nested pattern backtrack exponentially are refused within 10 ms."""
-    assert _slowest_of(text) < 0.010
+    assert _best_time(text) < 0.010
 
 
 def test_parse_refuses_overlong_text_with_the_limit_and_without_echoing_it() -> None:
@@ -196,4 +196,4 @@ def test_parse_refuses_overlong_text_with_the_limit_and_without_echoing_it() -> 
 @given(st.text(alphabet=st.sampled_from("0123456789 smhdwx\t"), max_size=MAX_DURATION_CHARS))
 def test_parse_takes_under_a_millisecond_on_any_short_unit_soup(text: str) -> None:
     """Random soups of digits, units and spaces up to the length cap parse or are refused within 10 ms."""
-    assert _slowest_of(text, runs=1) < 0.010
+    assert _best_time(text, runs=5) < 0.010

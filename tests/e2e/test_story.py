@@ -27,6 +27,7 @@ from bot.core.storage import Storage
 from bot.demo.console import Console
 from bot.demo.stack import PEOPLE, Stack, running_stack
 from bot.services.jobs.digest import build_period_digest
+from bot.wiring import audit_keys
 
 pytestmark = pytest.mark.e2e
 
@@ -230,7 +231,7 @@ def story() -> Story:
         start = int(time.time()) - 1
         tell(told, stack, console, traveller)
         with opened(stack) as store:
-            told.digest = build_period_digest(store, start, int(time.time()) + 1)
+            told.digest = build_period_digest(store, start, int(time.time()) + 1, audit_keys(stack.config))
         told.verify = subprocess.run(
             [sys.executable, "-m", "bot", "--config", str(stack.config_path), "audit", "verify"],
             capture_output=True,

@@ -44,6 +44,11 @@ class SqlAudit:
             self._sql.execute(f"insert into audit_events({columns}) values ({marks})", list(row.values()))  # noqa: S608
         return True
 
+    def newest(self) -> AuditEvent | None:
+        """The event with the highest id, if any."""
+        row = self._sql.one("select * from audit_events order by id desc limit 1")
+        return audit_from_row(row) if row else None
+
     def events(self, since: int | None = None, until: int | None = None, batch: int = 5000) -> Iterator[AuditEvent]:
         """Events in id order, optionally with ts in [since, until), streamed in batches."""
         last = 0

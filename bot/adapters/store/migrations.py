@@ -267,3 +267,9 @@ def m005_approvals_by_identity(db: Database) -> None:
         "create unique index uq_grant_approvals_identity "
         "on grant_approvals(grant_id, approver_issuer, approver_subject) where approver_subject != ''"
     )
+
+
+@MIGRATIONS()
+def m006_keyed_audit_chain(db: Database) -> None:
+    """Each audit event names the key its hash was made with (HMAC); events before keying keep an empty key id."""
+    db.execute("alter table audit_events add column key_id text not null default ''")

@@ -210,6 +210,7 @@ def audit_row(event: AuditEvent) -> Row:
         "details": event.details_json,
         "prev_hash": event.prev_hash,
         "hash": event.hash,
+        "key_id": event.key_id,
     }
 
 
@@ -227,6 +228,7 @@ def audit_from_row(row: Row) -> AuditEvent:
         details_json=row["details"],
         prev_hash=row["prev_hash"],
         hash=row["hash"],
+        key_id=row.get("key_id") or "",
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot.core import audit_actions as A
 from bot.core import digest as digest_core
+from bot.core.audit_chain import ChainKey
 from bot.core.digest_period import DigestPeriod, fire_time, last_complete_week
 from bot.core.notices import DigestAttachment, DigestReady
 from bot.core.ports import Clock
@@ -29,13 +30,13 @@ class DigestSettings:
     timezone: str = "UTC"
 
 
-def build_period_digest(storage: Storage, start: int, end: int) -> digest_core.Digest:
+def build_period_digest(storage: Storage, start: int, end: int, keys: tuple[ChainKey, ...] = ()) -> digest_core.Digest:
     """The digest of [start, end) with the change against the equally long period before it and the chain check.
 
     Per-action numbers are counted by the database; only the rows the digest needs to read are fetched.
     """
     audit = storage.audit
-    check = check_chain(audit)
+    check = check_chain(audit, keys)
     length = end - start
     return digest_core.build_digest(
         audit.digest_rows(start, end, digest_core.DETAIL_ACTIONS),
@@ -49,13 +50,15 @@ def build_period_digest(storage: Storage, start: int, end: int) -> digest_core.D
     )
 
 
-async def build_period_digest_off_loop(open_reader: ReaderFactory, start: int, end: int) -> digest_core.Digest:
+async def build_period_digest_off_loop(
+    open_reader: ReaderFactory, start: int, end: int, keys: tuple[ChainKey, ...] = ()
+) -> digest_core.Digest:
     """Build a period's digest on a worker thread with its own connection, so Slack stays answered meanwhile."""
 
     def work() -> digest_core.Digest:
         reader = open_reader()
         try:
-            return build_period_digest(reader, start, end)
+            return build_period_digest(reader, start, end, keys)
         finally:
             reader.database.close()
 
@@ -102,12 +105,14 @@ class WeeklyDigest:
         state_key = f"digest:{period.key}"
         if self._marks.get(state_key) is not None:
             return None
-        digest = await build_period_digest_off_loop(self._open_reader, period.start, period.end)
+        digest = await build_period_digest_off_loop(self._open_reader, period.start, period.end, self._audit.keys)
         csv_text = digest_core.grants_csv(self._grants.between(period.start, period.end))
         with self._tx.atomic():
             if not self._marks.claim(state_key, str(now), now):
                 return None
-            self._outbox.post("digest", f"digest:{period.key}", DigestReady(digest, period.key, s.timezone))
+            head = self._audit.head()
+            ready = DigestReady(digest, period.key, s.timezone, head.last_id, head.last_hash)
+            self._outbox.post("digest", f"digest:{period.key}", ready)
             self._outbox.file(
                 "digest",
                 f"digest-csv:{period.key}",
@@ -119,6 +124,12 @@ class WeeklyDigest:
                 A.DIGEST_POSTED,
                 actor=SYSTEM,
                 target=period.key,
-                details={"period_start": period.start, "period_end": period.end, "events": digest.events},
+                details={
+                    "period_start": period.start,
+                    "period_end": period.end,
+                    "events": digest.events,
+                    "head_id": head.last_id,
+                    "head_hash": head.last_hash,
+                },
             )
         return period.key
