@@ -9,9 +9,7 @@ without parsing; anything unusual falls back to json.loads). No formatting happe
 
 from __future__ import annotations
 
-import csv
 import heapq
-import io
 import json
 import re
 from collections import Counter
@@ -24,6 +22,7 @@ from operator import contains, eq, itemgetter
 from typing import Any, Protocol
 
 from bot.core import audit_actions as A
+from bot.core.spreadsheet import csv_text
 
 
 class AuditEventLike(Protocol):
@@ -431,11 +430,10 @@ GRANT_CSV_COLUMNS: tuple[str, ...] = (
     "ticket",
 )
 _TIME_COLUMNS = frozenset({"requested_at", "activated_at", "expires_at", "ended_at"})
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(column: str, value: object) -> str:
-    """One CSV cell: times as ISO UTC, booleans as yes/no, spreadsheet formulas in text defused."""
+    """One CSV cell: times as ISO UTC, booleans as yes/no (spreadsheet formulas are defused by the writer)."""
     if value is None:
         return ""
     if isinstance(value, Enum):
@@ -444,10 +442,7 @@ def _cell(column: str, value: object) -> str:
         return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, bool):
         return "yes" if value else "no"
-    text = str(value)
-    if text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+    return str(value)
 
 
 def _grant_mapping(grant: object) -> Mapping[str, object]:
@@ -469,10 +464,7 @@ def _grant_mapping(grant: object) -> Mapping[str, object]:
 
 def grants_csv(grants: Iterable[object]) -> str:
     """The period's grants (core Grant values or mappings with the GRANT_CSV_COLUMNS keys) as CSV text."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(GRANT_CSV_COLUMNS)
-    for grant in grants:
-        row = _grant_mapping(grant)
-        writer.writerow([_cell(column, row.get(column)) for column in GRANT_CSV_COLUMNS])
-    return buffer.getvalue()
+    rows = (_grant_mapping(grant) for grant in grants)
+    return csv_text(
+        GRANT_CSV_COLUMNS, ([_cell(column, row.get(column)) for column in GRANT_CSV_COLUMNS] for row in rows)
+    )

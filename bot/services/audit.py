@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -11,6 +9,7 @@ from bot.core import audit_actions, audit_chain
 from bot.core.audit_chain import ChainKey
 from bot.core.model import AuditEvent, ChainHead
 from bot.core.ports import Clock
+from bot.core.spreadsheet import csv_chunks
 from bot.core.storage import AuditStore, Transactions
 
 EXPORT_COLUMNS = (
@@ -115,16 +114,8 @@ class AuditLog:
             return
         if fmt != "csv":
             raise ValueError(f"unknown export format {fmt!r} (jsonl or csv)")
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for event in events:
-            writer.writerow(_export_row(event, parsed=False))
-            if buffer.tell() > 65536:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
+        rows = (_export_row(event, parsed=False) for event in events)
+        yield from csv_chunks(EXPORT_COLUMNS, ([row[column] for column in EXPORT_COLUMNS] for row in rows))
 
 
 def check_chain(

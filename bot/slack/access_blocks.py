@@ -10,7 +10,7 @@ from bot.core.durations import format_duration
 from bot.core.effective_access import AccessReport, Right
 from bot.core.model import Grant, Scope
 from bot.services.grants import HoldersReport
-from bot.slack.mrkdwn import escape, user
+from bot.slack.mrkdwn import escape, plain, user
 
 Block = dict[str, Any]
 
@@ -140,9 +140,7 @@ def who_reply(report: HoldersReport) -> tuple[str, list[Block]]:
 
 
 def _header(text: str) -> Block:
-    if len(text) > MAX_HEADER_CHARS:
-        text = text[: MAX_HEADER_CHARS - 1] + "…"
-    return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
+    return {"type": "header", "text": {**plain(text, MAX_HEADER_CHARS), "emoji": True}}
 
 
 def _section(text: str) -> Block:

@@ -12,7 +12,7 @@ from bot.core.model import Grant, GrantState
 from bot.core.notices import GrantFacts, HolderEvent
 from bot.core.policy import Option, RuleSummary
 from bot.services.grants import DecisionOutcome, ExtendOutcome, RequestOutcome
-from bot.slack.mrkdwn import code, context, escape, section, user
+from bot.slack.mrkdwn import code, context, escape, plain, section, user
 
 Block = dict[str, Any]
 Rendered = tuple[str, list[Block]]
@@ -105,7 +105,7 @@ def _buttons(block_id: str, *pairs: tuple[str, str, str, str | None]) -> Block:
         button: Block = {
             "type": "button",
             "action_id": action_id,
-            "text": {"type": "plain_text", "text": label[:75]},
+            "text": plain(label, 75),
             "value": value,
         }
         if style:
@@ -317,7 +317,7 @@ def _option(o: Option) -> Block:
     if o.break_glass:
         label = "BREAK-GLASS " + label
     suffix = " (approval)" if o.needs_approval else ""
-    return {"text": {"type": "plain_text", "text": (label + suffix)[:75]}, "value": option_value(o)[:150]}
+    return {"text": plain(label + suffix, 75), "value": option_value(o)[:150]}
 
 
 def option_groups(options: Sequence[Option], query: str = "") -> list[Block]:
@@ -333,7 +333,7 @@ def option_groups(options: Sequence[Option], query: str = "") -> list[Block]:
             break
         groups.setdefault(o.target.display, []).append(_option(o))
         count += 1
-    return [{"label": {"type": "plain_text", "text": label[:75]}, "options": opts} for label, opts in groups.items()]
+    return [{"label": plain(label, 75), "options": opts} for label, opts in groups.items()]
 
 
 def request_modal(options: Sequence[Option], *, private_metadata: str = "") -> Block:

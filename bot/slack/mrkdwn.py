@@ -1,11 +1,43 @@
-"""Slack mrkdwn safety: escaping user- and IdP-supplied text so it cannot mention, link or ping."""
+"""Slack text safety: user- and IdP-supplied text cannot mention, link, ping, or hide what it says.
+
+Escaping `&`, `<` and `>` keeps `<!channel>`, `<@U…>` and `<https://evil|x>` inert (Slack's formatting docs name
+exactly these three). Invisible characters are made visible as `⟨U+XXXX⟩`: right-to-left overrides and isolates
+(U+202A–U+202E, U+2066–U+2069) can make a reason or a target read backwards on an approval card, and zero-width and
+control characters can hide text (Unicode categories Cf, Cc — tab and newline kept — Zl and Zp).
+"""
 
 from __future__ import annotations
 
+import unicodedata
+
+_HIDDEN = frozenset({"Cf", "Cc", "Zl", "Zp"})
+_KEPT = frozenset({"\n", "\t"})
+
+
+def visible(text: str) -> str:
+    """The text with every invisible or direction-changing character shown as `⟨U+XXXX⟩`."""
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch not in _KEPT and unicodedata.category(ch) in _HIDDEN:
+            out.append(f"⟨U+{ord(ch):04X}⟩")
+        else:
+            out.append(ch)
+    return "".join(out)
+
 
 def escape(text: str) -> str:
-    """Escape &, < and > (in that order) so `<!channel>`, `<@U…>` and `<https://evil|x>` stay inert."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Made visible, then `&`, `<` and `>` escaped (in that order) for mrkdwn."""
+    return visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plain(text: str, limit: int) -> dict[str, object]:
+    """A plain_text object (no escaping applies there), made visible and cut to `limit` characters."""
+    shown = visible(text)
+    if len(shown) > limit:
+        shown = shown[: limit - 1] + "…"
+    return {"type": "plain_text", "text": shown}
 
 
 def code(text: str) -> str:
