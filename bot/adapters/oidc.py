@@ -464,19 +464,34 @@ class OidcClient:
                 if name not in merged and name in info:
                     merged[name] = info[name]
         refresh_token = token.get("refresh_token")
-        verified = merged.get("email_verified")
-        if isinstance(verified, str) and verified.lower() in {"true", "false"}:
-            verified = verified.lower() == "true"  # some IdPs send the boolean as a string
         return VerifiedLogin(
             issuer=self._issuer,
             subject=str(merged["sub"]),
             email=str(merged.get("email") or ""),
-            email_verified=bool(verified) if isinstance(verified, bool) else None,
+            email_verified=claim_flag(merged.get("email_verified")),
             name=str(merged.get("name") or merged.get("preferred_username") or ""),
             groups=_groups(merged.get(self._groups_claim)),
             refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
             access_token_expires_at=self._expires_at(token),
         )
+
+
+def claim_flag(value: object) -> bool | None:
+    """A boolean claim as IdPs send it: None when absent; True only for `true`, `1`, `"true"` or `"1"`.
+
+    OIDC Core 1.0 section 5.1 types `email_verified` as a JSON boolean, but claim-mapping layers that pass user
+    attributes through send `"true"`/`"false"` strings or 1/0. Anything else that is present counts as false: an
+    unreadable flag must not pass the email guard.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value == 1
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1"}
+    return False
 
 
 def _number(value: object) -> float | None:

@@ -101,6 +101,16 @@ class SlackNotifier:
 
     async def user_email(self, user: str) -> str | None:
         """The Slack profile email of a user (needs users:read.email)."""
+        email = (await self._profile(user)).get("email")
+        return str(email) if email else None
+
+    async def user_name(self, user: str) -> str | None:
+        """The profile's display name, else its real name (users.info `profile.display_name`, `real_name`)."""
+        profile = await self._profile(user)
+        name = profile.get("display_name") or profile.get("real_name")
+        return str(name) if name else None
+
+    async def _profile(self, user: str) -> dict[str, Any]:
         try:
             response = await self._client.users_info(user=user)
         except SlackApiError as err:
@@ -108,5 +118,5 @@ class SlackNotifier:
         except (OSError, TimeoutError) as err:
             raise TransientUpstreamError("Slack", f"cannot reach the Slack API ({type(err).__name__})") from None
         user_data: dict[str, Any] = response.get("user") or {}
-        email = (user_data.get("profile") or {}).get("email")
-        return str(email) if email else None
+        profile = user_data.get("profile")
+        return profile if isinstance(profile, dict) else {}

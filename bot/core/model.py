@@ -65,6 +65,10 @@ class LoginAttempt:
     cookie_hash: str | None = None
     started_at: int | None = None
     used_at: int | None = None
+    sealed_pending: str | None = None
+    """A verified login held for the person's confirmation (only with `require_email_match: false`)."""
+    confirm_hash: str | None = None
+    pending_until: int | None = None
 
     def __repr__(self) -> str:
         return f"LoginAttempt({self.id[:6]}…, {self.slack_user}, <redacted>)"

@@ -63,6 +63,10 @@ class Notifier(Protocol):
         """The Slack profile email of a user, or None when Slack has none."""
         ...
 
+    async def user_name(self, user: str) -> str | None:
+        """The name a Slack user is shown by (display name, else real name), or None when Slack has none."""
+        ...
+
 
 # --- identity provider -------------------------------------------------------------------------------
 

@@ -221,8 +221,24 @@ class LoginAttemptStore(Protocol):
         """Mark an attempt used, once (compare-and-set); False when it already was."""
         ...
 
+    def hold(self, attempt_id: str, sealed_login: str, confirm_hash: str, until: int) -> None:
+        """Keep a verified login on its (used) attempt until the person confirms or declines it."""
+        ...
+
+    def by_confirm(self, confirm_hash: str) -> LoginAttempt | None:
+        """The attempt whose held login the confirmation token (by hash) belongs to."""
+        ...
+
+    def take(self, attempt_id: str, sealed_login: str) -> bool:
+        """Release a held login, once (compare-and-set); False when another request took it first."""
+        ...
+
+    def unconfirmed(self, now: int) -> list[LoginAttempt]:
+        """Attempts whose held login nobody confirmed in time."""
+        ...
+
     def purge(self, before: int) -> int:
-        """Delete attempts that expired before `before`; return how many."""
+        """Delete attempts that expired before `before` (none still holding a login); return how many."""
         ...
 
 

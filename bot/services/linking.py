@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import asdict
 from typing import NoReturn
 
 from bot.core import audit_actions
@@ -23,6 +23,7 @@ from bot.core.ports import Clock, IdentityProvider, Notifier, Sealer
 from bot.core.storage import LinkStore, LoginAttemptStore, Transactions
 from bot.services.audit import AuditLog
 from bot.services.identity_sync import Offboarding, discard_token
+from bot.services.link_outcomes import Failure, LinkInfo, LinkRefused, LinkResult, LinkStart, PendingLink, UnlinkResult
 from bot.services.outbox import Outbox
 from bot.services.refusals import Refusals, identity_key
 
@@ -32,86 +33,13 @@ _ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 ATTEMPT_RETENTION = 86400
 """Seconds expired login attempts are kept before they are purged."""
 MAX_STATE_CHARS = 256
-"""Longest OAuth `state` or attempt id looked up at all (ours are 43 and 32 characters)."""
+"""Longest OAuth `state`, attempt id or confirmation token looked up at all (ours are 32 to 43 characters)."""
+CONFIRM_TTL = 300
+"""Seconds a signed-in person has to confirm a link when the email guard is off; then the login is discarded."""
 
 
 def _hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
-class Failure(StrEnum):
-    """Why a link attempt was refused (the web page turns each into a sentence)."""
-
-    START_INVALID = "start_invalid"
-    STATE_MISSING = "state_missing"
-    STATE_UNKNOWN = "state_unknown"
-    STATE_REPLAYED = "state_replayed"
-    STATE_EXPIRED = "state_expired"
-    COOKIE_MISSING = "cookie_missing"
-    COOKIE_MISMATCH = "cookie_mismatch"
-    IDP_ERROR = "idp_error"
-    CODE_MISSING = "code_missing"
-    CODE_REJECTED = "code_rejected"
-    TOKEN_REJECTED = "token_rejected"  # noqa: S105 - a failure kind, not a secret
-    EMAIL_MISSING = "email_missing"
-    EMAIL_UNVERIFIED = "email_unverified"
-    EMAIL_MISMATCH = "email_mismatch"
-    DOMAIN_NOT_ALLOWED = "domain_not_allowed"
-    IDP_UNAVAILABLE = "idp_unavailable"
-    SLACK_UNAVAILABLE = "slack_unavailable"
-
-
-class LinkRefused(Exception):
-    """A link step was refused; `failure` is the kind, `reason` a short text safe to show."""
-
-    def __init__(self, failure: Failure, reason: str = "") -> None:
-        super().__init__(failure.value)
-        self.failure = failure
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class LinkStart:
-    """Where to send the browser, and the cookie value that binds it to the attempt."""
-
-    redirect_url: str
-    cookie: str
-
-    def __repr__(self) -> str:
-        return "LinkStart(<redacted>)"
-
-
-@dataclass(frozen=True)
-class LinkResult:
-    """The outcome of a callback: the linked identity, or a failure kind and a safe reason."""
-
-    identity: Identity | None = None
-    failure: Failure | None = None
-    reason: str = ""
-    relinked: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """True when the link was stored."""
-        return self.identity is not None
-
-
-@dataclass(frozen=True)
-class UnlinkResult:
-    """What unlinking did: `idp_revoked` is True (revoked), False (nothing to revoke there) or None (failed)."""
-
-    identity: Identity
-    idp_revoked: bool | None
-    idp_error: str = ""
-
-
-@dataclass(frozen=True)
-class LinkInfo:
-    """A link as `/access whoami` shows it."""
-
-    identity: Identity
-    refresh_failures: int
-    next_refresh_at: int | None
 
 
 class LinkingService:
@@ -269,7 +197,78 @@ class LinkingService:
             raise LinkRefused(Failure.CODE_MISSING)
         login = await self._exchange(attempt, auth_code)
         await self._guard(slack_user, login)
+        if not self._require_email_match:
+            return await self._hold(attempt, login)
         return await self._store_link(slack_user, attempt.team_id, login)
+
+    # --- confirmation when the email guard is off ------------------------------------------------------
+
+    async def _hold(self, attempt: LoginAttempt, login: VerifiedLogin) -> LinkResult:
+        """Keep the verified login sealed on its attempt and ask the person which Slack user they are linking.
+
+        Without the email guard, whoever opens someone's start URL would otherwise complete that person's link;
+        the page names the Slack user so that a person lured into it can refuse.
+        """
+        try:
+            slack_name = await self._notifier.user_name(attempt.slack_user) or ""
+        except UpstreamError as err:
+            log.warning("cannot read the Slack profile name: %s", err)
+            await discard_token(self._idp, login.refresh_token)
+            raise LinkRefused(Failure.SLACK_UNAVAILABLE) from None
+        token = secrets.token_urlsafe(32)
+        sealed = self._sealer.seal(json.dumps(asdict(login)))
+        self._attempts.hold(attempt.id, sealed, _hash(token), self._clock.now() + CONFIRM_TTL)
+        pending = PendingLink(token, attempt.slack_user, slack_name, login.email, login.name)
+        return LinkResult(pending=pending)
+
+    async def confirm(self, *, token: str | None, cookie: str | None, accept: bool, source: str = "") -> LinkResult:
+        """The person's answer to the confirmation page: link, or discard the login (and its refresh token)."""
+        try:
+            return await self._confirm(token or "", cookie or "", accept, source)
+        except LinkRefused as refused:
+            return LinkResult(failure=refused.failure, reason=refused.reason)
+
+    async def _confirm(self, token: str, cookie: str, accept: bool, source: str) -> LinkResult:
+        attempt = self._attempts.by_confirm(_hash(token)) if token and len(token) <= MAX_STATE_CHARS else None
+        if attempt is None or attempt.sealed_pending is None:
+            self._state_refused("", Failure.CONFIRM_INVALID, "unknown or used link confirmation", source=source)
+        slack_user = attempt.slack_user
+        if not cookie or not attempt.cookie_hash or not hmac.compare_digest(_hash(cookie), attempt.cookie_hash):
+            self._state_refused(slack_user, Failure.COOKIE_MISMATCH, "login cookie mismatch at confirmation")
+        sealed = attempt.sealed_pending
+        if not self._attempts.take(attempt.id, sealed):
+            self._state_refused(slack_user, Failure.CONFIRM_INVALID, "link confirmation already used")
+        login = self._held_login(sealed)
+        if attempt.pending_until is None or attempt.pending_until <= self._clock.now():
+            await discard_token(self._idp, login.refresh_token)
+            self._state_refused(slack_user, Failure.CONFIRM_EXPIRED, "link confirmation expired", notify=False)
+        if not accept:
+            await discard_token(self._idp, login.refresh_token)
+            self._refusals.record(
+                audit_actions.LOGIN_REFUSED,
+                slack_user,
+                "the person who signed in declined to link this Slack user",
+                notify=True,
+                extra={"subject": login.subject, "email": login.email},
+            )
+            raise LinkRefused(Failure.LINK_DECLINED)
+        return await self._store_link(slack_user, attempt.team_id, login)
+
+    async def discard_unconfirmed(self, now: int) -> int:
+        """Drop logins nobody confirmed in time and revoke their refresh tokens; return how many."""
+        dropped = 0
+        for attempt in self._attempts.unconfirmed(now):
+            sealed = attempt.sealed_pending
+            if sealed is None or not self._attempts.take(attempt.id, sealed):
+                continue
+            dropped += 1
+            await discard_token(self._idp, self._held_login(sealed).refresh_token)
+        return dropped
+
+    def _held_login(self, sealed: str) -> VerifiedLogin:
+        fields = json.loads(self._sealer.unseal(sealed))
+        fields["groups"] = tuple(fields["groups"])
+        return VerifiedLogin(**fields)
 
     async def _exchange(self, attempt: LoginAttempt, auth_code: str) -> VerifiedLogin:
         slack_user = attempt.slack_user

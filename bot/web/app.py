@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot import wiring
-from bot.config import Config
+from bot.config import Config, warnings
 from bot.core.errors import UpstreamError
 from bot.core.ports import Clock
 from bot.services.metrics import METRICS
@@ -62,6 +62,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for line in warnings(config):
+            log.warning("configuration: %s", line)
         components = wiring.build(config, clock=clock)
         components.audit.ensure_keyed()
         app.state.components = components

@@ -1,16 +1,18 @@
-"""The browser side of linking: /oauth/start and /oauth/callback, and the plain HTML pages they show."""
+"""The browser side of linking: /oauth/start, /oauth/callback and /oauth/confirm, and the plain pages they show."""
 
 from __future__ import annotations
 
 import html
 import logging
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from bot.services.linking import Failure, LinkRefused, LinkResult
+from bot.services.link_outcomes import Failure, LinkRefused, LinkResult, PendingLink
+from bot.services.linking import CONFIRM_TTL
 
 if TYPE_CHECKING:
     from bot.services.linking import LinkingService
@@ -23,7 +25,9 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+    ),
 }
 
 _AGAIN = "Go back to Slack and run the link command again to get a fresh button."
@@ -52,13 +56,17 @@ _SENTENCES: dict[Failure, tuple[str, str]] = {
     Failure.DOMAIN_NOT_ALLOWED: ("Link refused", "Your email domain is not allowed to link."),
     Failure.IDP_UNAVAILABLE: ("Try again later", "The identity provider is not answering right now."),
     Failure.SLACK_UNAVAILABLE: ("Try again later", "Slack is not answering right now."),
+    Failure.CONFIRM_INVALID: ("This confirmation cannot be used", "It is unknown or was already answered."),
+    Failure.CONFIRM_EXPIRED: ("Confirmation expired", "The link was not confirmed in time and was discarded."),
+    Failure.LINK_DECLINED: ("Not linked", "Nothing was linked, and your sign-in was discarded."),
 }
 _UNAVAILABLE = {Failure.IDP_UNAVAILABLE, Failure.SLACK_UNAVAILABLE}
 
 
-def _page(title: str, body: str, status: int, *, ok: bool) -> HTMLResponse:
-    """A small self-contained page (no scripts, no external assets)."""
+def _page(title: str, body: str, status: int, *, ok: bool, page_id: str = "") -> HTMLResponse:
+    """A small self-contained page (no scripts, no external assets; forms post only to this origin)."""
     accent = "#1a7f37" if ok else "#b42318"
+    page_id = page_id or ("linked" if ok else "refused")
     text = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title>
@@ -69,10 +77,29 @@ box-shadow:0 1px 3px rgba(0,0,0,.12);border-top:6px solid {accent}}}
 h1{{font-size:1.4rem;margin:0 0 1rem}} p{{line-height:1.5}} ul{{padding-left:1.2rem}}
 code{{background:#eef1f4;border-radius:4px;padding:.1rem .35rem}} .muted{{color:#59636e;font-size:.9rem}}
 </style></head>
-<body><main id="{"linked" if ok else "refused"}"><h1>{html.escape(title)}</h1>
+<body><main id="{page_id}"><h1>{html.escape(title)}</h1>
 {body}
 </main></body></html>"""
     return HTMLResponse(text, status_code=status, headers=_HEADERS)
+
+
+def _confirm_page(pending: PendingLink) -> HTMLResponse:
+    """Ask the signed-in person whether they meant to link this Slack user (shown when the email guard is off)."""
+    slack = f"<strong>{html.escape(pending.slack_name)}</strong> (<code>{html.escape(pending.slack_user)}</code>)"
+    if not pending.slack_name:
+        slack = f"<code>{html.escape(pending.slack_user)}</code>"
+    you = html.escape(pending.email or pending.name or "your identity")
+    body = (
+        f'<p id="question">Link Slack user {slack} to <strong>{you}</strong>?</p>\n'
+        "<p>Whoever uses that Slack account gets your access. Link only if it is your own Slack account and you "
+        "started this from Slack yourself; if someone sent you this page, do not link.</p>\n"
+        '<form method="post" action="/oauth/confirm">'
+        f'<input type="hidden" name="token" value="{html.escape(pending.token)}">'
+        '<button type="submit" name="decision" value="decline">Do not link</button> '
+        '<button type="submit" name="decision" value="link">Link my identity</button></form>\n'
+        f'<p class="muted">This question expires in {CONFIRM_TTL // 60} minutes.</p>'
+    )
+    return _page("Confirm the link", body, 200, ok=True, page_id="confirm")
 
 
 def _failure_page(failure: Failure, reason: str = "") -> HTMLResponse:
@@ -152,6 +179,8 @@ async def callback(request: Request) -> Response:
             "Something went wrong", "<p>The link could not be completed. Please try again.</p>", 500, ok=False
         )
     else:
+        if result.pending is not None:
+            return _confirm_page(result.pending)  # the cookie stays: the answer must come from this browser
         response = (
             _success_page(result)
             if result.ok
@@ -161,9 +190,43 @@ async def callback(request: Request) -> Response:
     return response
 
 
+async def confirm(request: Request) -> Response:
+    """The answer to the confirmation page (a form post from this browser, carrying its one-time token)."""
+    service = _service(request)
+    if service is None:
+        return _page("Not available", "<p>Identity linking is not configured here.</p>", 503, ok=False)
+    body = await request.body()  # at most server.max_body (BodyLimit)
+    try:
+        form = parse_qs(body.decode("ascii"), max_num_fields=4, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        form = {}
+    decision = (form.get("decision") or [""])[0]
+    try:
+        result = await service.confirm(
+            token=(form.get("token") or [""])[0],
+            cookie=request.cookies.get(COOKIE),
+            accept=decision == "link",
+            source=request.client.host if request.client else "",
+        )
+    except Exception:
+        log.exception("link confirmation failed")
+        response = _page(
+            "Something went wrong", "<p>The link could not be completed. Please try again.</p>", 500, ok=False
+        )
+    else:
+        response = (
+            _success_page(result)
+            if result.ok
+            else _failure_page(result.failure or Failure.CONFIRM_INVALID, result.reason)
+        )
+    response.delete_cookie(COOKIE, path="/oauth", httponly=True, secure=service.secure_cookies, samesite="lax")
+    return response
+
+
 def routes() -> list[Route]:
-    """Routes for the OAuth start and callback pages."""
+    """Routes for the OAuth start, callback and confirmation pages."""
     return [
         Route("/oauth/start", start, methods=["GET"]),
         Route("/oauth/callback", callback, methods=["GET"]),
+        Route("/oauth/confirm", confirm, methods=["POST"]),
     ]

@@ -28,7 +28,8 @@ from bot.core.storage import Storage
 from bot.demo import botconfig
 from bot.services.audit import AuditLog
 from bot.services.identity_sync import IdentitySync, Offboarding, RefreshOutcome
-from bot.services.linking import Failure, LinkingService, LinkRefused, LinkResult
+from bot.services.link_outcomes import Failure, LinkRefused, LinkResult
+from bot.services.linking import LinkingService
 from bot.services.outbox import Outbox
 from bot.services.refusals import Refusals
 from bot.slack.notices import SlackNotices

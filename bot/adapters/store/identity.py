@@ -128,6 +128,34 @@ class SqlLoginAttempts:
             )
         )
 
+    def hold(self, attempt_id: str, sealed_login: str, confirm_hash: str, until: int) -> None:
+        """Keep a verified login on its (used) attempt until the person confirms or declines it."""
+        self._sql.execute(
+            "update login_attempts set pending_login = ?, confirm_hash = ?, pending_until = ? where id = ?",
+            [sealed_login, confirm_hash, until, attempt_id],
+        )
+
+    def by_confirm(self, confirm_hash: str) -> LoginAttempt | None:
+        """The attempt whose held login the confirmation token (by hash) belongs to."""
+        row = self._sql.one("select * from login_attempts where confirm_hash = ?", [confirm_hash])
+        return attempt_from_row(row) if row else None
+
+    def take(self, attempt_id: str, sealed_login: str) -> bool:
+        """Release a held login, once (compare-and-set); False when another request took it first."""
+        return bool(
+            self._sql.execute(
+                "update login_attempts set pending_login = null where id = ? and pending_login = ?",
+                [attempt_id, sealed_login],
+            )
+        )
+
+    def unconfirmed(self, now: int) -> list[LoginAttempt]:
+        """Attempts whose held login nobody confirmed in time."""
+        rows = self._sql.query(
+            "select * from login_attempts where pending_login is not null and pending_until <= ?", [now]
+        )
+        return [attempt_from_row(row) for row in rows]
+
     def purge(self, before: int) -> int:
-        """Delete attempts that expired before `before`; return how many."""
-        return self._sql.execute("delete from login_attempts where expires_at < ?", [before])
+        """Delete attempts that expired before `before` (none still holding a login); return how many."""
+        return self._sql.execute("delete from login_attempts where expires_at < ? and pending_login is null", [before])

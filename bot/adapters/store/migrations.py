@@ -273,3 +273,12 @@ def m005_approvals_by_identity(db: Database) -> None:
 def m006_keyed_audit_chain(db: Database) -> None:
     """Each audit event names the key its hash was made with (HMAC); events before keying keep an empty key id."""
     db.execute("alter table audit_events add column key_id text not null default ''")
+
+
+@MIGRATIONS()
+def m007_pending_links(db: Database) -> None:
+    """A verified login waits on its attempt for the person's confirmation when the email guard is off."""
+    db.execute("alter table login_attempts add column pending_login text")
+    db.execute("alter table login_attempts add column confirm_hash text")
+    db.execute("alter table login_attempts add column pending_until integer")
+    db.execute("create unique index uq_login_attempts_confirm on login_attempts(confirm_hash)")

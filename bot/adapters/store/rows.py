@@ -176,6 +176,9 @@ def attempt_row(attempt: LoginAttempt) -> Row:
         "expires_at": attempt.expires_at,
         "started_at": attempt.started_at,
         "used_at": attempt.used_at,
+        "pending_login": attempt.sealed_pending,
+        "confirm_hash": attempt.confirm_hash,
+        "pending_until": attempt.pending_until,
     }
 
 
@@ -193,6 +196,9 @@ def attempt_from_row(row: Row) -> LoginAttempt:
         cookie_hash=row["cookie_hash"],
         started_at=row["started_at"],
         used_at=row["used_at"],
+        sealed_pending=row["pending_login"],
+        confirm_hash=row["confirm_hash"],
+        pending_until=row["pending_until"],
     )
 
 
