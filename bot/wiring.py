@@ -268,9 +268,13 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
     async def warn_expiring(now: int) -> int:
         return await grants.lifecycle.warn_expiring(now, expiry_warning)
 
+    async def expire_requests(now: int) -> object:
+        await linking.discard_unconfirmed(now)  # link confirmations nobody answered: their logins lose their tokens
+        return await grants.approvals.expire_requests(now)
+
     bodies = JobBodies(
         expire_grants=sweep.expire_grants,
-        expire_requests=grants.approvals.expire_requests,
+        expire_requests=expire_requests,
         warn_expiring=warn_expiring,
         reconcile=reconciler.reconcile,
         deliver_outbox=outbox.deliver,
