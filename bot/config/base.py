@@ -16,9 +16,12 @@ def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if value <= 0:
+        if not value > 0:  # also NaN
             raise ValueError("must be positive (a duration like 30s, 15m, 4h or 2d)")
-        return timedelta(seconds=value)
+        try:
+            return timedelta(seconds=value)
+        except OverflowError:
+            raise ValueError("is far too long (a duration like 30s, 15m, 4h or 2d)") from None
     if not isinstance(value, str):
         raise ValueError("must be a duration like 30s, 15m, 4h or 2d")
     try:

@@ -151,6 +151,8 @@ class _Scan:
     approved: int = 0
     self_service: int = 0
     break_glass: int = 0
+    tallied: Counter[str] = field(default_factory=Counter)
+    """Refusals beyond one per row, from tally rows' counts."""
 
 
 def _details(row: AuditEventLike) -> Mapping[str, object]:
@@ -227,7 +229,13 @@ _get_action = itemgetter("action")
 _get_actor = itemgetter("actor")
 _get_target = itemgetter("target")
 _get_details = itemgetter("details")
-DETAIL_ACTIONS: frozenset[str] = frozenset({A.GRANT_REQUESTED, A.GRANT_APPROVED, A.GRANT_ACTIVE, A.GRANT_EXTENDED})
+TALLIED_ACTIONS: frozenset[str] = frozenset(
+    {A.SLACK_REQUEST_REJECTED, A.LOGIN_STATE_MISMATCH, A.ID_TOKEN_REJECTED, A.LOGIN_REFUSED}
+)
+"""Refusal actions whose rows may stand for many refusals (a tally row's `details.count`, see services.refusals)."""
+DETAIL_ACTIONS: frozenset[str] = (
+    frozenset({A.GRANT_REQUESTED, A.GRANT_APPROVED, A.GRANT_ACTIVE, A.GRANT_EXTENDED}) | TALLIED_ACTIONS
+)
 """The actions whose rows the digest reads one by one; every other action is only counted."""
 
 
@@ -251,6 +259,10 @@ def _scan(events: Iterable[AuditEventLike], start: int, end: int, *, detail: boo
         approved = _pick(chunk, actions, A.GRANT_APPROVED)
         if approved:
             acc.approved += len(_flagged(approved, "final"))
+        for action in TALLIED_ACTIONS:
+            tallies = _pick(chunk, actions, action)
+            if tallies:
+                acc.tallied[action] += sum(_tally_count(row) - 1 for row in tallies)
         if detail:
             for action in (A.GRANT_ACTIVE, A.GRANT_EXTENDED):
                 picked = _pick(chunk, actions, action)
@@ -345,8 +357,14 @@ def _span(grant_id: str, kept: tuple[int, object, object, object]) -> GrantSpan:
     )
 
 
+def _tally_count(row: AuditEventLike) -> int:
+    count = _details(row).get("count")
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
+
+
 def _counts(acc: _Scan) -> dict[str, int]:
-    counts = {key: sum(acc.actions.get(a, 0) for a in acts) for key, acts in _DIRECT.items()}
+    actions = acc.actions + acc.tallied
+    counts = {key: sum(actions.get(a, 0) for a in acts) for key, acts in _DIRECT.items()}
     counts["grants_approved"] = acc.approved
     counts["self_service"] = acc.self_service
     counts["break_glass"] = acc.break_glass

@@ -1,14 +1,15 @@
 """Refusals: sign-in and token refusals audited one by one, and outsiders' refusals tallied (bounded) per minute.
 
 Anyone on the internet can send a forged Slack request or a bogus OAuth callback. Those are counted per reason in
-/metrics, and audited at most twice per reason, source and minute: the first refusal at once, then one row with the
-count of the rest when the minute is over. Distinct sources per minute are capped, so neither the database nor the
-memory grows with what an attacker sends.
+/metrics at once, and audited as one row per reason and minute, written when the minute is over: the count, when
+the first came, and the busiest sources with their counts. Distinct sources kept per reason are capped, and every
+value an outsider chose is cut short, so neither the database nor the memory grows with what an attacker sends.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -36,25 +37,28 @@ def identity_key(kind: str, slack_user: str, now: int) -> str:
 
 TALLY_WINDOW = 60
 """Seconds of one tally window."""
-MAX_SOURCES = 100
-"""Distinct sources tallied apart per window; the rest are tallied together as `other`."""
+MAX_SOURCES = 1000
+"""Distinct sources counted apart per reason and window; the rest are counted together as `other`."""
+SHOWN_SOURCES = 20
+"""Busiest sources named in a tally row."""
 MAX_DETAIL = 64
 """Characters kept of any outsider-supplied value stored in a tally row."""
 
 
 @dataclass
 class _Tally:
-    """Refusals of one (action, reason, source) in the current window."""
+    """Refusals of one (action, reason) in the current window."""
 
     first_at: int
+    target: str
     details: dict[str, object]
     count: int = 0
-    audited: int = 0
+    sources: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
 class RefusalTally:
-    """Counts outsiders' refusals and audits them at most twice per (action, reason, source) per window."""
+    """Counts outsiders' refusals; audits one row per (action, reason) and window, when the window is over."""
 
     audit: AuditLog
     clock: Clock
@@ -62,54 +66,52 @@ class RefusalTally:
     window_s: int = TALLY_WINDOW
     max_sources: int = MAX_SOURCES
     _window: int = field(default=-1, init=False)
-    _tallies: dict[tuple[str, str, str], _Tally] = field(default_factory=dict, init=False)
+    _tallies: dict[tuple[str, str], _Tally] = field(default_factory=dict, init=False)
 
     def refused(
         self, action: str, reason: str, source: str, *, target: str = "", details: Mapping[str, object] | None = None
     ) -> None:
-        """Count one refusal; audit it at once when it is the first of its kind in this window."""
+        """Count one refusal (the metric at once; the audit row when its window is over)."""
         METRICS.count_refusal(self.kind, reason)
         now = self.clock.now()
         window = now // self.window_s
         if window != self._window:
             self.flush()
             self._window = window
-        sources = {key[2] for key in self._tallies}
-        if source not in sources and len(sources) >= self.max_sources:
-            source = "other"
-        key = (action, reason, _cut(source))
+        key = (action, _cut(reason))
         tally = self._tallies.get(key)
         if tally is None:
-            tally = _Tally(now, {k: _cut(v) if isinstance(v, str) else v for k, v in (details or {}).items()})
-            self._tallies[key] = tally
+            kept = {k: _cut(v) if isinstance(v, str) else v for k, v in (details or {}).items()}
+            tally = self._tallies[key] = _Tally(now, target, kept)
         tally.count += 1
-        if tally.count == 1:
-            self._record(key, tally, target)
+        source = _cut(source or "unknown")
+        if source not in tally.sources and len(tally.sources) >= self.max_sources:
+            source = "other"
+        tally.sources[source] += 1
 
     def flush(self, *, before: int | None = None) -> int:
-        """Audit the rest of each tally of a finished window (or of every window when `before` is None)."""
+        """Audit every tally of a finished window (of the current one too when `before` is None); return the rows."""
         if before is not None and self._window >= before // self.window_s:
             return 0
-        written = 0
-        for key, tally in self._tallies.items():
-            if tally.count > tally.audited:
-                self._record(key, tally, "")
-                written += 1
+        for (action, reason), tally in self._tallies.items():
+            busiest = dict(tally.sources.most_common(SHOWN_SOURCES))
+            self.audit.record(
+                action,
+                actor="unknown",
+                target=tally.target,
+                outcome="refused",
+                reason=reason,
+                details={
+                    **tally.details,
+                    "count": tally.count,
+                    "first_at": tally.first_at,
+                    "sources": busiest,
+                    "other_sources": len(tally.sources) - len(busiest),
+                },
+            )
+        written = len(self._tallies)
         self._tallies.clear()
         return written
-
-    def _record(self, key: tuple[str, str, str], tally: _Tally, target: str) -> None:
-        action, reason, source = key
-        new = tally.count - tally.audited
-        tally.audited = tally.count
-        self.audit.record(
-            action,
-            actor="unknown",
-            target=target,
-            outcome="refused",
-            reason=reason,
-            details={**tally.details, "source": source, "count": new, "first_at": tally.first_at},
-        )
 
 
 def _cut(value: str) -> str:

@@ -54,7 +54,7 @@ class RequestGuard:
         return "RequestGuard(signing_secret=[redacted])"
 
     def check(self, headers: Mapping[str, str], body: bytes, *, remote: str = "") -> Verdict:
-        """Verify one request; count and (at most twice a minute per reason and source) audit refusals."""
+        """Verify one request; refusals are counted (one audit row per reason and minute)."""
         verdict = self._verify(headers, body)
         if not verdict.ok:
             self._tally.refused(
@@ -62,7 +62,7 @@ class RequestGuard:
                 verdict.reason,
                 remote or "unknown",
                 target="/slack/events",
-                details={"remote": remote, "retry_num": headers.get("x-slack-retry-num", "")},
+                details={"retry_num": headers.get("x-slack-retry-num", "")},
             )
         return verdict
 

@@ -452,3 +452,33 @@ class _At:
     def now(self) -> int:
         """The set time."""
         return self.value
+
+
+def test_a_held_login_is_taken_once_and_outlives_the_purge(storage: Storage) -> None:
+    """A login held for confirmation is found by its token hash, released once, and not purged while held."""
+    attempt = LoginAttempt("a2", "T1", "U1", "state-2", "nonce", "sealed", created_at=100, expires_at=700)
+    storage.attempts.insert(attempt)
+    storage.attempts.hold("a2", "sealed-login", "confirm-hash", until=1000)
+    held = storage.attempts.by_confirm("confirm-hash")
+    assert held is not None
+    assert (held.sealed_pending, held.pending_until) == ("sealed-login", 1000)
+    assert storage.attempts.unconfirmed(now=999) == []
+    assert [a.id for a in storage.attempts.unconfirmed(now=1000)] == ["a2"]
+    assert storage.attempts.purge(before=5000) == 0  # a held login is never dropped with its token unrevoked
+    assert storage.attempts.take("a2", "sealed-login")
+    assert not storage.attempts.take("a2", "sealed-login")
+    assert storage.attempts.unconfirmed(now=1000) == []
+    assert storage.attempts.purge(before=5000) == 1
+
+
+def test_replay_cache_refuses_a_key_until_it_expires(storage: Storage, tmp_path: Path) -> None:
+    """A remembered key is refused until its own expiry, through a second connection too, then accepted again."""
+    assert storage.replays.remember("v0=abc", expires_at=1300, now=1000)
+    assert not storage.replays.remember("v0=abc", expires_at=1400, now=1200)
+    other = open_storage(tmp_path / "contract.db", migrate=False)
+    try:
+        assert not other.replays.remember("v0=abc", expires_at=1400, now=1299)
+        assert other.replays.remember("v0=abc", expires_at=1700, now=1300)
+    finally:
+        other.database.close()
+    assert not storage.replays.remember("v0=abc", expires_at=1800, now=1500)

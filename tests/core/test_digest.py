@@ -313,3 +313,26 @@ def test_grants_csv_defuses_spreadsheet_formulas(text: str) -> None:
     """User text that a spreadsheet would run as a formula is written with a leading quote."""
     rows = list(csv.DictReader(io.StringIO(grants_csv([{"id": "g-1", "reason": text}]))))
     assert rows[0]["reason"] == "'" + text
+
+
+def test_a_tally_row_counts_as_the_refusals_it_stands_for() -> None:
+    """Refusals audited as one tally row per reason and minute (details.count) are counted one by one."""
+    rows = [
+        _row(START + 10, A.SLACK_REQUEST_REJECTED, "unknown", "/slack/events", count=9998),
+        _row(START + 70, A.SLACK_REQUEST_REJECTED, "unknown", "/slack/events", count=2),
+        _row(START + 80, A.LOGIN_STATE_MISMATCH, "unknown", "", count=5),
+        _row(START + 90, A.LOGIN_STATE_MISMATCH, "U1", "U1"),  # a named refusal: one row, one refusal
+    ]
+    digest = build_digest(rows, None, START, END, True, len(rows))
+    assert digest.counts["slack_rejected"] == 10000
+    assert digest.counts["logins_rejected"] == 6
+    counted = build_digest(
+        [r for r in rows if r["action"] in DETAIL_ACTIONS],
+        None,
+        START,
+        END,
+        True,
+        len(rows),
+        counts=Counter(str(r["action"]) for r in rows),
+    )
+    assert counted.counts == digest.counts
