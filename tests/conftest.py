@@ -16,6 +16,7 @@ import pytest
 from accessbot_emulators.rancher import RancherEmulator, run_emulator
 from accessbot_emulators.serving import bind, serve_in_thread
 from accessbot_emulators.slack import SlackEmulator, SlackSigner, slash_command_body
+from accessbot_emulators.slack.records import ResponsePost
 from bot.adapters.store import open_storage
 from bot.config import Config
 from bot.core.model import AuditEvent
@@ -50,6 +51,8 @@ class RunningBot:
     slack: SlackEmulator
     signer: SlackSigner
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
+    acked: dict[str, ResponsePost] = field(default_factory=dict)
+    """Replies the bot put in a command's acknowledgement (Slack's immediate response), by response_url key."""
 
     def store(self) -> Storage:
         """A second connection to the bot's database, for assertions (close with `.database.close()`)."""
@@ -85,10 +88,15 @@ class RunningBot:
             self.slack.response_url(key),
             channel_name=channel_name,
         )
-        return self.post_signed(body), key
+        response = self.post_signed(body)
+        if response.status_code == 200 and response.content:  # an immediate response, as Slack would show it
+            self.acked[key] = ResponsePost(key, response.json(), time.time())
+        return response, key
 
     def reply(self, key: str, timeout: float = 5.0) -> Any:
-        """Wait for the bot's reply posted to response_url `key`."""
+        """The bot's reply: in the command's acknowledgement, or else posted to response_url `key` (waited for)."""
+        if key in self.acked:
+            return self.acked[key]
         return self.slack.wait_for(lambda: (self.slack.responses(key) or [None])[-1], timeout=timeout)
 
     def ask(self, user: str, text: str, **kwargs: Any) -> Any:

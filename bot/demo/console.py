@@ -17,6 +17,7 @@ import httpx
 
 from accessbot_emulators.idp import LoginFailedError, complete_login
 from accessbot_emulators.slack import (
+    ResponsePost,
     SlackSigner,
     app_home_opened_event,
     block_actions_payload,
@@ -190,7 +191,11 @@ class Console:
         if response.status_code != 200:
             self.problem(f"(Slack would show: the app did not answer — HTTP {response.status_code})")
             return
-        self._show_response(key)
+        if response.content:  # an immediate response: the reply came in the acknowledgement itself
+            post = ResponsePost(key, response.json(), time.time())
+            self._print_message("only visible to you", post.blocks, post.text, channel=None, ts=None, ephemeral=True)
+        else:
+            self._show_response(key)
         self._show_new_messages()
 
     def _show_response(self, key: str, timeout: float = 8.0) -> None:
