@@ -22,8 +22,10 @@ class MovableClock:
         return int(time.time()) + self.offset
 
 
-def cli_config(path: Path, config: Config, *, audit_keys: list[str] | None = None) -> Path:
-    """Write a config file the `accessbot` CLI reads: the bot's database and the bot's keys (or `audit_keys`)."""
+def cli_config(
+    path: Path, config: Config, *, audit_keys: list[str] | None = None, database: Path | None = None
+) -> Path:
+    """Write a config file the `accessbot` CLI reads: the bot's database and keys (or `database`, `audit_keys`)."""
     security: dict[str, object] = {
         "token_encryption_keys": [key.get_secret_value() for key in config.security.token_encryption_keys],
     }
@@ -31,7 +33,7 @@ def cli_config(path: Path, config: Config, *, audit_keys: list[str] | None = Non
     if keys:
         security["audit_keys"] = keys
     data = botconfig.config_data(
-        database=config.database,
+        database=database or config.database,
         public_url=config.public_url,
         slack_api_url=config.slack.api_url,
         oidc_issuer=config.oidc.issuer,
