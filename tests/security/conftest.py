@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -23,7 +25,12 @@ class MovableClock:
 
 
 def cli_config(
-    path: Path, config: Config, *, audit_keys: list[str] | None = None, database: Path | None = None
+    path: Path,
+    config: Config,
+    *,
+    audit_keys: list[str] | None = None,
+    database: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a config file the `accessbot` CLI reads: the bot's database and keys (or `database`, `audit_keys`)."""
     security: dict[str, object] = {
@@ -39,6 +46,7 @@ def cli_config(
         oidc_issuer=config.oidc.issuer,
         rancher_url=config.rancher.url,
         rancher_token=config.rancher.token.get_secret_value(),
+        overrides=overrides,
     )
     data["security"] = security
     path.write_text(yaml.safe_dump(data))
