@@ -16,13 +16,18 @@ from bot.core.policy import Rule
 
 @dataclass(frozen=True)
 class GrantFacts:
-    """A grant with the names people read (target, role), its rule, and the moment it is shown at."""
+    """A grant with the names people read (target, role), its rule, and the moment it is shown at.
+
+    `lapsed` names the people (`Approval.person`) whose earlier approval no longer counts: unlinked since, or no
+    longer in an approver group.
+    """
 
     grant: Grant
     target: str
     role: str
     now: int
     rule: Rule | None = None
+    lapsed: frozenset[str] = frozenset()
 
 
 class HolderEvent(StrEnum):

@@ -74,11 +74,13 @@ def _details(facts: GrantFacts) -> str:
     return "\n".join(lines)
 
 
-def _decisions(grant: Grant) -> list[str]:
+def _decisions(grant: Grant, lapsed: frozenset[str] = frozenset()) -> list[str]:
     out = []
     for a in grant.approvals:
         verb = "approved" if a.decision == "approve" else "denied"
         note = f" — {escape(a.comment)}" if a.comment else ""
+        if a.person in lapsed:
+            note += " (no longer counts: unlinked or left the approver group)"
         out.append(f"{verb} by {user(a.approver)} at {when(a.at)}{note}")
     return out
 
@@ -122,8 +124,9 @@ class GrantBlocks:
         g = facts.grant
         text = f"Access request {g.id}: {escape(facts.role)} on {escape(facts.target)} for {user(g.slack_user)}"
         blocks: list[Block] = [section(f":key: Access request {_summary(facts)}"), section(_details(facts))]
-        decisions = _decisions(g)
-        need = f"{len([a for a in g.approvals if a.decision == 'approve'])}/{g.approvals_required} approvals"
+        decisions = _decisions(g, facts.lapsed)
+        counted = [a for a in g.approvals if a.decision == "approve" and a.person not in facts.lapsed]
+        need = f"{len(counted)}/{g.approvals_required} approvals"
         if g.state is GrantState.REQUESTED:
             if decisions:
                 blocks.append(context(" · ".join(decisions) + f" ({need})"))

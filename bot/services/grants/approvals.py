@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.core import audit_actions as A
 from bot.core.errors import BotError, NotAllowed, UserError
 from bot.core.grant_lifecycle import GrantEvent, request_expired
@@ -61,6 +63,7 @@ class Approvals:
         names = await self._dir.names(grant)
         comment = comment[:MAX_COMMENT]
         final = False
+        lapsed: frozenset[str] = frozenset()
         try:
             with self._ledger.tx.atomic():
                 vote = Approval(ident.slack_user, decision, now, comment, ident.issuer, ident.subject)
@@ -89,7 +92,7 @@ class Approvals:
                     # Every earlier approval is checked again now: its person may have been unlinked or left the
                     # approver groups since; only approvals that still hold count, one per person.
                     counted = {a.person for a in approvals if self._dir.still_approver(a.person, rule, requester)}
-                    lapsed = len({a.person for a in approvals}) - len(counted)
+                    lapsed = frozenset({a.person for a in approvals} - counted)
                     final = len(counted) >= max(1, grant.approvals_required)
                     if final:
                         moved = self._ledger.move(grant, GrantEvent.APPROVE, actor=ident.slack_user, reason=comment)
@@ -108,7 +111,7 @@ class Approvals:
                                 "approver_subject": ident.subject,
                                 "approvals": len(counted),
                                 "approvals_required": grant.approvals_required,
-                                "lapsed": lapsed,
+                                "lapsed": len(lapsed),
                                 "final": final,
                             },
                         ),
@@ -120,9 +123,10 @@ class Approvals:
                         status, message = "recorded", f"approval recorded; {left} more needed for {grant.id}"
                         if lapsed:
                             message += (
-                                f" ({lapsed} earlier approval no longer counts: approver unlinked or left the group)"
+                                f" ({len(lapsed)} earlier approval no longer counts: "
+                                "approver unlinked or left the group)"
                             )
-                facts = self._dir.facts(updated, names)
+                facts = replace(self._dir.facts(updated, names), lapsed=lapsed)
                 self._ledger.card(facts)
                 self._ledger.status(facts)
                 if status != "recorded":
