@@ -3,7 +3,8 @@
 Escaping `&`, `<` and `>` keeps `<!channel>`, `<@U…>` and `<https://evil|x>` inert (Slack's formatting docs name
 exactly these three). Invisible characters are made visible as `⟨U+XXXX⟩`: right-to-left overrides and isolates
 (U+202A–U+202E, U+2066–U+2069) can make a reason or a target read backwards on an approval card, and zero-width and
-control characters can hide text (Unicode categories Cf, Cc — tab and newline kept — Zl and Zp).
+control characters can hide text (Unicode categories Cf, Cc — tab and newline kept — Zl and Zp), as can the few
+letters that render blank (Hangul fillers, the empty Braille pattern).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import unicodedata
 
 _HIDDEN = frozenset({"Cf", "Cc", "Zl", "Zp"})
 _KEPT = frozenset({"\n", "\t"})
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+"""Letters that render as nothing (Hangul fillers, the blank Braille pattern): shown too, though not in `_HIDDEN`."""
 
 
 def visible(text: str) -> str:
@@ -20,7 +23,7 @@ def visible(text: str) -> str:
         return text
     out = []
     for ch in text:
-        if ch not in _KEPT and unicodedata.category(ch) in _HIDDEN:
+        if ch in _BLANK_LETTERS or (ch not in _KEPT and unicodedata.category(ch) in _HIDDEN):
             out.append(f"⟨U+{ord(ch):04X}⟩")
         else:
             out.append(ch)
@@ -36,7 +39,11 @@ def plain(text: str, limit: int) -> dict[str, object]:
     """A plain_text object (no escaping applies there), made visible and cut to `limit` characters."""
     shown = visible(text)
     if len(shown) > limit:
-        shown = shown[: limit - 1] + "…"
+        cut = limit - 1
+        marker = shown.rfind("⟨", 0, cut)
+        if marker != -1 and shown.find("⟩", marker) >= cut:  # never cut a ⟨U+XXXX⟩ in half
+            cut = marker
+        shown = shown[:cut] + "…"
     return {"type": "plain_text", "text": shown}
 
 
