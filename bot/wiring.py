@@ -24,8 +24,9 @@ from bot.core.storage import Storage
 from bot.scheduler import JobBodies, JobScheduler, Schedule
 from bot.services.access import AccessService
 from bot.services.audit import AuditLog
-from bot.services.grants import GrantServices
+from bot.services.grants import GrantServices, LifecycleTiming
 from bot.services.identity_sync import IdentitySync, Offboarding
+from bot.services.jobs.activations import ActivationRetries
 from bot.services.jobs.digest import DigestSettings, WeeklyDigest
 from bot.services.jobs.lease import LeaderLease, default_owner_id
 from bot.services.jobs.reconcile import Reconciler, ReconcileSettings
@@ -83,9 +84,14 @@ def open_store(config: Config) -> Storage:
 
 
 def principal_mapping(config: Config) -> PrincipalMapping:
-    """How identities map to Rancher principals, from `rancher.*`."""
+    """How identities map to Rancher principals, from `rancher.*` (group_format full_path splits paths)."""
     rc = config.rancher
-    return PrincipalMapping(rc.auth_provider, rc.user_principal_template, rc.group_principal_template)
+    return PrincipalMapping(
+        rc.auth_provider,
+        rc.user_principal_template,
+        rc.group_principal_template,
+        full_group_paths=rc.group_format == "full_path",
+    )
 
 
 def build_rancher(config: Config) -> RancherClient:
@@ -159,6 +165,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         principals=mapping,
         grant_label=config.rancher.grant_label,
         admins=frozenset(slack_config.admins),
+        timing=LifecycleTiming(activation_timeout=int(sc.activation_timeout.total_seconds())),
     )
     refusals = Refusals(tx=tx, audit=audit, outbox=outbox, clock=clock)
     offboarding = Offboarding(grants.lifecycle)
@@ -248,8 +255,10 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
     async def warn_expiring(now: int) -> int:
         return await grants.lifecycle.warn_expiring(now, expiry_warning)
 
+    activations = ActivationRetries(grants=storage.grants, lifecycle=grants.lifecycle)
     bodies = JobBodies(
         expire_grants=sweep.expire_grants,
+        finish_activations=activations.run,
         expire_requests=grants.approvals.expire_requests,
         warn_expiring=warn_expiring,
         reconcile=reconciler.reconcile,

@@ -255,14 +255,18 @@ def update(store: Store, type_spec: ResourceType, obj_id: str, body: bytes, *, c
 def delete(
     store: Store, type_spec: ResourceType, obj_id: str, caller: Caller | None, base: str
 ) -> tuple[int, Obj | None]:
-    """`DELETE`: 204 at once without finalizers, else 200 with `removed` set and a purge after `finalizer_delay`."""
+    """`DELETE`: 200 with `removed` set while finalizers run (`finalizer_delay` > 0), else 204.
+
+    norman store/proxy/proxy_store.go deletes, reads the object again and returns nothing when it is already gone
+    (api/handler/delete.go: 204); finalizers that ran within that moment look like `finalizer_delay` 0 or None.
+    """
     obj = lookup(store, type_spec, obj_id, caller)
     delay = store.settings.finalizer_delay
     if type_spec.name == GRB:
         for crtb_id in list(store.db[CRTB]):
             if store.db[CRTB][crtb_id].get("labels", {}).get(GRB_OWNER_LABEL) == obj["name"]:
                 store.drop(CRTB, crtb_id)
-    if delay is None:
+    if delay is None or (delay <= 0 and not obj.get("removed")):
         store.drop(type_spec.name, obj_id)
         return 204, None
     if not obj.get("removed"):

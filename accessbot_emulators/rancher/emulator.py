@@ -138,6 +138,13 @@ class RancherEmulator:
                 )
             )
 
+    def remove_object(self, type_name: str, obj_id: str) -> bool:
+        """Delete any object at once (a project or role template someone deleted in Rancher); False when unknown."""
+        with self._lock:
+            found = obj_id in self._store.db[type_name]
+            self._store.drop(type_name, obj_id)
+            return found
+
     def add_user(self, **values: Any) -> Obj:
         """Add a user (`id` or `principal` for an IdP user whose id is derived)."""
         with self._lock:
