@@ -189,6 +189,18 @@ def effective_rights(
         gid = binding.group_principal_id or ""
         return principals.group_names.get(gid) or gid.split("://", 1)[-1]
 
+    widened: dict[tuple[Scope, str], tuple[tuple[str, ...], bool]] = {}  # once per role, not per binding
+
+    def widen(scope: Scope, role_id: str) -> tuple[tuple[str, ...], bool]:
+        found = widened.get((scope, role_id))
+        if found is None:
+            if scope is Scope.GLOBAL or not templates:
+                found = ((), False)
+            else:
+                found = (included_names(role_id, templates), scope is Scope.CLUSTER and owner_like(role_id, templates))
+            widened[(scope, role_id)] = found
+        return found
+
     for binding in held:
         labels = binding.labels
         grant = live.get(labels.get(grant_label, "")) if live else None
@@ -231,14 +243,13 @@ def effective_rights(
             global_names=global_names,
             cluster_names=cluster_names,
             project_names=project_names,
+            widen=widen(binding.scope, binding.role_id),
         )
         if binding.scope is Scope.GLOBAL:
             admin = is_admin_global_role(roles_by_id.get(binding.role_id))
             downstream = restricted_admin_is_admin and binding.role_id == RESTRICTED_ADMIN_ROLE
             if admin or downstream:
                 right = replace(right, everything=True, downstream_only=not admin)
-        elif templates:
-            right = _widened(right, templates)
         rights[key] = right
 
     for grant in live.values():
@@ -259,15 +270,9 @@ def effective_rights(
             project_name=project_names.get(target.project_id, target.project_id) if target.project_id else "",
             binding_id=grant.binding_id or "",
         )
-        rights.setdefault(_key(right), _widened(right, templates) if templates else right)
+        includes, every = widen(scope, grant.role_id)
+        rights.setdefault(_key(right), replace(right, includes=includes, all_projects=every))
     return _sorted(rights.values())
-
-
-def _widened(right: Right, templates: Mapping[str, RoleTemplate]) -> Right:
-    """The right with the roles it inherits named, and (cluster roles) whether it covers every project."""
-    includes = included_names(right.role_id, templates)
-    every = right.scope is Scope.CLUSTER and owner_like(right.role_id, templates)
-    return replace(right, includes=includes, all_projects=every) if includes or every else right
 
 
 def sort_key(right: Right) -> tuple[object, ...]:
@@ -378,6 +383,7 @@ def _right(
     global_names: Mapping[str, str],
     cluster_names: Mapping[str, str],
     project_names: Mapping[str, str],
+    widen: tuple[tuple[str, ...], bool] = ((), False),
 ) -> Right:
     if binding.scope is Scope.GLOBAL:
         return Right(
@@ -400,4 +406,6 @@ def _right(
         project_id=binding.project_id,
         project_name=project_names.get(binding.project_id, binding.project_id) if binding.project_id else "",
         binding_id=binding.id,
+        includes=widen[0],
+        all_projects=widen[1],
     )

@@ -325,3 +325,13 @@ def test_group_format_comes_from_the_configuration(tmp_path: Path) -> None:
         rancher_token="token-abcde:x", overrides={"rancher": {"group_format": "full_path"}},
     )  # fmt: skip
     assert wiring.principal_mapping(config).full_group_paths
+
+
+async def test_who_names_a_linked_person_whose_rancher_id_is_not_derived(
+    queries: GrantQueries, storage: Storage
+) -> None:
+    """`who local`: the bootstrap admin (user-b7k2p holds the linked principal) is shown with their Slack user."""
+    factories.link(storage.links, "U0ADMIN001", ADMIN_SUB, [], now=NOW)
+    report = await queries.who("UADMIN", "local")
+    owner = next(h for h in report.holders if h.user_id == "user-b7k2p")
+    assert owner.slack_user == "U0ADMIN001"
