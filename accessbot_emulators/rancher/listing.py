@@ -145,12 +145,13 @@ def collection(
             if 0 < total - limit < total:
                 pagination["last"] = link(total - limit)
         out["pagination"] = pagination
-        rest = [(k, v) for k, v in query if k not in ("order",)]
-        sort_links = {f: f"{coll_url}?{urlencode([*rest, ('sort', f)])}" for f in type_spec.filters}
+        rest = urlencode([(k, v) for k, v in query if k not in ("order",)])  # encoded once, not once per link
+        joined = f"{coll_url}?{rest}&" if rest else f"{coll_url}?"
+        sort_links = {f: f"{joined}{urlencode([('sort', f)])}" for f in type_spec.filters}
         flipped = "asc" if qmap.get("order") == "desc" else "desc"
         out["sort"] = {
             "order": "desc" if qmap.get("order") == "desc" else "asc",
-            "reverse": f"{coll_url}?{urlencode([*rest, ('order', flipped)])}",
+            "reverse": f"{joined}{urlencode([('order', flipped)])}",
             "links": sort_links,
         }
         out["filters"] = {

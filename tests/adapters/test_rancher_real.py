@@ -3,6 +3,7 @@ one request per collection and field, version differences, terminating bindings,
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -255,3 +256,33 @@ async def test_a_terminating_binding_is_flagged_and_read_back(
     assert [b.terminating for b in listed] == [True]
     live = await rancher.list_bindings(user_ids=["u-kn3kwqn2hg"])
     assert binding.id not in {b.id for b in live}
+
+
+# --- hostile answers -----------------------------------------------------------------------------------------
+
+
+def test_malformed_rules_and_inheritance_are_skipped_not_crashed_on() -> None:
+    """Rules that are not lists of objects, ids that are not lists: ignored, the rest still decoded."""
+    from bot.adapters.rancher.payloads import global_role_of, role_template_of
+
+    odd = role_template_of({"id": "x", "rules": "*", "roleTemplateIds": {"a": 1}})
+    assert (odd.rules, odd.inherits) == ((), ())
+    mixed = global_role_of({"id": "g", "rules": [7, None, {"verbs": "*", "apiGroups": ["*"]}, {"verbs": ["*"]}]})
+    assert [r.verbs for r in mixed.rules] == [(), ("*",)]
+
+
+def test_huge_rule_lists_and_group_lists_are_handled_in_linear_time() -> None:
+    """Hostile sizes: 200,000 rules decoded and 50,000 group ids chunked within budget (best of 3)."""
+    from bot.adapters.rancher.payloads import role_template_of
+    from bot.adapters.rancher.transport import Transport
+
+    rules = [{"apiGroups": ["*"], "resources": ["pods"], "verbs": ["get"]}] * 200_000
+    transport = Transport("http://127.0.0.1:9", "token-abcde:x")
+    groups = [f"genericoidc_group://g-{i:06d}" for i in range(50_000)]
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        assert len(role_template_of({"id": "big", "rules": rules}).rules) == 200_000
+        assert sum(len(c) for c in transport.chunks("groupPrincipalId", groups)) == 50_000
+        best = min(best, time.perf_counter() - started)
+    assert best < 2.0
