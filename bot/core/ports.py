@@ -14,6 +14,7 @@ from bot.core.model import (
     RancherUser,
     RoleBinding,
     RoleTemplate,
+    Scope,
     VerifiedLogin,
 )
 from bot.core.notices import Notice
@@ -171,8 +172,9 @@ class RancherApi(Protocol):
         user_ids: Sequence[str] = (),
         user_principal_ids: Sequence[str] = (),
         group_principal_ids: Sequence[str] = (),
+        scopes: Sequence[Scope] = (Scope.GLOBAL, Scope.CLUSTER, Scope.PROJECT),
     ) -> Sequence[RoleBinding]:
-        """Global, cluster and project bindings held by any of the given subjects (fresh, re-checked)."""
+        """Bindings of the given scopes (all by default) held by any of the given subjects (fresh, re-checked)."""
         ...
 
     async def list_target_bindings(self, cluster_id: str, project_id: str | None) -> Sequence[RoleBinding]:

@@ -216,15 +216,16 @@ class RancherClient:
         user_ids: Sequence[str] = (),
         user_principal_ids: Sequence[str] = (),
         group_principal_ids: Sequence[str] = (),
+        scopes: Sequence[Scope] = (Scope.GLOBAL, Scope.CLUSTER, Scope.PROJECT),
     ) -> Sequence[RoleBinding]:
-        """Global, cluster and project bindings held by any of the given subjects (fresh, re-checked, live ones).
+        """Bindings of the given scopes held by any of the given subjects (fresh, re-checked, live ones).
 
         One request per collection and subject field (all groups in one `_in` list while the URL allows), so the
         server-side LISTs do not grow with the number of groups; GRB `userPrincipalId` only from Rancher 2.11.
         """
         features = await self.features()
         queries: list[tuple[str, Awaitable[list[RoleBinding]]]] = []
-        for plural in (GRBS, CRTBS, PRTBS):
+        for plural in (PLURALS[scope] for scope in scopes):
             queries.append((plural, self._query_bindings(plural, "userId", user_ids)))
             if plural != GRBS or features.has("grb_user_principal"):
                 queries.append((plural, self._query_bindings(plural, "userPrincipalId", user_principal_ids)))
