@@ -241,3 +241,16 @@ async def test_failing_past_the_activation_timeout_fails_the_grant_with_one_aler
     world.clock.value += 3600
     await world.retries.run(world.clock.now())
     assert world.security("activation-abandoned:") == [f"activation-abandoned:{grant.id}"]
+
+
+async def test_revoking_a_grant_rancher_keeps_failing_ends_it_at_once(world: World) -> None:
+    """A revoke while the activation is being retried wins: the grant fails now, the retry job never activates it."""
+    world.rancher.fail_next("roletemplatebindings", 503, count=2, method="POST")
+    outcome = await world.grants.requests.request("U0ALICE001", "dev-eu/payments", "project-member")
+    assert outcome.grant is not None
+    ended = await world.grants.lifecycle.revoke_by("U0ALICE001", outcome.grant.id)
+    assert ended.state is GrantState.FAILED
+    assert ended.failure == "revoked by the holder before Rancher created the binding"
+    world.clock.value += 3600
+    assert (await world.retries.run(world.clock.now())).tried == 0
+    assert world.tagged(outcome.grant.id) == []

@@ -258,6 +258,12 @@ class Lifecycle:
         grant = self._dir.get(grant_id)
         if grant.state is S.ACTIVATING:
             grant = await self.finish_activation(grant)
+            if grant.state is S.ACTIVATING:  # Rancher keeps failing: end it now so the revocation wins
+                try:
+                    await self._bindings.delete(grant)
+                except UpstreamError as err:  # the reconciler deletes the failed grant's tagged binding later
+                    log.warning("could not delete the binding of %s now: %s", grant.id, err)
+                return self._fail(grant, f"{reason or 'revoked'} before Rancher created the binding")
         if grant.state is S.ACTIVE:
             self._ledger.move(grant, GrantEvent.BEGIN_REVOKE, actor=actor, reason=reason)
             grant = self._dir.reload(grant.id)
