@@ -237,7 +237,6 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
             grant_label=config.rancher.grant_label,
             repair_drift=sc.repair_drift,
             report_untagged=sc.report_untagged,
-            concurrency=sc.revoke_concurrency,
         ),
     )
     digest = WeeklyDigest(

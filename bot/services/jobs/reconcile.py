@@ -41,7 +41,6 @@ class ReconcileSettings:
     repair_drift: bool = False
     report_untagged: bool = False
     stuck_after: int = 120
-    concurrency: int = 16
 
 
 @dataclass(frozen=True)
