@@ -8,8 +8,9 @@ Service level: AccessService.describe() on its own RancherClient.
 End to end: a signed `/access list` slash command POSTed to the real bot (create_app + uvicorn on loopback, jobs
 off), timed until the reply reaches the response_url served by the Slack emulator (the emulator's receipt time).
 The Rancher emulator runs in its own process (default; `--in-process` for a thread) so its CPU does not compete
-with the bot's event loop. Prints p50/p95, CPU per answer, Rancher requests per answer, one bare Rancher round trip
-as baseline, and ratios to the target. `--gc-freeze` calls gc.freeze() once the bot has started."""
+with the bot's event loop. Prints p50/p95, CPU per answer, Rancher requests and list calls per answer (a list call
+is a GET of a collection: a full Kubernetes LIST on a real Rancher), one bare Rancher round trip (GET /v3/) as
+baseline, and ratios to the target. `--gc-freeze` calls gc.freeze() once the bot has started."""
 
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ class Row:
     label: str
     rights: int
     requests: tuple[int, int]
+    lists: tuple[int, int]
     rancher_kib: float
     timings: tuple[float, ...]
     cpu: tuple[float, ...]
@@ -86,7 +88,15 @@ class Row:
         return percentile(list(self.timings), 95)
 
 
-Counters = tuple[Callable[[], None], Callable[[], tuple[int, int]]]
+Traffic = tuple[int, int, int]
+"""Rancher requests, body bytes and list calls (GETs of a collection) since the last reset."""
+Counters = tuple[Callable[[], None], Callable[[], Traffic]]
+
+
+def traffic(got: dict[str, Any]) -> Traffic:
+    """The emulator's counters as (requests, bytes, list calls)."""
+    lists = sum(n for key, n in got["by_path"].items() if key.startswith("GET /v3/") and key.count("/") == 2)
+    return int(got["total"]), int(got["bytes"]), lists
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -106,7 +116,7 @@ def personas(groups: int) -> list[Persona]:
 
 
 @contextmanager
-def serve_estate(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[], None], Callable[[], tuple[int, int]]]]:
+def serve_estate(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[], None], Callable[[], Traffic]]]:
     """Serve the estate (own process by default, as Rancher would be); yield url, reset and count functions."""
     sizes = f"{args.clusters},{args.projects},{args.bindings},{args.groups},{args.users},{args.seed}"
     if args.in_process:
@@ -121,9 +131,8 @@ def serve_estate(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[], N
         settings = EmulatorSettings(latency=args.latency, page_size=args.page_size)
         with run_emulator(estate, settings) as emulator:
 
-            def counts() -> tuple[int, int]:
-                got = emulator.request_counts()
-                return int(got["total"]), int(got["bytes"])
+            def counts() -> Traffic:
+                return traffic(emulator.request_counts())
 
             yield emulator.url, emulator.reset_counters, counts
         return
@@ -151,9 +160,8 @@ def serve_estate(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[], N
         def reset() -> None:
             control.post("/_emulator/requests/reset")
 
-        def count() -> tuple[int, int]:
-            got = control.get("/_emulator/requests").json()
-            return int(got["total"]), int(got["bytes"])
+        def count() -> Traffic:
+            return traffic(control.get("/_emulator/requests").json())
 
         try:
             yield url, reset, count
@@ -176,7 +184,7 @@ async def service_level(args: argparse.Namespace, url: str, key: str, counters: 
         base: list[float] = []
         for _ in range(max(args.runs, 10)):
             t0 = time.perf_counter()
-            await rancher.server_version()
+            await rancher.ping()  # GET /v3/: one bare round trip (the server version is cached by the client)
             base.append(time.perf_counter() - t0)
         baseline = statistics.median(base)
         storage = open_storage(":memory:")
@@ -195,13 +203,14 @@ async def service_level(args: argparse.Namespace, url: str, key: str, counters: 
                 t0 = time.perf_counter()
                 await service.describe(pset, [], int(time.time()))
                 cold = time.perf_counter() - t0
-                reqs, size = request_total()
+                reqs, size, _ = request_total()
                 print(f"service level, cold first answer (names not cached): {cold * 1000:.0f} ms, {reqs} requests")
                 if args.gc_freeze:
                     gc.freeze()  # what the bot would do once started: long-lived objects leave the collector's scans
             timings: list[float] = []
             cpu: list[float] = []
             counts: list[int] = []
+            lists: list[int] = []
             sizes: list[int] = []
             rights = 0
             for _ in range(args.runs):
@@ -210,13 +219,23 @@ async def service_level(args: argparse.Namespace, url: str, key: str, counters: 
                 report = await service.describe(pset, [], int(time.time()))
                 timings.append(time.perf_counter() - t0)
                 cpu.append(time.thread_time() - c0)
-                reqs, size = request_total()
+                reqs, size, listed = request_total()
                 counts.append(reqs)
+                lists.append(listed)
                 sizes.append(size)
                 rights = len(report.rights)
             kib = statistics.median(sizes) / 1024
             rows.append(
-                Row("service", persona.label, rights, (min(counts), max(counts)), kib, tuple(timings), tuple(cpu))
+                Row(
+                    "service",
+                    persona.label,
+                    rights,
+                    (min(counts), max(counts)),
+                    (min(lists), max(lists)),
+                    kib,
+                    tuple(timings),
+                    tuple(cpu),
+                )
             )
     return baseline, rows
 
@@ -248,7 +267,7 @@ def end_to_end(args: argparse.Namespace, url: str, key: str, counters: Counters)
             bot_clock = time.pthread_getcpuclockid(bot_thread.ident or 0)
             serial = 0
 
-            def ask(persona: Persona) -> tuple[float, float, int, int, dict[str, Any]]:
+            def ask(persona: Persona) -> tuple[float, float, Traffic, dict[str, Any]]:
                 """One timed `/access list`: seconds to reply, bot CPU seconds, Rancher requests and bytes, reply."""
                 nonlocal serial
                 serial += 1
@@ -265,12 +284,11 @@ def end_to_end(args: argparse.Namespace, url: str, key: str, counters: Counters)
                 posts = slack.wait_for(lambda: slack.responses(reply_key), timeout=30, interval=0.01)
                 post = posts[0]
                 cpu_used = time.clock_gettime(bot_clock) - cpu_started
-                requests, size = request_total()
-                return post.time - started, cpu_used, requests, size, dict(post.body)
+                return post.time - started, cpu_used, request_total(), dict(post.body)
 
             for index, persona in enumerate(personas(args.groups)):
                 if index == 0:
-                    cold, _, reqs, _, _ = ask(persona)  # also warms the bot's name cache
+                    cold, _, (reqs, _, _), _ = ask(persona)  # also warms the bot's name cache
                     print(
                         f"end to end, cold first answer: {cold * 1000:.0f} ms, {reqs} requests "
                         "(names not cached, except role templates and clusters read by the start-up policy check)"
@@ -278,13 +296,15 @@ def end_to_end(args: argparse.Namespace, url: str, key: str, counters: Counters)
                 timings: list[float] = []
                 cpu: list[float] = []
                 counts: list[int] = []
+                lists: list[int] = []
                 sizes: list[int] = []
                 reply: dict[str, Any] = {}
                 for _ in range(args.runs):
-                    seconds, cpu_used, reqs, size, reply = ask(persona)
+                    seconds, cpu_used, (reqs, size, listed), reply = ask(persona)
                     timings.append(seconds)
                     cpu.append(cpu_used)
                     counts.append(reqs)
+                    lists.append(listed)
                     sizes.append(size)
                 rights = check_reply(persona, reply)
                 rows.append(
@@ -293,6 +313,7 @@ def end_to_end(args: argparse.Namespace, url: str, key: str, counters: Counters)
                         persona.label,
                         rights,
                         (min(counts), max(counts)),
+                        (min(lists), max(lists)),
                         statistics.median(sizes) / 1024,
                         tuple(timings),
                         tuple(cpu),
@@ -302,7 +323,7 @@ def end_to_end(args: argparse.Namespace, url: str, key: str, counters: Counters)
     return rows
 
 
-def settle(request_total: Callable[[], tuple[int, int]], quiet: float = 0.3, limit: float = 10.0) -> None:
+def settle(request_total: Callable[[], Traffic], quiet: float = 0.3, limit: float = 10.0) -> None:
     """Wait until Rancher has had no request for `quiet` seconds (background reads after the bot starts)."""
     deadline = time.monotonic() + limit
     last, since = request_total()[0], time.monotonic()
@@ -349,27 +370,31 @@ def print_table(args: argparse.Namespace, baseline: float, rows: list[Row]) -> N
     """Baseline, target and one line per (level, persona)."""
     target = 3 * args.latency + 0.050
     print()
-    print(f"baseline: one bare Rancher round trip (GET /v3/settings/server-version) p50 = {baseline * 1000:.1f} ms")
+    print(f"baseline: one bare Rancher round trip (GET /v3/) p50 = {baseline * 1000:.1f} ms")
     print(f"target:   p50 <= 3 x {args.latency * 1000:.0f} ms + 50 ms = {target * 1000:.0f} ms (warm name cache)")
     print()
     print(
-        f"{'level':<11} {'user':<10} {'rights':>6} {'req/answer':>10} {'Rancher KiB':>11} {'reply KiB':>9} "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'CPU ms':>6} {'p50/base':>8} {'p50/target':>10}  target"
+        f"{'level':<11} {'user':<10} {'rights':>6} {'req/answer':>10} {'lists/answer':>12} {'Rancher KiB':>11} "
+        f"{'reply KiB':>9} {'p50 ms':>7} {'p95 ms':>7} {'CPU ms':>6} {'p50/base':>8} {'p50/target':>10}  target"
     )
+
+    def span(pair: tuple[int, int]) -> str:
+        return f"{pair[0]}" if pair[0] == pair[1] else f"{pair[0]}-{pair[1]}"
+
     for row in rows:
-        lo, hi = row.requests
-        per_answer = f"{lo}" if lo == hi else f"{lo}-{hi}"
         verdict = "met" if row.p50 <= target else "MISSED"
         reply = "-" if row.reply_kib is None else f"{row.reply_kib:.0f}"
         print(
-            f"{row.level:<11} {row.label:<10} {row.rights:>6} {per_answer:>10} {row.rancher_kib:>11.0f} {reply:>9} "
+            f"{row.level:<11} {row.label:<10} {row.rights:>6} {span(row.requests):>10} {span(row.lists):>12} "
+            f"{row.rancher_kib:>11.0f} {reply:>9} "
             f"{row.p50 * 1000:>7.1f} {row.p95 * 1000:>7.1f} {statistics.median(row.cpu) * 1000:>6.0f} "
             f"{row.p50 / baseline:>8.1f} {row.p50 / target:>10.2f}  "
             f"{verdict}"
         )
     print(
-        "Rancher KiB: JSON read from Rancher per answer; reply KiB: the Slack reply; CPU ms: median CPU per answer "
-        "of the thread running it (service: the benchmark's loop; end to end: the bot's server thread)"
+        "lists/answer: GETs of a collection (each a full Kubernetes LIST on a real Rancher); Rancher KiB: JSON read "
+        "from Rancher per answer; reply KiB: the Slack reply; CPU ms: median CPU per answer of the thread running it "
+        "(service: the benchmark's loop; end to end: the bot's server thread)"
     )
 
 
@@ -411,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", "--iterations", dest="runs", type=int, default=30, help="timed answers per user")
     parser.add_argument("--connections", type=int, default=20, help="service-level client connection pool size")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--chunk", type=int, default=20, help="service level: values per `_in` filter request")
+    parser.add_argument("--chunk", type=int, default=100, help="service level: most values per `_in` filter request")
     parser.add_argument("--limit", type=int, default=5000, help="service level: `limit` sent (the product default)")
     parser.add_argument("--in-process", action="store_true", help="run the emulator in a thread here (shares the GIL)")
     parser.add_argument("--service-only", action="store_true", help="skip the end-to-end part")

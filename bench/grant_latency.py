@@ -6,7 +6,8 @@ through a real RancherClient over HTTP to the emulator and a real SQLite store, 
 ACTIVE; the grant is revoked untimed between runs. The baseline, measured in the same process against the same
 emulator, is the bare Rancher round trips one activation needs, made directly with the client: get the user and list
 the target's bindings (concurrently, as the service does; one after the other with --sequential-baseline), then
-create the binding.
+create the binding. The service's standing-access check reads, in that one round trip, the user by principal, the
+target's and its cluster's bindings and the user's and groups' global role bindings (7 requests with the create).
 Prints median and p95 of both, their ratio, and the Rancher requests per grant. Cluster, project and role-template
 lists are cached by the client (as in the running bot), so they are warmed before timing.
 """

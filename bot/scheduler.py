@@ -31,6 +31,7 @@ LEASE_JOB: Final = "lease"
 JOB_IDS: Final[tuple[str, ...]] = (
     LEASE_JOB,
     "expire_grants",
+    "finish_activations",
     "expire_requests",
     "warn_expiring",
     "reconcile",
@@ -41,7 +42,7 @@ JOB_IDS: Final[tuple[str, ...]] = (
 )
 """Fixed ids of every scheduled job (memory job store; ids keep re-registration idempotent)."""
 
-CATCH_UP: Final[tuple[str, ...]] = ("expire_grants", "reconcile", "post_digest", "post_anchor")
+CATCH_UP: Final[tuple[str, ...]] = ("expire_grants", "finish_activations", "reconcile", "post_digest", "post_anchor")
 """Jobs run immediately on start and on becoming leader (work that fell due during downtime)."""
 
 ANCHOR_INTERVAL: Final = 3600.0
@@ -57,6 +58,7 @@ class JobBodies:
     """What each scheduled job runs (wiring takes them from the services)."""
 
     expire_grants: Body
+    finish_activations: Body
     expire_requests: Body
     warn_expiring: Body
     reconcile: Body
@@ -112,6 +114,7 @@ class JobScheduler:
         s = self.schedule
         bodies: dict[str, tuple[float, Body]] = {
             "expire_grants": (s.sweep_interval, self.jobs.expire_grants),
+            "finish_activations": (s.sweep_interval, self.jobs.finish_activations),
             "expire_requests": (s.sweep_interval, self.jobs.expire_requests),
             "warn_expiring": (s.sweep_interval, self.jobs.warn_expiring),
             "reconcile": (s.reconcile_interval, self.jobs.reconcile),

@@ -25,8 +25,9 @@ from bot.core.storage import Storage
 from bot.scheduler import JobBodies, JobScheduler, Schedule
 from bot.services.access import AccessService
 from bot.services.audit import AuditLog
-from bot.services.grants import GrantServices
+from bot.services.grants import GrantServices, LifecycleTiming
 from bot.services.identity_sync import IdentitySync, Offboarding
+from bot.services.jobs.activations import ActivationRetries
 from bot.services.jobs.anchor import DailyAnchor
 from bot.services.jobs.digest import DigestSettings, WeeklyDigest
 from bot.services.jobs.lease import LeaderLease, default_owner_id
@@ -102,9 +103,14 @@ def audit_log(config: Config, storage: Storage, clock: Clock) -> AuditLog:
 
 
 def principal_mapping(config: Config) -> PrincipalMapping:
-    """How identities map to Rancher principals, from `rancher.*`."""
+    """How identities map to Rancher principals, from `rancher.*` (group_format full_path splits paths)."""
     rc = config.rancher
-    return PrincipalMapping(rc.auth_provider, rc.user_principal_template, rc.group_principal_template)
+    return PrincipalMapping(
+        rc.auth_provider,
+        rc.user_principal_template,
+        rc.group_principal_template,
+        full_group_paths=rc.group_format == "full_path",
+    )
 
 
 def build_rancher(config: Config) -> RancherClient:
@@ -178,6 +184,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         principals=mapping,
         grant_label=config.rancher.grant_label,
         admins=frozenset(slack_config.admins),
+        timing=LifecycleTiming(activation_timeout=int(sc.activation_timeout.total_seconds())),
     )
     refusals = Refusals(tx=tx, audit=audit, outbox=outbox, clock=clock, tally=RefusalTally(audit, clock, "oauth"))
     slack_tally = RefusalTally(audit, clock, "slack")
@@ -250,7 +257,6 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
             grant_label=config.rancher.grant_label,
             repair_drift=sc.repair_drift,
             report_untagged=sc.report_untagged,
-            concurrency=sc.revoke_concurrency,
         ),
     )
     digest = WeeklyDigest(
@@ -272,8 +278,10 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         await linking.discard_unconfirmed(now)  # link confirmations nobody answered: their logins lose their tokens
         return await grants.approvals.expire_requests(now)
 
+    activations = ActivationRetries(grants=storage.grants, lifecycle=grants.lifecycle)
     bodies = JobBodies(
         expire_grants=sweep.expire_grants,
+        finish_activations=activations.run,
         expire_requests=expire_requests,
         warn_expiring=warn_expiring,
         reconcile=reconciler.reconcile,

@@ -159,9 +159,36 @@ def test_rancher_check_reports_key_and_version(tmp_path: Path, capsys: pytest.Ca
         assert main(["--config", str(path), "rancher", "check"]) == 0
     out = capsys.readouterr().out
     assert "server version v2.14.4" in out
+    assert "API key        token-b9t4n" in out  # read by name: an API key is never `current` (tokens/manager.go)
     assert "key provider   genericoidc" in out
+    assert "global admin   yes, Admin (grb-p3z9c, held by its user)" in out
+    assert "this version   duplicate project bindings are accepted" in out
     assert out.strip().endswith("OK")
     assert BOT_KEY.split(":")[1] not in out
+
+
+def test_rancher_check_exits_1_with_reasons_when_the_key_cannot_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On Rancher 2.7 genericoidc does not exist (providers/genericoidc/ @v2.9.0+): NOT OK, the reason, exit 1."""
+    from accessbot_emulators.rancher import EmulatorSettings, run_emulator
+    from tests.conftest import BOT_KEY
+
+    with run_emulator(settings=EmulatorSettings(server_version="v2.7.18")) as rancher:
+        data = botconfig.config_data(
+            database=tmp_path / "r.db",
+            public_url="https://bot.example.com",
+            slack_api_url="https://slack.com/api/",
+            oidc_issuer="https://idp.example.com",
+            rancher_url=rancher.url,
+            rancher_token=BOT_KEY,
+        )
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(data))
+        assert main(["--config", str(path), "rancher", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "problem: rancher.auth_provider is genericoidc, which Rancher has only from 2.9" in out
+    assert out.strip().endswith("NOT OK")
 
 
 def test_rancher_check_unreachable_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

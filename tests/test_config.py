@@ -74,6 +74,8 @@ def test_unset_environment_variable_is_named_with_its_field() -> None:
         (("schedule", "digest", "day"), "funday", "schedule.digest.day: must be a day name like monday"),
         (("schedule", "digest", "timezone"), "Mars/Olympus", "schedule.digest.timezone: is not a known IANA timezone"),
         (("rancher", "grant_label"), "cattle.io/grant", "rancher.grant_label: must be a prefixed label key"),
+        (("rancher", "group_format"), "path", "rancher.group_format: is not allowed ('name' or 'full_path')"),
+        (("schedule", "activation_timeout"), "forever", "schedule.activation_timeout: `forever` is not a duration"),
         (("public_url",), "bot.example.com", "public_url: must be an http(s) URL"),
         (("slack", "colour"), "blue", "slack.colour: is not a known key"),
     ],

@@ -93,6 +93,7 @@ async def test_jobs_are_registered_with_configured_ids_and_intervals(tmp_path: P
         assert intervals == {
             "lease": 15.0,
             "expire_grants": 15.0,
+            "finish_activations": 15.0,
             "expire_requests": 15.0,
             "warn_expiring": 15.0,
             "reconcile": 420.0,

@@ -11,8 +11,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from accessbot_emulators.rancher import controllers
 from accessbot_emulators.rancher.control import ControlApi
 from accessbot_emulators.rancher.estate import DEMO_FIXTURE, load_fixture
+from accessbot_emulators.rancher.profiles import profile_for
 from accessbot_emulators.rancher.schema import BINDING_KINDS, CRTB, GRB, PRTB, Obj, public
 from accessbot_emulators.rancher.settings import EmulatorSettings
 from accessbot_emulators.rancher.store import Store
@@ -60,15 +62,19 @@ class RancherEmulator:
             return self._traffic.counts()
 
     def configure(self, **changes: Any) -> EmulatorSettings:
-        """Change settings (latency, failure_rate, failure_status, page_size, server_version, …)."""
+        """Change settings (latency, failure_rate, page_size, server_version, …); a new version re-seeds the estate."""
         known = {f.name for f in fields(EmulatorSettings)}
         with self._lock:
             for key, value in changes.items():
                 if key not in known:
                     raise ValueError(f"unknown emulator setting {key}")
-                if key == "ignored_filters":
-                    value = tuple(value)  # noqa: PLW2901 - JSON gives a list
-                setattr(self.settings, key, value)
+                if key == "server_version":
+                    profile_for(str(value))  # ValueError outside the versions played
+            reseed = "server_version" in changes and changes["server_version"] != self.settings.server_version
+            for key, value in changes.items():
+                setattr(self.settings, key, tuple(value) if key == "ignored_filters" else value)  # JSON gives lists
+            if reseed:
+                self.reset()  # the estate as a server of that version holds it (profiles.py)
             return self.settings
 
     def fail_next(self, path: str, status: int, count: int = 1, method: str | None = None) -> None:
@@ -100,10 +106,12 @@ class RancherEmulator:
         type_name = BINDING_KINDS.get(kind.lower(), kind)
         with self._lock:
             obj = self._store.new_binding(type_name, dict(values), creator=values.get("creatorId"))
-            self._store.fill(type_name, obj["id"])
             if type_name == GRB:
-                self._store.inherit_cluster_roles(obj)
-            return copy.deepcopy(obj)
+                controllers.after_grb(self._store, obj)
+            else:
+                controllers.fill(self._store, type_name, obj["id"])
+            self._store.settle(force=True)
+            return copy.deepcopy(self._store.db[type_name][obj["id"]])
 
     def remove_binding(self, binding_id: str) -> bool:
         """Remove a binding of any kind at once (no finalizers); False when unknown."""
@@ -129,6 +137,13 @@ class RancherEmulator:
                     "project", self._store.project({"id": project_id, "name": name, "style": style, **extra})
                 )
             )
+
+    def remove_object(self, type_name: str, obj_id: str) -> bool:
+        """Delete any object at once (a project or role template someone deleted in Rancher); False when unknown."""
+        with self._lock:
+            found = obj_id in self._store.db[type_name]
+            self._store.drop(type_name, obj_id)
+            return found
 
     def add_user(self, **values: Any) -> Obj:
         """Add a user (`id` or `principal` for an IdP user whose id is derived)."""

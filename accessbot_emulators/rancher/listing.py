@@ -1,4 +1,8 @@
-"""Collections: filters (unknown keys silently ignored), sorting, marker pagination and the collection envelope."""
+"""Collections: filters (unknown keys silently ignored), sorting, marker pagination and the collection envelope.
+
+norman parse/collection.go (filters, limit) and api/handler/query.go (sort, marker pagination), byte-identical in
+the norman versions Rancher 2.7-2.15 pin; tokens have their own list handler (no filters, no pages).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from urllib.parse import urlencode
 
 from accessbot_emulators.rancher.auth import Caller
 from accessbot_emulators.rancher.principals import caller_principals
+from accessbot_emulators.rancher.profiles import absent_fields
 from accessbot_emulators.rancher.rendering import caller_view, render_bytes, visible
 from accessbot_emulators.rancher.schema import Obj, ResourceType, filter_text
 from accessbot_emulators.rancher.store import Store
@@ -23,13 +28,16 @@ def parse_filters(
 ) -> dict[str, list[tuple[str, list[str]]]]:
     """The query's filters by field: `field`, `field_ne|in|notin`; unknown or ignored fields are dropped."""
     grouped: dict[tuple[str, str], list[str]] = {}
+    absent = absent_fields(store.settings.profile, type_spec.name)
     for key, value in items:
         if key in ("limit", "marker", "sort", "order", "action", "reverse"):
             continue
         fname, modifier = key, "eq"
         if fname not in type_spec.filters and "_" in key:
             fname, modifier = key.rsplit("_", 1)
-        if fname in store.settings.ignored_filters or f"{type_spec.name}.{fname}" in store.settings.ignored_filters:
+        if fname in absent or fname in store.settings.ignored_filters:
+            continue  # a field this version does not have is an unknown filter: silently ignored
+        if f"{type_spec.name}.{fname}" in store.settings.ignored_filters:
             continue
         if fname not in type_spec.filters or modifier not in _MODIFIERS:
             continue  # unknown keys are silently ignored, as Rancher does
@@ -49,6 +57,16 @@ def list_collection(
     """`GET /v3/<type>`: the visible objects matching the filters, sorted, one page of them, as JSON bytes."""
     if type_spec.name == "principal":
         return collection(store, type_spec, caller_principals(store, caller), base, conditions={}, paging=None)
+    if type_spec.name == "token":
+        # rancher pkg/auth/tokens/api.go: `schema.ListHandler = api.tokenListHandler` lists the caller's tokens
+        # (manager.go listTokens) without norman's filters or pages
+        mine = [
+            caller_view(type_spec, o, caller)
+            for o in store.db["token"].values()
+            if visible(store, type_spec, o, caller)
+        ]
+        mine.sort(key=lambda o: str(o["id"]))
+        return collection(store, type_spec, mine, base, conditions={}, paging=None, caller=caller)
     conditions = parse_filters(store, type_spec, query)
     objects = store.db[type_spec.name]
     candidates: set[str] | None = None
@@ -106,28 +124,34 @@ def collection(
         marker = qmap.get("marker")
         if marker:
             start = next((i for i, o in enumerate(matched) if o["id"] == marker), 0)
-        page = matched[start : start + limit]
+        end = min(start + limit, total)
+        page = matched[start:end]
         pagination: Obj = {"limit": limit, "total": total}
-        if total > limit:
-            kept = [(k, v) for k, v in query if k not in ("marker", "limit")] + [("limit", str(limit))]
+        kept = [(k, v) for k, v in query if k not in ("marker", "limit")]
+        if "limit" in qmap:
+            kept.append(("limit", str(limit)))
 
-            def link(index: int) -> str:
-                return f"{coll_url}?{urlencode([*kept, ('marker', str(matched[index]['id']))])}"
+        def link(index: int) -> str:
+            return f"{coll_url}?{urlencode([*kept, ('marker', str(matched[index]['id']))])}"
 
+        # norman api/handler/query.go: previous/next/partial/first/last exactly as it computes them
+        if total and max(0, start - limit) < start:
+            pagination["previous"] = link(max(0, start - limit))
+        if start < end < total:
+            pagination["next"] = link(end)
+        if total and (start > 0 or end < total):
             pagination["partial"] = True
             pagination["first"] = link(0)
-            if start + limit < total:
-                pagination["next"] = link(start + limit)
-            if start > 0:
-                pagination["previous"] = link(max(0, start - limit))
-            pagination["last"] = link(((total - 1) // limit) * limit)
+            if 0 < total - limit < total:
+                pagination["last"] = link(total - limit)
         out["pagination"] = pagination
-        rest = [(k, v) for k, v in query if k not in ("order",)]
-        sort_links = {f: f"{coll_url}?{urlencode([*rest, ('sort', f)])}" for f in type_spec.filters}
+        rest = urlencode([(k, v) for k, v in query if k not in ("order",)])  # encoded once, not once per link
+        joined = f"{coll_url}?{rest}&" if rest else f"{coll_url}?"
+        sort_links = {f: f"{joined}{urlencode([('sort', f)])}" for f in type_spec.filters}
         flipped = "asc" if qmap.get("order") == "desc" else "desc"
         out["sort"] = {
             "order": "desc" if qmap.get("order") == "desc" else "asc",
-            "reverse": f"{coll_url}?{urlencode([*rest, ('order', flipped)])}",
+            "reverse": f"{joined}{urlencode([('order', flipped)])}",
             "links": sort_links,
         }
         out["filters"] = {
@@ -144,16 +168,17 @@ def collection(
 
 
 def page_limit(raw: str | None, default: int) -> int:
-    """The page size asked for: default when absent, bad or 0; capped at MAX_LIMIT (negative means the cap)."""
+    """The page size asked for (norman parse/collection.go parsePagination): absent or unparsable → the default;
+    -1 or over MAX_LIMIT → MAX_LIMIT; 0 → an empty page; other negatives → the default."""
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
         return default
-    if value < 0 or value > MAX_LIMIT:
+    if value > MAX_LIMIT or value == -1:
         return MAX_LIMIT
-    return value or default
+    return value if value >= 0 else default
 
 
 def matches(value: Any, modifier: str, values: list[str]) -> bool:

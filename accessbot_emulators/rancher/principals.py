@@ -1,24 +1,83 @@
-"""Principals: resolution through the caller key's provider, the caller's own principals, and search."""
+"""Principals: resolution through the caller key's provider (local as fallback), the caller's own, and search.
+
+rancher pkg/auth/providers/providers.go@v2.14.0 GetPrincipal: the key's provider first; when it fails and the key is
+not local, the local provider is tried. The local provider (local/local_auth_provider.go GetPrincipal) looks up the
+user *named* after the `://`, whatever the scheme. genericoidc (2.9+, genericoidc_provider.go) cuts the scheme at the
+first `_` and accepts any `<x>_user://` or `<x>_group://` id without asking the IdP (display name = the id's tail).
+Other providers resolve what the emulator knows of them (`principals:` in the fixture).
+"""
 
 from __future__ import annotations
 
 from accessbot_emulators.rancher.auth import Caller
-from accessbot_emulators.rancher.errors import ApiError
-from accessbot_emulators.rancher.naming import provider_of
+from accessbot_emulators.rancher.profiles import GENERICOIDC
 from accessbot_emulators.rancher.schema import Obj
 from accessbot_emulators.rancher.store import Store
 
 
-def resolve_principal(store: Store, pid: str, caller: Caller | None) -> Obj:
-    """A principal by id through the caller key's provider (or local); genericoidc resolves any id of its own."""
-    principal = store.db["principal"].get(pid)
+class PrincipalNotResolved(Exception):
+    """The providers could not resolve a principal; `not_found` when it is a Kubernetes NotFound (404 on GET)."""
+
+    def __init__(self, message: str, *, not_found: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.not_found = not_found
+
+
+def _genericoidc(store: Store, pid: str) -> Obj:
+    scheme, found, external = pid.partition("://")
+    if not found:
+        raise PrincipalNotResolved(f"invalid principal id: {pid}", not_found=False)
+    provider, cut, kind = scheme.partition("_")
+    if not cut:
+        raise PrincipalNotResolved(f"invalid principal scheme: {scheme}", not_found=False)
+    if kind not in ("user", "group"):
+        raise PrincipalNotResolved(f"invalid principal type: {kind}", not_found=False)
+    known = store.db["principal"].get(pid)
+    name = known["name"] if known is not None and kind == "group" else external
+    return {
+        "id": f"{provider}_{kind}://{external}",
+        "name": name,
+        "loginName": external if kind == "user" else "",
+        "principalType": kind,
+        "provider": "genericoidc",
+    }
+
+
+def _local(store: Store, pid: str) -> Obj:
+    _, colon, rest = pid.partition(":")
+    if not colon:
+        raise PrincipalNotResolved(f"invalid id {pid}", not_found=False)
+    name = rest.removeprefix("//")
+    user = store.db["user"].get(name)
+    if user is None:
+        raise PrincipalNotResolved(f'user.management.cattle.io "{name}" not found')
+    local = next((p for p in user["principalIds"] if p.startswith("local://")), f"local://{user['id']}")
+    return {"id": local, "name": user.get("name", ""), "loginName": user.get("username", ""),
+            "principalType": "user", "provider": "local"}  # fmt: skip
+
+
+def get_principal(store: Store, pid: str, caller: Caller | None) -> Obj:
+    """A principal as the caller key's provider resolves it, the local provider as fallback."""
     provider = caller.token["authProvider"] if caller else "local"
-    if principal is None and provider == "genericoidc" and provider_of(pid) == "genericoidc":
-        kind = "group" if "_group://" in pid else "user"
-        principal = {"id": pid, "name": pid.split("://", 1)[-1], "principalType": kind, "provider": "genericoidc"}
-    if principal is None or principal["provider"] not in (provider, "local"):
-        raise ApiError(404, "NotFound", f'principals "{pid}" not found')
-    return principal
+    first: PrincipalNotResolved | None = None
+    try:
+        if provider == "genericoidc" and store.settings.profile.has(GENERICOIDC):
+            return _genericoidc(store, pid)
+        if provider == "local":
+            return _local(store, pid)
+        known = store.db["principal"].get(pid)
+        if known is None or known.get("provider") != provider:
+            raise PrincipalNotResolved(f'principals.management.cattle.io "{pid}" not found')
+        return known
+    except PrincipalNotResolved as err:
+        if provider == "local":
+            raise
+        first = err
+    try:
+        return _local(store, pid)
+    except PrincipalNotResolved:
+        raise first from None
 
 
 def caller_principals(store: Store, caller: Caller | None) -> list[Obj]:

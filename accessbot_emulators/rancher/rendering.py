@@ -9,7 +9,8 @@ from urllib.parse import quote
 
 from accessbot_emulators.rancher.auth import Caller
 from accessbot_emulators.rancher.errors import ApiError
-from accessbot_emulators.rancher.principals import resolve_principal
+from accessbot_emulators.rancher.principals import PrincipalNotResolved, get_principal
+from accessbot_emulators.rancher.profiles import absent_fields
 from accessbot_emulators.rancher.schema import CRTB, PRTB, Obj, ResourceType, ts_ms
 from accessbot_emulators.rancher.store import Store
 
@@ -32,7 +33,15 @@ def visible(store: Store, type_spec: ResourceType, obj: Obj, caller: Caller | No
 def lookup(store: Store, type_spec: ResourceType, obj_id: str, caller: Caller | None) -> Obj:
     """The object `obj_id` as `caller` may see it, or 404 with the message Rancher gives."""
     if type_spec.name == "principal":
-        return resolve_principal(store, obj_id, caller)
+        try:
+            return get_principal(store, obj_id, caller)
+        except PrincipalNotResolved as err:  # rancher pkg/auth/principals/handler.go: NotFound → 404, else 500
+            status, code = (404, "NotFound") if err.not_found else (500, "ServerError")
+            raise ApiError(status, code, err.message) from err
+    if type_spec.name == "token" and caller is not None and obj_id in store.db["token"]:
+        token = store.db["token"][obj_id]
+        if token["userId"] != caller.user["id"]:  # rancher pkg/auth/tokens/manager.go getTokenByID
+            raise ApiError(404, "NotFound", f"{obj_id} not found")
     if type_spec.namespaced and ":" not in obj_id:
         raise ApiError(404, "NotFound", "failed to find resource by id")
     obj = store.db[type_spec.name].get(obj_id)
@@ -47,7 +56,10 @@ def caller_view(type_spec: ResourceType, obj: Obj, caller: Caller | None) -> Obj
     if type_spec.name == "user":
         return {**obj, "me": caller is not None and obj["id"] == caller.user["id"]}
     if type_spec.name == "token":
-        return {**obj, "current": caller is not None and obj["id"] == caller.token["id"]}
+        # rancher pkg/auth/tokens/manager.go@v2.14.0: `token.Current = currentAuthToken.Name == token.Name &&
+        # !currentAuthToken.IsDerived`, so no token is ever current when the caller uses an API key
+        mine = caller is not None and obj["id"] == caller.token["id"] and not caller.token["isDerived"]
+        return {**obj, "current": mine}
     return obj
 
 
@@ -59,18 +71,22 @@ def render_bytes(store: Store, type_spec: ResourceType, obj: Obj, caller: Caller
         hit = store.render_cache.get(key)
         if hit is not None and hit[0] == base and hit[1] is obj:
             return hit[2]
-    out = json.dumps(render(type_spec, obj, caller, base), separators=(",", ":")).encode()
+    out = json.dumps(render(store, type_spec, obj, caller, base), separators=(",", ":")).encode()
     if cacheable:
         store.render_cache[key] = (base, obj, out)
     return out
 
 
-def render(type_spec: ResourceType, obj: Obj, caller: Caller | None, base: str) -> Obj:
-    """The object as the API returns it: references always present, empty fields dropped, links, `…TS` times."""
+def render(store: Store, type_spec: ResourceType, obj: Obj, caller: Caller | None, base: str) -> Obj:
+    """The object as the API returns it: references always present, empty fields dropped, links, `…TS` times.
+
+    Fields the version played does not have (profiles.absent_fields) are left out.
+    """
     view = caller_view(type_spec, obj, caller)
+    absent = absent_fields(store.settings.profile, type_spec.name)
     out: Obj = {}
     for key, value in view.items():
-        if key.startswith("_"):
+        if key.startswith("_") or key in absent:
             continue
         if value is None and key not in type_spec.refs and key != "creatorId":
             continue
@@ -78,7 +94,8 @@ def render(type_spec: ResourceType, obj: Obj, caller: Caller | None, base: str) 
             continue
         out[key] = copy.deepcopy(value)
     for ref in type_spec.refs:
-        out.setdefault(ref, None)
+        if ref not in absent:
+            out.setdefault(ref, None)
     out["type"] = type_spec.name
     out["baseType"] = type_spec.name
     for key in ("created", "removed", "expiresAt"):

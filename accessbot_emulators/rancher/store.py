@@ -1,29 +1,21 @@
-"""The emulator's objects: storage by type with field indexes, seeding from a fixture, and the binding controller.
+"""The emulator's objects: storage by type with field indexes, seeding from a fixture, and the controllers' queue.
 
-The controller is what Rancher runs after a binding is stored: it finds or creates the user of a principal and
-fills `userId` / `userPrincipalId` (after `fill_delay`), and purges objects whose finalizers ran (`finalizer_delay`).
+What Rancher's controllers do (controllers.py) runs when `settle` finds it due: subjects filled in and users
+completed after `fill_delay`, objects whose finalizers ran purged after `finalizer_delay`. The fixture is seeded
+as the version played (`settings.server_version`) would hold it.
 """
 
 from __future__ import annotations
 
-import base64
 import random
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from accessbot_emulators.rancher import controllers
 from accessbot_emulators.rancher.naming import provider_of, random_name, user_id_for_principal
-from accessbot_emulators.rancher.schema import (
-    CRTB,
-    DISPLAY_NAME_ANNOTATION,
-    GRB,
-    GRB_OWNER_LABEL,
-    PRTB,
-    RESOURCE_TYPES,
-    Obj,
-    filter_text,
-    rfc3339,
-)
+from accessbot_emulators.rancher.profiles import BACKING_NAMESPACE, RESTRICTED_ADMIN_ROLE
+from accessbot_emulators.rancher.schema import CRTB, GRB, PRTB, RESOURCE_TYPES, Obj, filter_text, rfc3339
 from accessbot_emulators.rancher.settings import EmulatorSettings
 
 
@@ -40,6 +32,7 @@ class Store:
         self.idx: dict[str, dict[str, dict[str, set[str]]]] = {}
         self.pending_fill: list[tuple[float, str, str]] = []
         self.pending_purge: list[tuple[float, str, str]] = []
+        self.pending_users: list[tuple[float, str]] = []
         self.render_cache: dict[tuple[str, str], tuple[str, Obj, bytes]] = {}
         self.rng = random.Random(self.settings.seed)
         self.clock = 1_741_083_072.0
@@ -50,6 +43,7 @@ class Store:
         self.idx = {t.name: {f: {} for f in t.indexed} for t in RESOURCE_TYPES}
         self.pending_fill.clear()
         self.pending_purge.clear()
+        self.pending_users.clear()
         self.render_cache.clear()
         self.rng = random.Random(self.settings.seed)
 
@@ -66,7 +60,10 @@ class Store:
             self.put("project", self.project(dict(item)))
         for item in fx.get("roleTemplates", []):
             self.put("roleTemplate", self.common({"builtin": False, "hidden": False, "locked": False, **item}))
+        restricted_admin = self.settings.profile.has(RESTRICTED_ADMIN_ROLE)
         for item in fx.get("globalRoles", []):
+            if item.get("id") == controllers.RESTRICTED_ADMIN and not restricted_admin:
+                continue  # gone in 2.11 (profiles.RESTRICTED_ADMIN_ROLE)
             self.put("globalRole", self.common({"builtin": False, "newUserDefault": False, **item}))
         for item in fx.get("principals", []):
             self.principal(dict(item))
@@ -80,10 +77,14 @@ class Store:
             ("projectRoleTemplateBindings", PRTB),
         ):
             for item in fx.get(key, []):
+                if type_name == GRB and str(item.get("globalRoleId")) not in self.db["globalRole"]:
+                    continue  # a binding of a role this version does not have
                 obj = self.new_binding(type_name, dict(item), creator=item.get("creatorId"))
-                self.fill(type_name, obj["id"])
                 if type_name == GRB:
-                    self.inherit_cluster_roles(obj)
+                    controllers.after_grb(self, obj)
+                else:
+                    controllers.fill(self, type_name, obj["id"])
+        self.settle(force=True)
 
     def now(self) -> float:
         """The wall-clock time (the demo moves it with time-machine)."""
@@ -112,6 +113,8 @@ class Store:
             raise ValueError(f"project id {pid} must be <clusterId>:<projectName>")
         cluster_id, pname = pid.split(":", 1)
         style = item.pop("style", "new")
+        if not self.settings.profile.has(BACKING_NAMESPACE):
+            style = "old"  # before 2.12 every project's namespace is its name
         item.setdefault("clusterId", cluster_id)
         item.setdefault("backingNamespace", f"{cluster_id}-{pname}" if style == "new" else pname)
         item.setdefault("state", "active")
@@ -130,22 +133,24 @@ class Store:
         self.db["principal"][pid] = item
         return item
 
-    def user(self, item: Obj) -> Obj:
-        """Store a user; `principal` gives an IdP user whose id is derived as Rancher derives it."""
+    def user(self, item: Obj, *, settled: bool = True) -> Obj:
+        """Store a user; `principal` gives an IdP user whose id is derived as Rancher derives it.
+
+        A settled user (a fixture's) already carries `local://<id>`; the controllers add it later (controllers.py).
+        """
         principal = item.pop("principal", None)
         if principal and "id" not in item:
             item["id"] = user_id_for_principal(principal)
         uid = str(item["id"])
         pids = list(item.get("principalIds") or ([principal] if principal else []))
-        if f"local://{uid}" not in pids:
+        if settled and f"local://{uid}" not in pids:
             pids.append(f"local://{uid}")
         item["principalIds"] = pids
         item.setdefault("enabled", True)
         item.setdefault("mustChangePassword", False)
         self.common(item)
         if principal:
-            labelkey = base64.b32hexencode(principal.encode()).decode().rstrip("=").lower()[:63]
-            item["labels"].setdefault(labelkey, "hashed-principal-name")
+            item["labels"].setdefault(controllers.hashed_principal_label(principal), "hashed-principal-name")
         for pid in pids:
             if pid not in self.db["principal"] and not pid.startswith("system://"):
                 self.principal({"id": pid, "name": item.get("name") or uid, "principalType": "user"})
@@ -215,27 +220,6 @@ class Store:
             obj["status"] = {"summary": "Completed"}
         return self.put(type_name, self.common(obj))
 
-    def inherit_cluster_roles(self, grb: Obj) -> None:
-        """Create the CRTBs a global role's `inheritedClusterRoles` grant in every downstream cluster."""
-        role = self.db["globalRole"].get(str(grb.get("globalRoleId")))
-        if role is None:
-            return
-        for rt_id in role.get("inheritedClusterRoles") or []:
-            for cluster in list(self.db["cluster"].values()):
-                if cluster["id"] == "local":
-                    continue
-                values = {
-                    "name": f"crtb-grb-{random_name(self.rng)}",
-                    "clusterId": cluster["id"],
-                    "roleTemplateId": rt_id,
-                    "userId": grb.get("userId"),
-                    "userPrincipalId": grb.get("userPrincipalId"),
-                    "groupPrincipalId": grb.get("groupPrincipalId"),
-                    "labels": {GRB_OWNER_LABEL: grb["name"]},
-                }
-                obj = self.new_binding(CRTB, values, creator=None)
-                self.fill(CRTB, obj["id"])
-
     # --- store primitives --------------------------------------------------------------------------------
 
     def put(self, type_name: str, obj: Obj) -> Obj:
@@ -261,14 +245,22 @@ class Store:
         if obj is not None:
             self._unindex(type_name, obj)
 
-    def settle(self) -> None:
-        """Run the controller work that is due: fill in subjects, purge finalized objects."""
-        now = self.now()
-        if self.pending_fill:
-            due = [p for p in self.pending_fill if p[0] <= now]
+    def settle(self, *, force: bool = False) -> None:
+        """Run the controller work that is due (all of it when `force`): users completed, subjects filled, purges."""
+        now = float("inf") if force else self.now()
+        for _ in range(8):  # a fill may wait for a user's local principal: a few rounds settle it
+            due_users = [p for p in self.pending_users if p[0] <= now]
+            due_fill = [p for p in self.pending_fill if p[0] <= now]
+            if not due_users and not due_fill:
+                break
+            self.pending_users = [p for p in self.pending_users if p[0] > now]
             self.pending_fill = [p for p in self.pending_fill if p[0] > now]
-            for _, type_name, obj_id in due:
-                self.fill(type_name, obj_id)
+            for _, user_id in due_users:
+                controllers.add_local_principal(self, user_id)
+            for _, type_name, obj_id in due_fill:
+                controllers.fill(self, type_name, obj_id)
+            if not force:
+                break
         if self.pending_purge:
             due = [p for p in self.pending_purge if p[0] <= now]
             self.pending_purge = [p for p in self.pending_purge if p[0] > now]
@@ -281,40 +273,3 @@ class Store:
             if principal_id in user["principalIds"]:
                 return user
         return None
-
-    def fill(self, type_name: str, obj_id: str) -> None:
-        """The binding controller: create/find the user for a principal and fill userId / userPrincipalId."""
-        obj = self.db[type_name].get(obj_id)
-        if obj is None:
-            return
-        upid, uid = obj.get("userPrincipalId"), obj.get("userId")
-        if upid and not uid:
-            user = self.user_by_principal(upid)
-            if user is None:
-                display = obj.get("annotations", {}).get(DISPLAY_NAME_ANNOTATION) or upid.split("://", 1)[-1]
-                if upid.startswith("local://"):
-                    user = self.user({"id": upid.removeprefix("local://"), "name": display})
-                else:
-                    user = self.user({"principal": upid, "name": display})
-            obj = dict(obj, userId=user["id"])
-            self.put(type_name, obj)
-        elif uid and not upid and type_name != GRB:
-            user = self.db["user"].get(uid)
-            if user is not None:
-                principal = next((p for p in user["principalIds"] if p.endswith(uid)), None)
-                self.put(type_name, dict(obj, userPrincipalId=principal))
-
-    def is_admin(self, user_id: str) -> bool:
-        """Whether the user holds the `admin` global role."""
-        for grb_id in self.idx[GRB]["userId"].get(user_id, set()):
-            if self.db[GRB][grb_id].get("globalRoleId") == "admin":
-                return True
-        return False
-
-    def holds(self, user_id: str, type_name: str, scope_field: str, scope: str, roles: set[str]) -> bool:
-        """Whether the user has a live binding of one of `roles` on `scope`."""
-        for bid in self.idx[type_name]["userId"].get(user_id, set()):
-            obj = self.db[type_name][bid]
-            if obj.get(scope_field) == scope and obj.get("roleTemplateId") in roles and not obj.get("removed"):
-                return True
-        return False

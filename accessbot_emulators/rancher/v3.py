@@ -105,7 +105,7 @@ class V3Api:
             raise ApiError(405, "MethodNotAllow", f"Method {method} not supported")
         obj_id = segs[1]
         if method == "GET":
-            return 200, render(type_spec, lookup(self._store, type_spec, obj_id, caller), caller, base)
+            return 200, render(self._store, type_spec, lookup(self._store, type_spec, obj_id, caller), caller, base)
         if not type_spec.writable:
             raise ApiError(405, "MethodNotAllow", f"Method {method} not supported")
         if method == "PUT":

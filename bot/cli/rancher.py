@@ -11,7 +11,7 @@ from bot.cli.context import EXIT_FAIL, EXIT_OK, Add, Subparsers, config_from
 
 
 def cmd_rancher_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Verify connectivity, the key's user and auth provider, the server version; print warnings."""
+    """Verify connectivity, the key (name, owner, provider, expiry), admin, the server version; exit 0 or 1."""
     from bot.wiring import build_rancher  # noqa: PLC0415
 
     out = out or sys.stdout
@@ -29,9 +29,13 @@ def cmd_rancher_check(args: argparse.Namespace, out: TextIO | None = None) -> in
         print(f"reachable      {'yes' if report.reachable else 'no'}", file=out)
         if report.reachable:
             print(f"server version {report.server_version or 'unknown'}", file=out)
-            print(f"API key user   {report.user_name or '?'} ({report.user_id or '?'})", file=out)
+            print(f"API key        {report.key_name or '?'}", file=out)
+            print(f"key owner      {report.user_name or '?'} ({report.user_id or '?'})", file=out)
             print(f"key provider   {report.auth_provider or 'unknown'}", file=out)
-            print(f"global admin   {'yes' if report.is_admin else 'no'}", file=out)
+            print(f"key expires    {report.expires_at or 'unknown'}", file=out)
+            print(f"global admin   {'yes, ' + report.admin_via if report.is_admin else 'no'}", file=out)
+            for line in report.implications:
+                print(f"this version   {line}", file=out)
         for problem in report.problems:
             print(f"problem: {problem}", file=out)
         for warning in report.warnings:

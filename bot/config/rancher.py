@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -21,11 +22,12 @@ class RancherConfig(FrozenModel):
     auth_provider: str = "genericoidc"
     user_principal_template: str | None = None
     group_principal_template: str | None = None
+    group_format: Literal["name", "full_path"] = "name"
     timeout: Duration = timedelta(seconds=10)
     cache_ttl: Duration = timedelta(minutes=5)
     max_connections: int = Field(20, ge=1, le=500)
     page_size: int = Field(5000, ge=1, le=10000)
-    filter_chunk: int = Field(20, ge=1, le=100)
+    filter_chunk: int = Field(100, ge=1, le=1000)
     grant_label: str = "accessbot.io/grant"
 
     @field_validator("url")

@@ -56,6 +56,7 @@ class ScheduleConfig(FrozenModel):
     lease_ttl: Duration = timedelta(seconds=60)
     revoke_concurrency: int = Field(16, ge=1, le=256)
     overdue_alert_after: Duration = timedelta(minutes=2)
+    activation_timeout: Duration = timedelta(minutes=10)
     expiry_warning: Duration = timedelta(minutes=10)
     repair_drift: bool = False
     report_untagged: bool = False

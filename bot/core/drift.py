@@ -4,6 +4,11 @@ Read the bindings first and the grants second: a grant is stored (`activating`) 
 so every tagged binding seen then has its grant in the grant list, and an unknown grant id really is an orphan.
 Grants activated within `settle` seconds of `now` are never reported missing (their binding may have been
 created after the bindings were listed).
+
+A terminating binding (`removed` set: deleted, finalizers pending) is already on its way out: it is never an
+orphan to delete, it keeps a `revoking` grant pending, and it does not count as present for an active grant (that
+binding was deleted outside the bot). The plan is a proposal: the job re-reads each grant and binding before it
+acts or reports, since the sweep may have moved on meanwhile.
 """
 
 from __future__ import annotations
@@ -107,6 +112,10 @@ def plan(
             continue
         tag = _grant_of(binding, label_key)
         grant = by_id.get(tag) if tag else None
+        if binding.terminating:
+            if grant is not None and grant.state is GrantState.REVOKING:
+                owned.setdefault(grant.id, []).append(binding)
+            continue
         if grant is None and tag is None:
             candidate = recorded.get(binding.id) or (recorded.get(binding.name) if binding.name else None)
             if candidate is not None and _owns(candidate, binding):

@@ -1,9 +1,14 @@
-"""What a user can access in Rancher and why: bindings + global roles + the bot's grants → rights with provenance."""
+"""What a user can access in Rancher and why: bindings + global roles + the bot's grants → rights with provenance.
+
+Bindings are widened as Rancher widens them (core.rancher_rbac): a right names the roles it includes by
+inheritance, an owner-like cluster role says it covers every project, an admin-like global role (by user or group)
+is everything, and restricted-admin's bindings are attributed to that global role.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 from typing import TypeVar
@@ -23,9 +28,15 @@ from bot.core.model import (
     Scope,
     Target,
 )
+from bot.core.rancher_rbac import (
+    RESTRICTED_ADMIN_ROLE,
+    RESTRICTED_ADMIN_SOURCE,
+    included_names,
+    is_admin_global_role,
+    owner_like,
+)
 
 GRB_OWNER_LABEL = "authz.management.cattle.io/grb-owner"
-ADMIN_ROLE = "admin"
 _T = TypeVar("_T")
 
 
@@ -85,6 +96,9 @@ class Right:
     project_name: str = ""
     binding_id: str = ""
     everything: bool = False
+    downstream_only: bool = False  # everything, but not in the `local` cluster (restricted-admin on 2.7)
+    includes: tuple[str, ...] = ()  # names of the roles this one inherits
+    all_projects: bool = False  # a cluster role covering every project of its cluster (owner-like)
 
     @property
     def where(self) -> str:
@@ -106,6 +120,7 @@ class AccessReport:
     now: int
     filter: str | None = None
     names: Mapping[str, str] = field(default_factory=dict)
+    groups_as_of: str = ""  # `login`: Rancher enforces the groups of the last Rancher login; `refresh`: + refreshes
 
     @property
     def user_known(self) -> bool:
@@ -139,10 +154,16 @@ def effective_rights(
     grants: Sequence[Grant],
     grant_label: str,
     now: int,
+    restricted_admin_is_admin: bool = False,
 ) -> list[Right]:
-    """Union of every binding the user holds plus the bot's live grants, each with its provenance, sorted."""
+    """Union of every binding the user holds plus the bot's live grants, each with its provenance, sorted.
+
+    `restricted_admin_is_admin`: the server is Rancher 2.7, where restricted-admin is everything downstream.
+    """
     role_names = {r.id: r.name for r in role_templates}
+    templates = {r.id: r for r in role_templates}
     global_names = {g.id: g.name for g in global_roles}
+    roles_by_id = {g.id: g for g in global_roles}
     cluster_names = {c.id: c.name for c in clusters}
     project_names = {p.id: p.name for p in projects}
     live = {g.id: g for g in grants if g.state in BOUND}
@@ -168,6 +189,18 @@ def effective_rights(
         gid = binding.group_principal_id or ""
         return principals.group_names.get(gid) or gid.split("://", 1)[-1]
 
+    widened: dict[tuple[Scope, str], tuple[tuple[str, ...], bool]] = {}  # once per role, not per binding
+
+    def widen(scope: Scope, role_id: str) -> tuple[tuple[str, ...], bool]:
+        found = widened.get((scope, role_id))
+        if found is None:
+            if scope is Scope.GLOBAL or not templates:
+                found = ((), False)
+            else:
+                found = (included_names(role_id, templates), scope is Scope.CLUSTER and owner_like(role_id, templates))
+            widened[(scope, role_id)] = found
+        return found
+
     for binding in held:
         labels = binding.labels
         grant = live.get(labels.get(grant_label, "")) if live else None
@@ -184,6 +217,13 @@ def effective_rights(
                 group=group_name(binding) if binding.group_principal_id else "",
             )
             text = source.text(now)
+        elif labels.get(RESTRICTED_ADMIN_SOURCE[0]) == RESTRICTED_ADMIN_SOURCE[1] and binding.scope is Scope.CLUSTER:
+            source = Source(
+                SourceKind.GLOBAL_ROLE,
+                global_role=global_names.get(RESTRICTED_ADMIN_ROLE, RESTRICTED_ADMIN_ROLE),
+                group=group_name(binding) if binding.group_principal_id else "",
+            )
+            text = source.text(now)
         elif binding.group_principal_id:
             cached = group_sources.get(binding.group_principal_id)
             if cached is None:
@@ -195,7 +235,7 @@ def effective_rights(
         key = (binding.scope, binding.cluster_id, binding.project_id, binding.role_id, text)
         if key in rights:
             continue
-        rights[key] = _right(
+        right = _right(
             binding,
             source,
             text,
@@ -203,7 +243,14 @@ def effective_rights(
             global_names=global_names,
             cluster_names=cluster_names,
             project_names=project_names,
+            widen=widen(binding.scope, binding.role_id),
         )
+        if binding.scope is Scope.GLOBAL:
+            admin = is_admin_global_role(roles_by_id.get(binding.role_id))
+            downstream = restricted_admin_is_admin and binding.role_id == RESTRICTED_ADMIN_ROLE
+            if admin or downstream:
+                right = replace(right, everything=True, downstream_only=not admin)
+        rights[key] = right
 
     for grant in live.values():
         if grant.id in seen_grants:
@@ -223,7 +270,8 @@ def effective_rights(
             project_name=project_names.get(target.project_id, target.project_id) if target.project_id else "",
             binding_id=grant.binding_id or "",
         )
-        rights.setdefault(_key(right), right)
+        includes, every = widen(scope, grant.role_id)
+        rights.setdefault(_key(right), replace(right, includes=includes, all_projects=every))
     return _sorted(rights.values())
 
 
@@ -291,13 +339,20 @@ def resolve_target(text: str, clusters: Sequence[Cluster], projects: Sequence[Pr
 
 
 def filter_rights(rights: Sequence[Right], target: Target) -> list[Right]:
-    """Rights that apply to a cluster (and its projects) or to one project; a global admin's `everything` stays."""
+    """Rights that apply to a cluster (and its projects) or to one project, as Rancher applies them.
+
+    A project also gets its cluster's rights (a cluster role is bound cluster-wide downstream, so it applies in
+    every namespace of the cluster); a global admin's `everything` stays (restricted-admin's not in `local`).
+    """
     out: list[Right] = []
     for right in rights:
         if right.everything:
-            out.append(right)
+            if not (right.downstream_only and target.cluster_id == "local"):
+                out.append(right)
         elif target.project_id is not None:
-            if right.project_id == target.project_id:
+            if right.project_id == target.project_id or (
+                right.scope is Scope.CLUSTER and right.cluster_id == target.cluster_id
+            ):
                 out.append(right)
         elif right.cluster_id == target.cluster_id:
             out.append(right)
@@ -328,6 +383,7 @@ def _right(
     global_names: Mapping[str, str],
     cluster_names: Mapping[str, str],
     project_names: Mapping[str, str],
+    widen: tuple[tuple[str, ...], bool] = ((), False),
 ) -> Right:
     if binding.scope is Scope.GLOBAL:
         return Right(
@@ -337,7 +393,6 @@ def _right(
             source=source,
             source_text=source_text,
             binding_id=binding.id,
-            everything=binding.role_id == ADMIN_ROLE,
         )
     cluster_id = binding.cluster_id or ""
     return Right(
@@ -351,4 +406,6 @@ def _right(
         project_id=binding.project_id,
         project_name=project_names.get(binding.project_id, binding.project_id) if binding.project_id else "",
         binding_id=binding.id,
+        includes=widen[0],
+        all_projects=widen[1],
     )

@@ -133,8 +133,18 @@ class Project:
 
 
 @dataclass(frozen=True)
+class PolicyRule:
+    """One Kubernetes RBAC rule of a role template or global role (`*` matches anything)."""
+
+    api_groups: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ()
+    non_resource_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RoleTemplate:
-    """A Rancher role template; `context` is `cluster`, `project` or empty."""
+    """A Rancher role template; `context` is `cluster`, `project` or empty; `inherits` its `roleTemplateIds`."""
 
     id: str
     name: str
@@ -142,15 +152,19 @@ class RoleTemplate:
     hidden: bool = False
     locked: bool = False
     builtin: bool = False
+    inherits: tuple[str, ...] = ()
+    rules: tuple[PolicyRule, ...] = ()
 
 
 @dataclass(frozen=True)
 class GlobalRole:
-    """A Rancher global role with the cluster roles it implies in every non-local cluster."""
+    """A Rancher global role: its rules and the cluster roles it implies in every non-local cluster."""
 
     id: str
     name: str
     inherited_cluster_roles: tuple[str, ...] = ()
+    rules: tuple[PolicyRule, ...] = ()
+    builtin: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,6 +192,7 @@ class RoleBinding:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     name: str = ""
+    terminating: bool = False  # `removed` is set: deleted, waiting for finalizers (downstream RBAC still in place)
 
     @property
     def target(self) -> Target | None:
@@ -185,6 +200,14 @@ class RoleBinding:
         if self.scope is Scope.GLOBAL or self.cluster_id is None:
             return None
         return Target(self.cluster_id, self.project_id)
+
+
+class Deletion(StrEnum):
+    """What a DELETE of a binding found: it is gone now, it was already gone, or it is terminating."""
+
+    GONE = "gone"  # 204, or 200 and already purged
+    ALREADY_GONE = "already_gone"  # 404: nothing was deleted by this call
+    TERMINATING = "terminating"  # 200 with `removed`: finalizers still run
 
 
 @dataclass(frozen=True)

@@ -173,10 +173,20 @@ class LoginRefused:
 
 @dataclass(frozen=True)
 class RevocationOverdue:
-    """A grant's binding is still in Rancher `overdue_s` after expiry."""
+    """A grant's binding is still in Rancher `overdue_s` after expiry (or after an early revocation began)."""
 
     grant: Grant
     overdue_s: int
+    early: bool = False
+
+
+@dataclass(frozen=True)
+class ActivationAbandoned:
+    """Rancher kept failing a grant's activation for `waited_s` (the activation timeout); the grant failed."""
+
+    grant: Grant
+    waited_s: int
+    last_error: str
 
 
 @dataclass(frozen=True)
@@ -261,6 +271,7 @@ Notice = (
     | IdentityRevokedDm
     | LoginRefused
     | RevocationOverdue
+    | ActivationAbandoned
     | RevocationRecovered
     | OrphanDeleted
     | BindingMissing

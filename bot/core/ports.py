@@ -8,14 +8,17 @@ from typing import Any, Protocol
 
 from bot.core.model import (
     Cluster,
+    Deletion,
     GlobalRole,
     Project,
     RancherUser,
     RoleBinding,
     RoleTemplate,
+    Scope,
     VerifiedLogin,
 )
 from bot.core.notices import Notice
+from bot.core.rancher_versions import RancherFeatures
 
 
 class Clock(Protocol):
@@ -139,8 +142,16 @@ class RancherApi(Protocol):
         """Rancher's version string, e.g. `v2.12.3`."""
         ...
 
+    async def features(self) -> RancherFeatures:
+        """What the server's version implies (cached)."""
+        ...
+
     async def get_user(self, user_id: str) -> RancherUser | None:
         """A user by id, or None."""
+        ...
+
+    async def find_user(self, principal_id: str, *, fresh: bool = False) -> RancherUser | None:
+        """The user holding a user principal (the derived id first, then by principal), or None."""
         ...
 
     async def list_clusters(self) -> Sequence[Cluster]:
@@ -165,16 +176,25 @@ class RancherApi(Protocol):
         user_ids: Sequence[str] = (),
         user_principal_ids: Sequence[str] = (),
         group_principal_ids: Sequence[str] = (),
+        scopes: Sequence[Scope] = (Scope.GLOBAL, Scope.CLUSTER, Scope.PROJECT),
     ) -> Sequence[RoleBinding]:
-        """Global, cluster and project bindings held by any of the given subjects (fresh, re-checked)."""
+        """Bindings of the given scopes (all by default) held by any of the given subjects (fresh, re-checked)."""
         ...
 
     async def list_target_bindings(self, cluster_id: str, project_id: str | None) -> Sequence[RoleBinding]:
-        """Every binding on one cluster (CRTBs) or one project (PRTBs)."""
+        """Every binding on one cluster (CRTBs) or one project (PRTBs); terminating ones flagged."""
+        ...
+
+    async def list_all_bindings(self) -> Sequence[RoleBinding]:
+        """Every CRTB and PRTB (each collection listed once); terminating ones flagged."""
         ...
 
     async def list_labelled_bindings(self, label_key: str) -> Sequence[RoleBinding]:
-        """Every CRTB/PRTB carrying the given label key (the bot's own tagged bindings)."""
+        """Every CRTB/PRTB carrying the given label key (the bot's own tagged bindings); terminating ones flagged."""
+        ...
+
+    async def get_binding(self, binding: RoleBinding) -> RoleBinding | None:
+        """The binding as Rancher holds it now, or None when it is gone."""
         ...
 
     async def create_binding(
@@ -192,8 +212,8 @@ class RancherApi(Protocol):
         """Create a CRTB (no project) or PRTB with a deterministic name; an existing same-named one is returned."""
         ...
 
-    async def delete_binding(self, binding: RoleBinding) -> bool:
-        """Delete a CRTB/PRTB; False when it was already gone."""
+    async def delete_binding(self, binding: RoleBinding) -> Deletion:
+        """Delete a CRTB/PRTB: gone, already gone (nothing deleted), or terminating (finalizers still run)."""
         ...
 
 

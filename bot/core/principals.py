@@ -125,6 +125,20 @@ class PrincipalMapping:
         return principal.removeprefix("local://") if principal.startswith("local://") else derive_user_id(principal)
 
 
+GROUPS_AS_OF_LOGIN = frozenset({"genericoidc", "okta", "ping", "adfs", "keycloak", "shibboleth"})
+"""Providers whose groups Rancher never refreshes: genericoidc (rancher pkg/auth/providers/genericoidc/
+genericoidc_provider.go@v2.14.0 RefetchGroupPrincipals "Not implemented", CanRefreshPrincipals false) and the SAML
+ones (saml/saml_provider.go RefetchGroupPrincipals "Not implemented"): the groups of the last Rancher login apply."""
+
+
+def groups_as_of(provider: str) -> str:
+    """Whose groups Rancher enforces: `login` (the last Rancher login), `refresh` (login and Rancher's periodic
+    refresh, `auth-user-info-resync-cron`), or "" for the local provider (no groups)."""
+    if provider == "local":
+        return ""
+    return "login" if provider in GROUPS_AS_OF_LOGIN else "refresh"
+
+
 def principal_display(principal_id: str, names: Mapping[str, str] | None = None) -> str:
     """A short human form of a principal id: the known group name, else the part after `://`."""
     if names and principal_id in names:

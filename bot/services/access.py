@@ -11,7 +11,7 @@ from bot.core.errors import NotLinked
 from bot.core.grant_lifecycle import GRANTED, OPEN_REQUEST
 from bot.core.model import Grant, Identity, LinkStatus, PrincipalSet, RancherUser
 from bot.core.ports import Clock, RancherApi
-from bot.core.principals import PrincipalMapping, derive_user_id
+from bot.core.principals import PrincipalMapping, derive_user_id, groups_as_of
 from bot.core.storage import GrantStore, LinkStore
 
 __all__ = ["AccessReport", "AccessService", "Right"]
@@ -60,13 +60,18 @@ class AccessService:
     async def describe(
         self, principals: PrincipalSet, grants: Sequence[Grant], now: int, filter: str | None = None
     ) -> AccessReport:
-        """Everything the user can access (optionally one `CLUSTER` or `CLUSTER/PROJECT`), with provenance."""
-        user_id = principals.user_id or derive_user_id(principals.user_principal_id)
+        """Everything the user can access (optionally one `CLUSTER` or `CLUSTER/PROJECT`), with provenance.
+
+        The user is found by principal (the derived id first): bindings are read for the derived id at once, and
+        once more for the real id when Rancher's user is another one (the admin who enabled the provider, users
+        created through the API).
+        """
+        derived = principals.user_id or derive_user_id(principals.user_principal_id)
         wanted_principals = tuple(dict.fromkeys((principals.user_principal_id, *principals.principal_ids)))
-        user, bindings, global_roles, role_templates, clusters, projects = await asyncio.gather(
-            self._rancher.get_user(user_id),
+        reads = asyncio.gather(
+            self._rancher.find_user(principals.user_principal_id),
             self._rancher.list_bindings(
-                user_ids=[user_id],
+                user_ids=[derived],
                 user_principal_ids=wanted_principals,
                 group_principal_ids=principals.group_principal_ids,
             ),
@@ -75,9 +80,14 @@ class AccessService:
             self._rancher.list_clusters(),
             self._rancher.list_projects(),
         )
-        confirmed = _confirmed(principals, user, user_id)
-        if confirmed.user_id is None:
-            user = None  # no user, or one that does not answer to this principal: show "no Rancher user yet"
+        (user, bindings, global_roles, role_templates, clusters, projects), features = await asyncio.gather(
+            reads, self._rancher.features()
+        )
+        if user is not None and user.id != derived:
+            extra = [p for p in user.principal_ids if p not in wanted_principals]
+            more = await self._rancher.list_bindings(user_ids=[user.id], user_principal_ids=extra)
+            bindings = [*bindings, *more]
+        confirmed = _confirmed(principals, user)
         rights = effective_rights(
             confirmed,
             bindings,
@@ -88,6 +98,7 @@ class AccessService:
             grants=grants,
             grant_label=self._grant_label,
             now=now,
+            restricted_admin_is_admin=features.has("restricted_admin_cluster_admin"),
         )
         if filter:
             rights = filter_rights(rights, resolve_target(filter, clusters, projects))
@@ -101,12 +112,18 @@ class AccessService:
                 if target.project_id:
                     names[target.project_id] = project_names.get(target.project_id, target.project_id)
         return AccessReport(
-            principals=confirmed, user=user, rights=tuple(rights), now=now, filter=filter or None, names=names
+            principals=confirmed,
+            user=user,
+            rights=tuple(rights),
+            now=now,
+            filter=filter or None,
+            names=names,
+            groups_as_of=groups_as_of(self._mapping.provider),
         )
 
 
-def _confirmed(principals: PrincipalSet, user: RancherUser | None, user_id: str) -> PrincipalSet:
-    """The principal set with the user id only when Rancher has that user and it answers to our principal."""
+def _confirmed(principals: PrincipalSet, user: RancherUser | None) -> PrincipalSet:
+    """The principal set with Rancher's user id and principals when a user holds our principal, else none."""
     if user is not None and principals.user_principal_id in user.principal_ids:
         ids = tuple(dict.fromkeys((principals.user_principal_id, *user.principal_ids)))
         return replace(principals, user_id=user.id, principal_ids=ids)

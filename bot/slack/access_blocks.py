@@ -165,7 +165,19 @@ def _identity(report: AccessReport) -> Block:
         who = "No Rancher user yet (you have not logged in to Rancher); group rights still apply"
     else:
         who = f"Rancher user *{mrkdwn_escape(report.user.name)}* (`{mrkdwn_escape(report.user.id)}`)"
-    return _context(who + group_text)
+    return _context(who + group_text + _freshness(report, bool(groups)))
+
+
+def _freshness(report: AccessReport, has_groups: bool) -> str:
+    """Why group rights may differ from the groups shown (the IdP's now): Rancher enforces its own copy."""
+    if not has_groups or not report.groups_as_of:
+        return ""
+    if report.groups_as_of == "login":
+        return (
+            "\n_Group rights are as of your last Rancher login: Rancher does not refresh these groups, so if "
+            "they changed since, log in to Rancher again._"
+        )
+    return "\n_Group rights follow Rancher's copy of your groups (updated at login and by its periodic refresh)._"
 
 
 def _empty_text(report: AccessReport) -> str:
@@ -184,7 +196,14 @@ def _line(right: Right) -> str:
     role = mrkdwn_escape(right.role_name)
     source = mrkdwn_escape(right.source_text)
     if right.everything:
-        return f"• *{role}*: everything, in every cluster · _{source}_"
+        where = "every cluster but `local`" if right.downstream_only else "every cluster"
+        return f"• *{role}*: everything, in {where} · _{source}_"
+    notes = []
+    if right.all_projects:
+        notes.append("every project")
+    if right.includes:
+        notes.append("includes " + ", ".join(mrkdwn_escape(name) for name in right.includes))
+    role += f" ({'; '.join(notes)})" if notes else ""
     if right.scope is Scope.PROJECT:
         return f"• {mrkdwn_escape(right.project_name)} › {role} · _{source}_"
     return f"• {role} · _{source}_"

@@ -93,7 +93,8 @@ async def whoami(deps: SlackDeps, caller: Caller, cmd: commands.Whoami) -> Reply
         lines.append(f":warning: The last {info.refresh_failures} refresh attempt(s) failed; retrying.")
     lines.append(f"*Rancher user principal* {code(principals.user_principal_id)}")
     if principals.user_id:
-        lines.append(f"*Rancher user id* {code(principals.user_id)}")
+        # the id Rancher derives for a new user; an existing user may have another (`/access list` shows the real one)
+        lines.append(f"*Rancher user id (derived)* {code(principals.user_id)}")
     group_ids = ", ".join(code(p) for p in principals.group_principal_ids) or "_none_"
     lines.append(f"*Rancher group principals* {group_ids}")
     text = "\n".join(lines)

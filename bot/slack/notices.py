@@ -9,6 +9,7 @@ from bot.core.digest_period import utc_iso
 from bot.core.durations import format_duration
 from bot.core.model import Grant, RoleBinding
 from bot.core.notices import (
+    ActivationAbandoned,
     ApprovalCard,
     AuditAnchor,
     BindingMissing,
@@ -153,10 +154,18 @@ class SlackNotices:
                 if slack_user:
                     return f":no_entry: {label} for {user(slack_user)}: {escape(why)}."
                 return f":no_entry: {label}: {escape(why)} (repeats within {ANONYMOUS_WINDOW_TEXT} are only audited)."
-            case RevocationOverdue(grant, overdue_s):
+            case RevocationOverdue(grant, overdue_s, early):
+                when = f"was revoked {_span(overdue_s)} ago" if early else f"expired {_span(overdue_s)} ago"
+                last = f" ({escape(grant.failure)})" if grant.failure else ""
                 return (
-                    f":rotating_light: Revocation overdue: grant {_grant(grant)} expired {_span(overdue_s)} ago "
-                    "and its Rancher binding is still in place. The bot keeps retrying; check Rancher."
+                    f":rotating_light: Revocation overdue: grant {_grant(grant)} {when} "
+                    f"and its Rancher binding is still in place{last}. The bot keeps retrying; check Rancher."
+                )
+            case ActivationAbandoned(grant, waited_s, last_error):
+                return (
+                    f":rotating_light: Activation abandoned: grant {_grant(grant)} failed after Rancher kept failing "
+                    f"for {_span(waited_s)} (last: {escape(last_error)}). The requester was told; any binding that "
+                    "landed meanwhile is deleted (now, or by the reconciler)."
                 )
             case RevocationRecovered(grant, overdue_s):
                 return (

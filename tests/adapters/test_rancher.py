@@ -11,7 +11,7 @@ import pytest
 from accessbot_emulators.rancher import EmulatorSettings, RancherEmulator, run_emulator
 from bot.adapters.rancher import RancherClient
 from bot.core.errors import ConflictError, PermanentUpstreamError, TransientUpstreamError, UpstreamError
-from bot.core.model import Scope
+from bot.core.model import Deletion, Scope
 
 BOT = "u-yenqfdbhnr"
 ADMIN = "user-b7k2p"
@@ -257,7 +257,7 @@ async def test_local_key_binding_an_idp_principal_is_refused(emulator: RancherEm
 
 
 async def test_delete_then_delete_again(rancher: RancherClient) -> None:
-    """Deleting returns True; deleting what is gone returns False."""
+    """Deleting says gone (204); deleting again says it was already gone (404: nothing was deleted)."""
     made = await rancher.create_binding(
         name="prtb-del01",
         cluster_id="c-7xk2p",
@@ -269,8 +269,8 @@ async def test_delete_then_delete_again(rancher: RancherClient) -> None:
         annotations={},
     )
     assert made.id == "p-r2d9w:prtb-del01"
-    assert await rancher.delete_binding(made) is True
-    assert await rancher.delete_binding(made) is False
+    assert await rancher.delete_binding(made) is Deletion.GONE
+    assert await rancher.delete_binding(made) is Deletion.ALREADY_GONE
 
 
 async def test_users_me_and_unknown_user(rancher: RancherClient) -> None:
@@ -288,7 +288,7 @@ async def test_names_are_cached(rancher: RancherClient, emulator: RancherEmulato
     await rancher.list_role_templates()
     await rancher.list_role_templates()
     pages = emulator.request_counts()["by_path"]["GET /v3/roletemplates"]
-    assert pages == 7  # 14 role templates at 2 a page, read once
+    assert pages == 8  # 16 role templates at 2 a page, read once
 
 
 async def test_api_key_never_appears(emulator: RancherEmulator, caplog: pytest.LogCaptureFixture) -> None:

@@ -16,6 +16,7 @@ from bot.core.model import (
     GlobalRole,
     Grant,
     GrantState,
+    PolicyRule,
     PrincipalSet,
     Project,
     RoleBinding,
@@ -44,7 +45,10 @@ ROLES = [
     RoleTemplate("project-owner", "Project Owner", "project"),
     RoleTemplate("read-only", "Read-only", "project"),
 ]
-GLOBAL = [GlobalRole("admin", "Admin"), GlobalRole("observer", "Platform Observer", ("cluster-member",))]
+GLOBAL = [
+    GlobalRole("admin", "Admin", builtin=True),  # rancher pkg/rbac/common.go IsAdminGlobalRole: builtin `admin`
+    GlobalRole("observer", "Platform Observer", ("cluster-member",)),
+]
 
 
 def crtb(bid: str, cluster: str, role: str = "cluster-member", **kw: object) -> RoleBinding:
@@ -231,7 +235,11 @@ def test_resolve_unknown_target_is_not_found(text: str) -> None:
 
 
 def test_filter_by_cluster_and_by_project() -> None:
-    """A cluster filter keeps the cluster and its projects; a project filter keeps that project; admin stays."""
+    """A cluster filter keeps the cluster and its projects; a project filter that project and its cluster's rights.
+
+    A cluster role is bound cluster-wide downstream (rancher pkg/controllers/managementuser/rbac/crtb_handler.go
+    ClusterRoleBinding), so it applies in every project of the cluster; admin stays.
+    """
     rights = effective_rights(
         ME,
         [
@@ -253,3 +261,84 @@ def test_filter_by_cluster_and_by_project() -> None:
         "global",
         "dev-eu/payments",
     ]
+    assert [r.where for r in filter_rights(rights, Target("c-m-bbbbbbbb", "c-m-bbbbbbbb:p-22222"))] == [
+        "global",
+        "prod-eu",
+        "prod-eu/payments",
+    ]
+
+
+WIDE_ROLES = [
+    *ROLES,
+    # rancher pkg/data/management/role_data.go: cluster-owner */*/*; a custom role inheriting project-owner
+    RoleTemplate("cluster-owner", "Cluster Owner", "cluster", rules=(PolicyRule(("*",), ("*",), ("*",)),)),
+    RoleTemplate("project-lead", "Project Lead", "project", inherits=("project-owner", "edit")),
+    RoleTemplate("edit", "Kubernetes edit", "project", hidden=True),
+]
+WIDE_GLOBAL = [
+    *GLOBAL,
+    GlobalRole(
+        "platform-admin",
+        "Platform Admin",
+        rules=(PolicyRule(("*",), ("*",), ("*",)), PolicyRule(non_resource_urls=("*",), verbs=("*",))),
+    ),
+    GlobalRole("restricted-admin", "Restricted Admin", builtin=True),
+]
+
+
+def wide(bindings: list[RoleBinding], *, two_seven: bool = False) -> list[object]:
+    """Rights with the wider role catalogue."""
+    return effective_rights(  # type: ignore[return-value]
+        ME,
+        bindings,
+        global_roles=WIDE_GLOBAL,
+        role_templates=WIDE_ROLES,
+        clusters=CLUSTERS,
+        projects=PROJECTS,
+        grants=(),
+        grant_label=LABEL,
+        now=NOW,
+        restricted_admin_is_admin=two_seven,
+    )
+
+
+def test_inherited_roles_are_named_and_owner_like_roles_cover_every_project() -> None:
+    """A right names the visible roles it inherits (roleTemplateIds); cluster-owner says it covers every project."""
+    rights = wide(
+        [
+            prtb("prtb-1", "c-aaaaa:p-11111", role="project-lead", user_id="u-alice00000"),
+            crtb("crtb-1", "c-m-bbbbbbbb", role="cluster-owner", group_principal_id="genericoidc_group://sre"),
+        ]
+    )
+    by_role = {r.role_id: r for r in rights}  # type: ignore[attr-defined]
+    assert by_role["project-lead"].includes == ("Project Owner",)  # hidden `edit` is not named
+    assert by_role["cluster-owner"].all_projects
+    assert not by_role["project-lead"].all_projects
+
+
+def test_a_custom_admin_equivalent_role_held_by_a_group_is_everything() -> None:
+    """A global role with */*/* and nonResourceURLs * is admin (pkg/rbac/common.go), held through a group too."""
+    rights = wide([RoleBinding("grb-9", Scope.GLOBAL, "platform-admin", group_principal_id="genericoidc_group://devs")])
+    (right,) = rights
+    assert right.everything
+    assert not right.downstream_only
+    assert right.source_text == "via group devs"  # type: ignore[attr-defined]
+
+
+def test_restricted_admin_crtbs_are_attributed_to_the_global_role() -> None:
+    """2.8-2.10 restricted-admin cluster-owner CRTBs (label field.cattle.io/source) show as that global role."""
+    labels = {"field.cattle.io/source": "restrictedAdminsClusterOwner"}
+    (right,) = wide([crtb("u-alice00000-restricted-admin-cluster-owner", "c-aaaaa", role="cluster-owner",
+                          user_id="u-alice00000", labels=labels)])  # fmt: skip
+    assert right.source_text == "via global role Restricted Admin"  # type: ignore[attr-defined]
+
+
+def test_restricted_admin_on_2_7_is_everything_but_local() -> None:
+    """On 2.7 restricted-admin is cluster-admin downstream (globalrole_handler.go@v2.7.0), not in `local`."""
+    rights = wide([RoleBinding("grb-2", Scope.GLOBAL, "restricted-admin", user_id="u-alice00000")], two_seven=True)
+    (right,) = rights
+    assert right.everything
+    assert right.downstream_only
+    assert filter_rights(rights, Target("local")) == []  # type: ignore[arg-type]
+    assert filter_rights(rights, Target("c-aaaaa")) == rights  # type: ignore[arg-type]
+    assert not wide([RoleBinding("grb-2", Scope.GLOBAL, "restricted-admin", user_id="u-alice00000")])[0].everything  # type: ignore[attr-defined]

@@ -336,27 +336,35 @@ def test_group_binding_works_with_a_local_key(emulator: RancherEmulator) -> None
     assert created["labels"]["cattle.io/creator"] == "norman"
 
 
-def test_non_admin_escalation_is_forbidden(emulator: RancherEmulator) -> None:
-    """A caller who does not hold the role gets the webhook's 403 Forbidden."""
+def test_non_admin_escalation_is_422_invalid(emulator: RancherEmulator) -> None:
+    """A caller who does not hold the role gets 422 Invalid (webhook pkg/auth/escalation.go@v0.3.13-v0.11.0)."""
     response = client(emulator, ALICE).post(
         "/v3/clusterroletemplatebindings", json={**BASE, "roleTemplateId": "cluster-owner"}
     )
-    assert response.status_code == 403
-    assert response.json()["code"] == "Forbidden"
+    assert response.status_code == 422
+    assert response.json()["code"] == "Invalid"
+    assert "attempting to grant RBAC permissions not currently held" in response.json()["message"]
 
 
 def test_user_id_is_filled_in_asynchronously_and_the_user_auto_created(emulator: RancherEmulator) -> None:
-    """Binding an unknown principal returns userId null; later reads show the created user's id."""
+    """Binding an unknown principal returns userId null; later reads show the created user, `local://` added last.
+
+    rancher pkg/auth/providers/common/usermanager.go@v2.14.0 EnsureUser creates the user with only the principal;
+    pkg/controllers/management/auth/user.go@v2.14.0 userLifecycle.Create appends `local://<id>` afterwards.
+    genericoidc_provider.go GetPrincipal names a user principal by its id's tail (the display-name annotation).
+    """
     emulator.configure(fill_delay=0.3)
     http = client(emulator)
     body = {"clusterId": "c-7xk2p", "roleTemplateId": "cluster-member", "userPrincipalId": DAVE_P, "name": "crtb-dave1"}
     created = http.post("/v3/clusterroletemplatebindings", json=body).json()
     assert created["userId"] is None
-    assert created["annotations"]["auth.cattle.io/principal-display-name"] == "Dave Dunn"
+    assert created["annotations"]["auth.cattle.io/principal-display-name"] == DAVE_P.split("://")[1]
     assert http.get(f"/v3/users/{derive_user_id(DAVE_P)}").status_code == 404
     time.sleep(0.35)
     again = http.get("/v3/clusterroletemplatebindings/c-7xk2p:crtb-dave1").json()
     assert again["userId"] == derive_user_id(DAVE_P)
+    assert http.get(f"/v3/users/{derive_user_id(DAVE_P)}").json()["principalIds"] == [DAVE_P]
+    time.sleep(0.35)
     user = http.get(f"/v3/users/{derive_user_id(DAVE_P)}").json()
     assert user["principalIds"] == [DAVE_P, f"local://{derive_user_id(DAVE_P)}"]
 

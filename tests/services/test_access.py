@@ -151,7 +151,10 @@ async def test_filter_by_cluster_and_project(service: AccessService) -> None:
     assert {r.cluster_name for r in prod.rights} == {"prod-eu"}
     assert len(prod.rights) == 4
     payments = await service.describe(alice, [], NOW, "dev-eu/payments")
-    assert lines(payments.rights) == [("dev-eu/payments", "Project Owner", "via group payments-team")]
+    assert lines(payments.rights) == [
+        ("dev-eu", "Cluster Member", "direct"),  # a cluster role applies in every project of its cluster
+        ("dev-eu/payments", "Project Owner", "via group payments-team"),
+    ]
     with pytest.raises(NotFound):
         await service.describe(alice, [], NOW, "mars")
 
@@ -213,3 +216,122 @@ async def test_user_that_does_not_answer_to_the_principal_is_not_trusted(
     report = await service.describe(eve, [], NOW)
     assert not report.user_known
     assert report.rights == ()
+
+
+ADMIN_SUB = "5e4d3c2b-1a09-4f8e-9d7c-6b5a4f3e2d1c"  # fixture: the admin who enabled genericoidc keeps user-b7k2p
+ERIN_SUB = "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"  # fixture: u-r8t2w, created through the API; restricted-admin
+
+
+async def test_the_admin_who_enabled_the_provider_is_found_by_principal(service: AccessService) -> None:
+    """user-b7k2p is not the derived id (usermanager.go SetPrincipalOnCurrentUser): still found, and an admin."""
+    report = await service.describe(principal_set("genericoidc", ADMIN_SUB, []), [], NOW)
+    assert report.user is not None
+    assert report.user.id == "user-b7k2p"
+    assert report.is_admin
+    assert ("local", "Cluster Owner", "direct") in lines(report.rights)  # a userId binding, found by the real id
+
+
+async def test_an_admin_equivalent_role_held_by_a_group_is_everything(service: AccessService) -> None:
+    """ops-admins → Platform Admin (*/*/* + nonResourceURLs *; pkg/rbac/common.go IsAdminGlobalRole)."""
+    report = await service.describe(principal_set("genericoidc", ALICE_SUB, ["ops-admins"]), [], NOW)
+    assert report.is_admin
+    assert report.rights[0].role_name == "Platform Admin"
+    assert report.rights[0].source_text == "via group ops-admins"
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("v2.7.18", "everything-but-local"),  # globalrole_handler.go@v2.7.0: cluster-admin downstream
+        ("v2.9.3", "crtbs"),  # restrictedadminrbac/cluster.go@v2.9.0: a cluster-owner CRTB per downstream cluster
+        ("v2.14.4", "nothing"),  # gone in 2.11 (role_data.go@v2.11.0)
+    ],
+)
+async def test_restricted_admin_by_version(
+    emulator: RancherEmulator, storage: Storage, version: str, expected: str
+) -> None:
+    """Erin's restricted-admin: everything but local on 2.7, attributed CRTBs on 2.8-2.10, nothing from 2.11."""
+    emulator.configure(server_version=version)
+    try:
+        async with RancherClient(emulator.url, emulator.token_for(BOT), retries=0) as client:
+            report = await _service(client, storage).describe(principal_set("genericoidc", ERIN_SUB, []), [], NOW)
+    finally:
+        emulator.configure(server_version="v2.14.4")
+    restricted = [r for r in report.rights if "Restricted Admin" in (r.role_name, r.source.global_role)]
+    if expected == "everything-but-local":
+        assert [(r.everything, r.downstream_only) for r in restricted] == [(True, True)]
+    elif expected == "crtbs":
+        assert sorted(r.where for r in restricted if r.scope.value == "cluster") == ["dev-eu", "prod-eu", "staging-eu"]
+        assert all(r.source_text == "via global role Restricted Admin" and r.all_projects for r in restricted[1:])
+    else:
+        assert restricted == []
+
+
+async def test_inherited_roles_are_named_in_the_answer(service: AccessService, emulator: RancherEmulator) -> None:
+    """A project-lead binding names Project Member and View Workloads (roleTemplateIds, authz_types.go)."""
+    emulator.add_binding(
+        "prtb", name="prtb-lead2", projectId="c-7xk2p:p-4mz8q", roleTemplateId="project-lead", userId="u-x7xfihrhhs"
+    )
+    report = await service.describe(principal_set("genericoidc", ALICE_SUB, []), [], NOW, "dev-eu/payments")
+    lead = next(r for r in report.rights if r.role_id == "project-lead")
+    assert lead.includes == ("Project Member", "View Workloads")
+    assert report.groups_as_of == "login"  # genericoidc never refreshes groups (genericoidc_provider.go)
+
+
+async def test_fifty_groups_cost_no_more_rancher_requests_than_three(
+    service: AccessService, emulator: RancherEmulator
+) -> None:
+    """Each collection is asked once per subject field however many groups (filtered lists are full LISTs)."""
+    few = principal_set("genericoidc", ALICE_SUB, ["devs", "payments-team", "sre"])
+    many = principal_set("genericoidc", ALICE_SUB, [f"team-{i:02d}" for i in range(50)])
+    emulator.configure(page_size=1000)  # one page each, so only the number of queries counts
+    try:
+        await service.describe(few, [], NOW)  # names cached
+        counts = []
+        for pset in (few, many):
+            emulator.reset_counters()
+            await service.describe(pset, [], NOW)
+            counts.append(emulator.request_counts()["total"])
+    finally:
+        emulator.configure(page_size=2)
+    assert counts[0] == counts[1] == 10  # user by id + 9 binding queries
+
+
+async def test_full_group_paths_are_split_as_rancher_splits_them(emulator: RancherEmulator, storage: Storage) -> None:
+    """rancher.group_format full_path: `/org/sre` gives groups org and sre (oidc_provider.go full_group_path)."""
+    factories.link(storage.links, "U0BOB00001", BOB_SUB, ["/org/sre"], now=NOW)
+    async with RancherClient(emulator.url, emulator.token_for(BOT), retries=0) as client:
+        service = AccessService(
+            rancher=client,
+            grant_label=LABEL,
+            links=storage.links,
+            grants=storage.grants,
+            principals=PrincipalMapping(full_group_paths=True),
+            clock=FakeClock(NOW),
+        )
+        report = await service.report("U0BOB00001")
+    assert report.principals.group_principal_ids == ("genericoidc_group://org", "genericoidc_group://sre")
+    assert ("staging-eu", "Cluster Owner", "via group sre") in lines(report.rights)
+
+
+def test_group_format_comes_from_the_configuration(tmp_path: Path) -> None:
+    """`rancher.group_format: full_path` turns on path splitting in the principal mapping."""
+    from bot import wiring
+    from bot.demo import botconfig
+
+    config = botconfig.make_config(
+        database=tmp_path / "c.db", public_url="https://bot.example.com", slack_api_url="https://slack.com/api/",
+        oidc_issuer="https://idp.example.com", rancher_url="https://rancher.example.com",
+        rancher_token="token-abcde:x", overrides={"rancher": {"group_format": "full_path"}},
+    )  # fmt: skip
+    assert wiring.principal_mapping(config).full_group_paths
+
+
+async def test_who_names_a_linked_person_whose_rancher_id_is_not_derived(
+    queries: GrantQueries, storage: Storage
+) -> None:
+    """`who local`: the bootstrap admin (user-b7k2p holds the linked principal) is shown with their Slack user."""
+    factories.link(storage.links, "U0ADMIN001", ADMIN_SUB, [], now=NOW)
+    report = await queries.who("UADMIN", "local")
+    owner = next(h for h in report.holders if h.user_id == "user-b7k2p")
+    assert owner.slack_user == "U0ADMIN001"

@@ -30,6 +30,7 @@ from bot.demo import botconfig
 from bot.scheduler import JobBodies, JobScheduler, Schedule
 from bot.services.audit import AuditLog
 from bot.services.grants import GrantServices, binding_name
+from bot.services.jobs.activations import ActivationRetries
 from bot.services.jobs.digest import DigestSettings, WeeklyDigest
 from bot.services.jobs.lease import LeaderLease
 from bot.services.jobs.reconcile import Reconciler, ReconcileSettings
@@ -165,6 +166,7 @@ def make_world(
     *,
     db_path: Path,
     wrap: Callable[[RancherClient], Any] | None = None,
+    key: str = BOT_KEY,
 ) -> tuple[World, list[Any]]:
     """Wire the job bodies, the grant use cases and adapters around one store; return the world and clients to close."""
     slack.add_user(ALICE, "alice@example.com", "alice")
@@ -172,7 +174,7 @@ def make_world(
         factories.link(
             store.links, ALICE, ALICE_SUB, ["engineering"], now=clock.now(), name="Alice", email="alice@example.com"
         )
-    real = RancherClient(emulator.url, BOT_KEY, retries=0, timeout=5)
+    real = RancherClient(emulator.url, key, retries=0, timeout=5)
     client = wrap(real) if wrap is not None else real
     notifier = SlackNotifier(AsyncWebClient(token=botconfig.BOT_TOKEN, base_url=slack.api_url))
     built = factories.build_grant_world(
@@ -216,8 +218,10 @@ def make_world(
     async def warn(now: int) -> int:
         return await grants.lifecycle.warn_expiring(now, 600)
 
+    activations = ActivationRetries(grants=store.grants, lifecycle=grants.lifecycle)
     jobs = JobBodies(
         expire_grants=sweep.expire_grants,
+        finish_activations=activations.run,
         expire_requests=grants.approvals.expire_requests,
         warn_expiring=warn,
         reconcile=reconciler.reconcile,

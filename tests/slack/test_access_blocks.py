@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -185,3 +186,33 @@ def test_who_blocks_list_holders_and_truncate() -> None:
     assert all(len(t) <= 3000 for t in body)
     empty = who_blocks(HoldersReport(Target("c-1"), "dev-eu", "", ()))
     assert texts(empty)[1] == "Nobody holds a role directly on dev-eu."
+
+
+def test_a_right_names_what_it_includes_and_whether_it_covers_every_project() -> None:
+    """Inherited roles (roleTemplateIds) and owner-like cluster roles are said in the line, escaped."""
+    owner = replace(right("dev-eu", role="Cluster Owner"), all_projects=True)
+    lead = replace(right("dev-eu", "payments", "Project Lead"), includes=("Project Member", "<b>"))
+    lines = "\n".join(texts(access_list_blocks(report([owner, lead]))))
+    assert "• Cluster Owner (every project) · _direct_" in lines
+    assert "• payments › Project Lead (includes Project Member, &lt;b&gt;) · _direct_" in lines
+
+
+def test_restricted_admin_on_2_7_reads_as_everything_but_local() -> None:
+    """A downstream-only `everything` (restricted-admin, Rancher 2.7) does not claim the local cluster."""
+    admin = replace(right("x", role="Restricted Admin"), scope=Scope.GLOBAL, everything=True, downstream_only=True)
+    assert "everything, in every cluster but `local`" in "\n".join(texts(access_list_blocks(report([admin]))))
+
+
+@pytest.mark.parametrize(
+    ("as_of", "needle"),
+    [("login", "as of your last Rancher login"), ("refresh", "Rancher's copy of your groups"), ("", None)],
+)
+def test_group_rights_say_which_groups_rancher_enforces(as_of: str, needle: str | None) -> None:
+    """genericoidc never refreshes groups (genericoidc_provider.go): the answer says they are as of the last login."""
+    base = report([right("dev-eu", source="via group sre")])
+    identity = texts(access_list_blocks(replace(base, groups_as_of=as_of)))[1]
+    if needle is None:
+        assert "Rancher login" not in identity
+        assert "Rancher's copy" not in identity
+    else:
+        assert needle in identity

@@ -1,18 +1,17 @@
-"""The Rancher v3 client: pagination, re-checked filters, retries, name caches (implements core.ports.RancherApi)."""
+"""The Rancher v3 client: Rancher's resources as core values, answers re-checked (implements core.ports.RancherApi).
+
+HTTP, retries, pagination and caching live in transport.py. Names (clusters, projects, roles, the server version)
+and the principal → user index are cached for `cache_ttl`; bindings are always read fresh.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import ssl
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit, urlunsplit
-
-import httpx
+from urllib.parse import quote
 
 from bot.adapters.rancher.check import RancherCheck, check_key
 from bot.adapters.rancher.payloads import (
@@ -22,38 +21,29 @@ from bot.adapters.rancher.payloads import (
     SERVICE,
     Item,
     binding_of,
-    error_from,
+    global_role_of,
     json_of,
-    path_of,
-    retry_after_of,
-    text_of,
+    role_template_of,
     user_of,
 )
-from bot.core.errors import ConflictError, PermanentUpstreamError, TransientUpstreamError, UpstreamError
-from bot.core.model import Cluster, GlobalRole, Project, RancherUser, RoleBinding, RoleTemplate, Scope
+from bot.adapters.rancher.transport import Transport
+from bot.core.errors import ConflictError, PermanentUpstreamError, TransientUpstreamError
+from bot.core.model import (
+    Cluster,
+    Deletion,
+    GlobalRole,
+    Project,
+    RancherUser,
+    RoleBinding,
+    RoleTemplate,
+    Scope,
+)
+from bot.core.principals import derive_user_id
+from bot.core.rancher_versions import RancherFeatures, features_of
 
 log = logging.getLogger(__name__)
 
-
-_T = TypeVar("_T")
-
-
-class _ApiKey:
-    """Holds the API key; its repr and str never show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The key itself, for the Authorization header only."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<Rancher API key hidden>"
-
-    __str__ = __repr__
+PLURALS = {Scope.CLUSTER: CRTBS, Scope.PROJECT: PRTBS, Scope.GLOBAL: GRBS}
 
 
 class RancherClient:
@@ -72,42 +62,25 @@ class RancherClient:
         backoff: float = 0.2,
         cache_ttl: float = 300.0,
         page_size: int | None = None,
-        filter_chunk: int = 20,
+        filter_chunk: int = 100,
     ) -> None:
-        self._base = url.rstrip("/")
-        self._key = _ApiKey(token)
-        self._retries = max(0, retries)
-        self._backoff = backoff
-        self._cache_ttl = cache_ttl
-        self._page_size = page_size
-        self._chunk = max(1, filter_chunk)
-        self._timeout = timeout
-        self.verify_tls = verify_tls
-        verify: ssl.SSLContext | bool
-        if not verify_tls:
-            log.warning("Rancher TLS verification is OFF (rancher.verify_tls: false); use only in development")
-            verify = False
-        elif ca_bundle is not None:
-            verify = ssl.create_default_context(cafile=str(ca_bundle))
-        else:
-            verify = ssl.create_default_context()
-        self._http = httpx.AsyncClient(
-            base_url=self._base,
-            headers={
-                "Authorization": f"Bearer {self._key.reveal()}",
-                "Accept": "application/json",
-                "User-Agent": "rancher-access-bot",
-            },
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            verify=verify,
-            follow_redirects=False,
+        self._t = Transport(
+            url,
+            token,
+            verify_tls=verify_tls,
+            ca_bundle=ca_bundle,
+            timeout=timeout,
+            max_connections=max_connections,
+            retries=retries,
+            backoff=backoff,
+            cache_ttl=cache_ttl,
+            page_size=page_size,
+            filter_chunk=filter_chunk,
         )
-        self._cache: dict[str, tuple[float, Any]] = {}
-        self._cache_locks: dict[str, asyncio.Lock] = {}
+        self.verify_tls = verify_tls
 
     def __repr__(self) -> str:
-        return f"RancherClient(url={self._base!r}, key=<hidden>)"
+        return f"RancherClient(url={self._t.base!r}, key=<hidden>)"
 
     async def __aenter__(self) -> RancherClient:
         return self
@@ -117,174 +90,96 @@ class RancherClient:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._http.aclose()
+        await self._t.aclose()
 
     def invalidate_cache(self) -> None:
-        """Forget cached cluster, project, role template and global role names."""
-        self._cache.clear()
+        """Forget cached names, the server version and the user index."""
+        self._t.forget()
 
-    # --- HTTP core ---------------------------------------------------------------------------------------
+    @property
+    def list_requests(self) -> int:
+        """Collection pages requested since the client was made (the benchmark reports it per answer)."""
+        return self._t.lists
 
-    async def _request(
-        self, method: str, url: str, *, params: Any = None, body: Any = None, retry: bool = True
-    ) -> httpx.Response:
-        attempt = 0
-        while True:
-            error: UpstreamError
-            retry_after: float | None = None
-            try:
-                response = await self._http.request(method, url, params=params, json=body)
-            except httpx.TimeoutException:
-                error = TransientUpstreamError(SERVICE, f"no answer from {self._base} within {self._timeout:g}s")
-            except httpx.ConnectError:
-                error = TransientUpstreamError(SERVICE, f"cannot connect to {self._base} (is Rancher up?)")
-            except httpx.TransportError as exc:
-                error = TransientUpstreamError(SERVICE, f"connection to {self._base} failed ({type(exc).__name__})")
-            else:
-                if response.status_code < 400:
-                    return response
-                error = error_from(method, response)
-                retry_after = retry_after_of(response)
-            if not retry or not isinstance(error, TransientUpstreamError) or attempt >= self._retries:
-                raise error
-            delay = retry_after if retry_after is not None else self._backoff * (2**attempt)
-            delay = min(delay, 10.0) * (0.5 + random.random())  # noqa: S311 - jitter, not crypto
-            log.info(
-                "Rancher %s %s failed (%s); retry %d in %.2fs", method, path_of(url), error.message, attempt + 1, delay
-            )
-            attempt += 1
-            await asyncio.sleep(delay)
-
-    async def _get_json(self, url: str, params: Any = None) -> Item:
-        response = await self._request("GET", url, params=params)
-        return json_of(response)
-
-    async def _list(self, plural: str, params: Sequence[tuple[str, str]] = ()) -> list[Item]:
-        """Every item of a collection, following pagination.next to the end, de-duplicated by id."""
-        query = list(params)
-        if self._page_size:
-            query.append(("limit", str(self._page_size)))
-        url: str | None = f"/v3/{plural}"
-        seen: dict[str, Item] = {}
-        visited: set[str] = set()
-        first = True
-        while url:
-            body = await self._get_json(url, query if first else None)
-            first = False
-            if body.get("type") != "collection" or not isinstance(body.get("data"), list):
-                raise PermanentUpstreamError(SERVICE, f"unexpected answer listing {plural}", code="InvalidCollection")
-            for item in body["data"]:
-                if isinstance(item, dict) and isinstance(item.get("id"), str):
-                    seen.setdefault(item["id"], item)
-            following = (body.get("pagination") or {}).get("next")
-            if not following:
-                break
-            if not isinstance(following, str):
-                raise PermanentUpstreamError(SERVICE, "pagination link is not a URL")
-            following = self._rebase(following)
-            if following in visited:
-                break
-            visited.add(following)
-            url = following
-        return list(seen.values())
-
-    def _rebase(self, link: str) -> str:
-        """The link on our configured origin: the API key never goes to a host Rancher names in a link.
-
-        Rancher builds links from its `server-url`, which behind a proxy may differ (http vs https, an internal
-        host name); only the path and query of a link are taken.
-        """
-        mine, theirs = urlsplit(self._base), urlsplit(link)
-        if (mine.scheme, mine.netloc) == (theirs.scheme, theirs.netloc):
-            return link
-        return urlunsplit((mine.scheme, mine.netloc, theirs.path, theirs.query, ""))
-
-    async def _query(
-        self, plural: str, field: str, values: Sequence[str], extra: Mapping[str, str] | None = None
-    ) -> list[Item]:
-        """Items whose `field` is one of `values` (and each `extra` field equals its value), re-checked, fail closed."""
-        wanted = list(dict.fromkeys(v for v in values if v))
-        if not wanted:
-            return []
-        extra = dict(extra or {})
-        chunks = [wanted[i : i + self._chunk] for i in range(0, len(wanted), self._chunk)]
-
-        async def one(chunk: list[str]) -> list[Item]:
-            params = [(field, chunk[0])] if len(chunk) == 1 else [(f"{field}_in", v) for v in chunk]
-            params += list(extra.items())
-            return await self._list(plural, params)
-
-        results = await asyncio.gather(*(one(c) for c in chunks))
-        allowed = set(wanted)
-        out: dict[str, Item] = {}
-        dropped = 0
-        for items in results:
-            for item in items:
-                if item.get(field) in allowed and (
-                    not extra or all(text_of(item.get(k)) == v for k, v in extra.items())
-                ):
-                    out.setdefault(item["id"], item)
-                else:
-                    dropped += 1
-        if dropped:
-            log.warning("Rancher ignored the %s filter on %s: dropped %d unrequested item(s)", field, plural, dropped)
-        return list(out.values())
-
-    async def _cached(self, key: str, load: Callable[[], Awaitable[_T]]) -> _T:
-        hit = self._cache.get(key)
-        now = time.monotonic()
-        if hit is not None and now - hit[0] < self._cache_ttl:
-            return hit[1]  # type: ignore[no-any-return]
-        lock = self._cache_locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            hit = self._cache.get(key)
-            if hit is not None and time.monotonic() - hit[0] < self._cache_ttl:
-                return hit[1]  # type: ignore[no-any-return]
-            value = await load()
-            self._cache[key] = (time.monotonic(), value)
-            return value
-
-    # --- RancherApi ----------------------------------------------------------------------------------------
+    # --- who ------------------------------------------------------------------------------------------------
 
     async def me(self) -> RancherUser:
         """The user the API key belongs to (`/v3/users?me=true`, re-checked)."""
-        items = [u for u in await self._list("users", [("me", "true")]) if u.get("me") is True]
+        items = [u for u in await self._t.collect("users", [("me", "true")]) if u.get("me") is True]
         if len(items) != 1:
             raise PermanentUpstreamError(SERVICE, "could not tell which user the API key belongs to")
         return user_of(items[0])
 
     async def server_version(self) -> str:
-        """Rancher's version string, e.g. `v2.12.3`."""
-        body = await self._get_json("/v3/settings/server-version")
-        return str(body.get("value", ""))
+        """Rancher's version string, e.g. `v2.12.3` (cached)."""
+
+        async def load() -> str:
+            return str((await self._t.get_json("/v3/settings/server-version")).get("value", ""))
+
+        return await self._t.cached("server-version", load)
+
+    async def features(self) -> RancherFeatures:
+        """What this server's version implies (core.rancher_versions)."""
+        return features_of(await self.server_version())
 
     async def get_user(self, user_id: str) -> RancherUser | None:
         """A user by id, or None when Rancher has no such user."""
         try:
-            body = await self._get_json(f"/v3/users/{quote(user_id, safe='')}")
+            body = await self._t.get_json(f"/v3/users/{quote(user_id, safe='')}")
         except PermanentUpstreamError as exc:
             if exc.status == 404:
                 return None
             raise
         return user_of(body) if body.get("id") == user_id else None
 
+    async def find_user(self, principal_id: str, *, fresh: bool = False) -> RancherUser | None:
+        """The Rancher user holding a user principal: the derived id first, else by principal (cached index).
+
+        Rancher derives `u-` + sha256 only when no user holds the principal yet (usermanager.go EnsureUser): the
+        admin who enabled the provider keeps `user-xxxxx`, users created through the API have random ids, so a
+        404 on the derived id is not "never logged in". `principalIds` cannot be filtered, so the index is built
+        from one list of every user, kept `cache_ttl`; `fresh` rebuilds it (before binding someone).
+        """
+        if principal_id.startswith("local://"):
+            return await self.get_user(principal_id.removeprefix("local://"))
+        derived = await self.get_user(derive_user_id(principal_id))
+        if derived is not None and principal_id in derived.principal_ids:
+            return derived
+
+        async def load() -> dict[str, RancherUser]:
+            index: dict[str, RancherUser] = {}
+            for item in await self._t.collect("users"):
+                user = user_of(item)
+                for pid in user.principal_ids:
+                    index.setdefault(pid, user)
+            return index
+
+        return (await self._t.cached("user-index", load, fresh=fresh)).get(principal_id)
+
+    async def group_principals(self) -> list[str]:
+        """The key's own group principals (`GET /v3/principals`, the ones with `memberOf`)."""
+        items = await self._t.collect("principals")
+        return [str(p["id"]) for p in items if p.get("principalType") == "group" and p.get("memberOf") is True]
+
+    # --- names (cached) ---------------------------------------------------------------------------------------
+
     async def list_clusters(self) -> Sequence[Cluster]:
         """Every cluster the key may see (cached for cache_ttl)."""
 
         async def load() -> tuple[Cluster, ...]:
-            items = await self._list("clusters")
+            items = await self._t.collect("clusters")
             return tuple(
                 Cluster(id=c["id"], name=str(c.get("name") or c["id"]), labels=dict(c.get("labels") or {}))
                 for c in items
             )
 
-        return await self._cached("clusters", load)
+        return await self._t.cached("clusters", load)
 
     async def list_projects(self, cluster_id: str | None = None) -> Sequence[Project]:
         """Every project, optionally of one cluster (all projects cached for cache_ttl)."""
 
         async def load() -> tuple[Project, ...]:
-            items = await self._list("projects")
+            items = await self._t.collect("projects")
             return tuple(
                 Project(
                     id=p["id"],
@@ -294,41 +189,26 @@ class RancherClient:
                 for p in items
             )
 
-        projects = await self._cached("projects", load)
+        projects = await self._t.cached("projects", load)
         return projects if cluster_id is None else tuple(p for p in projects if p.cluster_id == cluster_id)
 
     async def list_role_templates(self) -> Sequence[RoleTemplate]:
-        """Every role template (cached for cache_ttl)."""
+        """Every role template with its rules and inheritance (cached for cache_ttl)."""
 
         async def load() -> tuple[RoleTemplate, ...]:
-            return tuple(
-                RoleTemplate(
-                    id=r["id"],
-                    name=str(r.get("name") or r["id"]),
-                    context=str(r.get("context") or ""),
-                    hidden=bool(r.get("hidden")),
-                    locked=bool(r.get("locked")),
-                    builtin=bool(r.get("builtin")),
-                )
-                for r in await self._list("roletemplates")
-            )
+            return tuple(role_template_of(r) for r in await self._t.collect("roletemplates"))
 
-        return await self._cached("roletemplates", load)
+        return await self._t.cached("roletemplates", load)
 
     async def list_global_roles(self) -> Sequence[GlobalRole]:
-        """Every global role (cached for cache_ttl)."""
+        """Every global role with its rules (cached for cache_ttl)."""
 
         async def load() -> tuple[GlobalRole, ...]:
-            return tuple(
-                GlobalRole(
-                    id=g["id"],
-                    name=str(g.get("name") or g["id"]),
-                    inherited_cluster_roles=tuple(g.get("inheritedClusterRoles") or ()),
-                )
-                for g in await self._list("globalroles")
-            )
+            return tuple(global_role_of(g) for g in await self._t.collect("globalroles"))
 
-        return await self._cached("globalroles", load)
+        return await self._t.cached("globalroles", load)
+
+    # --- bindings (fresh) ---------------------------------------------------------------------------------------
 
     async def list_bindings(
         self,
@@ -336,12 +216,19 @@ class RancherClient:
         user_ids: Sequence[str] = (),
         user_principal_ids: Sequence[str] = (),
         group_principal_ids: Sequence[str] = (),
+        scopes: Sequence[Scope] = (Scope.GLOBAL, Scope.CLUSTER, Scope.PROJECT),
     ) -> Sequence[RoleBinding]:
-        """Global, cluster and project bindings held by any of the given subjects (fresh, re-checked)."""
+        """Bindings of the given scopes held by any of the given subjects (fresh, re-checked, live ones).
+
+        One request per collection and subject field (all groups in one `_in` list while the URL allows), so the
+        server-side LISTs do not grow with the number of groups; GRB `userPrincipalId` only from Rancher 2.11.
+        """
+        features = await self.features()
         queries: list[tuple[str, Awaitable[list[RoleBinding]]]] = []
-        for plural in (GRBS, CRTBS, PRTBS):
+        for plural in (PLURALS[scope] for scope in scopes):
             queries.append((plural, self._query_bindings(plural, "userId", user_ids)))
-            queries.append((plural, self._query_bindings(plural, "userPrincipalId", user_principal_ids)))
+            if plural != GRBS or features.has("grb_user_principal"):
+                queries.append((plural, self._query_bindings(plural, "userPrincipalId", user_principal_ids)))
             queries.append((plural, self._query_bindings(plural, "groupPrincipalId", group_principal_ids)))
         results = await asyncio.gather(*(q for _, q in queries))
         out: dict[tuple[str, str], RoleBinding] = {}
@@ -351,23 +238,36 @@ class RancherClient:
         return list(out.values())
 
     async def _query_bindings(self, plural: str, field: str, values: Sequence[str]) -> list[RoleBinding]:
-        """Bindings of one filter, converted as soon as they arrive so the raw JSON is freed early."""
+        """Live bindings of one filter, converted as soon as they arrive so the raw JSON is freed early."""
         return [
-            binding_of(plural, item) for item in await self._query(plural, field, values) if not item.get("removed")
+            binding_of(plural, item) for item in await self._t.query(plural, field, values) if not item.get("removed")
         ]
 
     async def list_target_bindings(self, cluster_id: str, project_id: str | None) -> Sequence[RoleBinding]:
-        """Every binding on one cluster (CRTBs) or one project (PRTBs), re-checked."""
+        """Every binding on one cluster (CRTBs) or one project (PRTBs), re-checked; terminating ones flagged."""
         plural, field, value = (PRTBS, "projectId", project_id) if project_id else (CRTBS, "clusterId", cluster_id)
-        items = await self._query(plural, field, [value])
-        return [binding_of(plural, i) for i in items if not i.get("removed")]
+        items = await self._t.query(plural, field, [value])
+        return [binding_of(plural, i) for i in items]
+
+    async def list_all_bindings(self) -> Sequence[RoleBinding]:
+        """Every CRTB and PRTB, each collection listed once (terminating ones flagged): the reconciler's view."""
+        crtbs, prtbs = await asyncio.gather(self._t.collect(CRTBS), self._t.collect(PRTBS))
+        return [binding_of(CRTBS, i) for i in crtbs] + [binding_of(PRTBS, i) for i in prtbs]
 
     async def list_labelled_bindings(self, label_key: str) -> Sequence[RoleBinding]:
         """Every CRTB/PRTB carrying `label_key` (v3 cannot filter labels, so this reads both collections)."""
-        crtbs, prtbs = await asyncio.gather(self._list(CRTBS), self._list(PRTBS))
-        out = [binding_of(CRTBS, i) for i in crtbs if label_key in (i.get("labels") or {}) and not i.get("removed")]
-        out += [binding_of(PRTBS, i) for i in prtbs if label_key in (i.get("labels") or {}) and not i.get("removed")]
-        return out
+        return [b for b in await self.list_all_bindings() if label_key in b.labels]
+
+    async def get_binding(self, binding: RoleBinding) -> RoleBinding | None:
+        """The binding as Rancher holds it now (terminating flagged), or None when it is gone."""
+        plural = PLURALS[binding.scope]
+        try:
+            body = await self._t.get_json(f"/v3/{plural}/{quote(binding.id, safe='')}")
+        except PermanentUpstreamError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return binding_of(plural, body)
 
     async def create_binding(
         self,
@@ -395,17 +295,26 @@ class RancherClient:
             body["userPrincipalId"] = user_principal_id
         try:
             # Safe to retry: the name is deterministic, so a repeat of a create that landed gets 409 AlreadyExists.
-            response = await self._request("POST", f"/v3/{plural}", body=body, retry=True)
+            response = await self._t.request("POST", f"/v3/{plural}", body=body, retry=True)
         except ConflictError as exc:
             return await self._resolve_conflict(exc, plural, body)
         return binding_of(plural, json_of(response))
 
     async def _resolve_conflict(self, exc: ConflictError, plural: str, body: Item) -> RoleBinding:
+        """Our own binding behind a 409: the same name (AlreadyExists), or a duplicate carrying our labels' values.
+
+        A binding being deleted (`removed`) is never adopted: the create is retried once it is gone.
+        """
         scope_field = "projectId" if plural == PRTBS else "clusterId"
         subject_field = "userId" if body.get("userId") else "userPrincipalId"
+        labels: Mapping[str, str] = body["labels"]
         if exc.code == "AlreadyExists":
-            found = await self._query(plural, "name", [body["name"]], {scope_field: body[scope_field]})
+            found = await self._t.query(plural, "name", [body["name"]], {scope_field: body[scope_field]})
             for item in found:
+                if item.get("removed"):
+                    raise TransientUpstreamError(
+                        SERVICE, f"a binding named {body['name']} is still being deleted; retrying later"
+                    ) from exc
                 if (
                     item.get("roleTemplateId") == body["roleTemplateId"]
                     and item.get(subject_field) == body[subject_field]
@@ -417,55 +326,63 @@ class RancherClient:
                 status=409,
                 code="AlreadyExists",
             ) from exc
-        same = await self._query(
+        same = await self._t.query(
             plural,
             subject_field,
             [body[subject_field]],
             {scope_field: body[scope_field], "roleTemplateId": body["roleTemplateId"]},
         )
         for item in same:
-            if not item.get("removed") and all(key in (item.get("labels") or {}) for key in body["labels"]):
+            mine = all((item.get("labels") or {}).get(key) == value for key, value in labels.items())
+            if mine and labels and not item.get("removed"):
                 return binding_of(plural, item)
         existing = ", ".join(sorted(i["id"] for i in same)) or "unknown"
         raise ConflictError(
             SERVICE, f"Rancher already has this binding ({existing}), not made by the bot", status=409, code="Conflict"
         ) from exc
 
-    async def delete_binding(self, binding: RoleBinding) -> bool:
-        """Delete a CRTB/PRTB (200 or 204); False when Rancher no longer has it (404)."""
-        plural = {Scope.CLUSTER: CRTBS, Scope.PROJECT: PRTBS, Scope.GLOBAL: GRBS}[binding.scope]
+    async def delete_binding(self, binding: RoleBinding) -> Deletion:
+        """Delete a CRTB/PRTB: gone (204, or purged at once), already gone (404), or terminating (200 `removed`)."""
+        plural = PLURALS[binding.scope]
         try:
-            await self._request("DELETE", f"/v3/{plural}/{quote(binding.id, safe='')}")
+            response = await self._t.request("DELETE", f"/v3/{plural}/{quote(binding.id, safe='')}")
         except PermanentUpstreamError as exc:
             if exc.status == 404:
-                return False
+                return Deletion.ALREADY_GONE
             raise
-        return True
+        if response.status_code == 204 or not response.content:
+            return Deletion.GONE
+        # norman api/handler/delete.go: 200 with the object (`removed` set) while its finalizers run; the
+        # downstream RBAC stays until they do, so the caller treats it as still being revoked
+        return Deletion.TERMINATING if json_of(response).get("removed") else Deletion.GONE
 
-    # --- diagnostics ---------------------------------------------------------------------------------------
-
-    # --- diagnostics ---------------------------------------------------------------------------------------
+    # --- diagnostics -------------------------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         """The Rancher server the client talks to."""
-        return self._base
+        return self._t.base
+
+    @property
+    def key_name(self) -> str:
+        """The API key's token name (`token-abcde`, the part before the colon; not a secret)."""
+        return self._t.key.name
 
     async def ping(self) -> None:
         """Read the API root; raise an UpstreamError when Rancher does not answer."""
-        await self._get_json("/v3/")
+        await self._t.get_json("/v3/")
 
-    async def current_token(self) -> Item:
-        """The API key's own token object (`/v3/tokens`, the one marked `current`)."""
-        tokens = [t for t in await self._list("tokens", [("current", "true")]) if t.get("current") is True]
-        if len(tokens) != 1:
-            raise PermanentUpstreamError(SERVICE, "could not find the API key's own token")
-        return tokens[0]
+    async def own_token(self) -> Item:
+        """The API key's own token object, read by name (`GET /v3/tokens/<name>`; an API key is never `current`)."""
+        return await self._t.get_json(f"/v3/tokens/{quote(self._t.key.name, safe='')}")
 
-    async def global_bindings_of(self, user_id: str) -> list[Item]:
-        """The global role bindings held by one user id (raw objects)."""
-        return await self._query(GRBS, "userId", [user_id])
+    async def global_bindings_of(self, user_id: str, groups: Sequence[str]) -> list[RoleBinding]:
+        """The global role bindings held by one user id or any of `groups`."""
+        by_user, by_group = await asyncio.gather(
+            self._query_bindings(GRBS, "userId", [user_id]), self._query_bindings(GRBS, "groupPrincipalId", groups)
+        )
+        return by_user + by_group
 
-    async def check(self, expected_provider: str | None = None) -> RancherCheck:
-        """Connectivity, who the key is, its auth provider, the server version, and what will not work."""
-        return await check_key(self, expected_provider)
+    async def check(self, expected_provider: str | None = None, *, now: datetime | None = None) -> RancherCheck:
+        """Connectivity, who the key is, its auth provider and expiry, admin, the server version and what it means."""
+        return await check_key(self, expected_provider, now=now)

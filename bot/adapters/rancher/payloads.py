@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.core.errors import ConflictError, PermanentUpstreamError, TransientUpstreamError, UpstreamError
-from bot.core.model import RancherUser, RoleBinding, Scope
+from bot.core.model import GlobalRole, PolicyRule, RancherUser, RoleBinding, RoleTemplate, Scope
 
 Item = dict[str, Any]
 SERVICE = "Rancher"
@@ -45,15 +45,6 @@ def text_of(value: Any) -> str:
 def path_of(url: str) -> str:
     """The path of a URL, for log lines."""
     return urlsplit(url).path or url
-
-
-def version_of(text: str) -> tuple[int, int]:
-    """(major, minor) of `v2.12.3`; (0, 0) when unreadable."""
-    parts = text.lstrip("v").split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return (0, 0)
 
 
 def json_of(response: httpx.Response) -> Item:
@@ -131,4 +122,50 @@ def binding_of(plural: str, item: Item) -> RoleBinding:
         labels=get("labels") or {},  # freshly parsed JSON: nobody else holds these dicts
         annotations=get("annotations") or {},
         name=str(get("name") or ""),
+        terminating=bool(get("removed")),
+    )
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+
+def rules_of(value: Any) -> tuple[PolicyRule, ...]:
+    """A role's `rules` (Kubernetes PolicyRule JSON) as core values; anything malformed is skipped."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        PolicyRule(
+            api_groups=_strings(rule.get("apiGroups")),
+            resources=_strings(rule.get("resources")),
+            verbs=_strings(rule.get("verbs")),
+            non_resource_urls=_strings(rule.get("nonResourceURLs")),
+        )
+        for rule in value
+        if isinstance(rule, dict)
+    )
+
+
+def role_template_of(item: Item) -> RoleTemplate:
+    """A role template with its rules and the templates it inherits (`roleTemplateIds`)."""
+    return RoleTemplate(
+        id=str(item["id"]),
+        name=str(item.get("name") or item["id"]),
+        context=str(item.get("context") or ""),
+        hidden=bool(item.get("hidden")),
+        locked=bool(item.get("locked")),
+        builtin=bool(item.get("builtin")),
+        inherits=_strings(item.get("roleTemplateIds")),
+        rules=rules_of(item.get("rules")),
+    )
+
+
+def global_role_of(item: Item) -> GlobalRole:
+    """A global role with its rules and the cluster roles it gives in every downstream cluster."""
+    return GlobalRole(
+        id=str(item["id"]),
+        name=str(item.get("name") or item["id"]),
+        inherited_cluster_roles=_strings(item.get("inheritedClusterRoles")),
+        rules=rules_of(item.get("rules")),
+        builtin=bool(item.get("builtin")),
     )

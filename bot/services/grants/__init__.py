@@ -18,10 +18,11 @@ from bot.services.grants.bindings import SLACK_USER_ANNOTATION, Bindings, bindin
 from bot.services.grants.directory import Directory
 from bot.services.grants.extensions import Extensions
 from bot.services.grants.ledger import AuditNote, Ledger, grant_details
-from bot.services.grants.lifecycle import Lifecycle
+from bot.services.grants.lifecycle import Lifecycle, LifecycleTiming
 from bot.services.grants.outcomes import DecisionOutcome, ExtendOutcome, PolicyTest, RequestOutcome
 from bot.services.grants.queries import GrantQueries, Holder, HoldersReport
 from bot.services.grants.requests import Requests
+from bot.services.grants.standing import StandingAccess
 from bot.services.outbox import Outbox
 
 __all__ = [
@@ -39,9 +40,11 @@ __all__ = [
     "HoldersReport",
     "Ledger",
     "Lifecycle",
+    "LifecycleTiming",
     "PolicyTest",
     "RequestOutcome",
     "Requests",
+    "StandingAccess",
     "binding_name",
     "grant_details",
 ]
@@ -76,6 +79,7 @@ class GrantServices:
         principals: PrincipalMapping,
         grant_label: str,
         admins: frozenset[str] = frozenset(),
+        timing: LifecycleTiming | None = None,
     ) -> GrantServices:
         """Build the use cases over their ports, sharing one directory, ledger and bindings."""
         directory = Directory(
@@ -89,7 +93,9 @@ class GrantServices:
         )
         ledger = Ledger(tx=tx, grants=grants, audit=audit, outbox=outbox, clock=clock)
         bindings = Bindings(rancher=rancher, directory=directory, grant_label=grant_label)
-        lifecycle = Lifecycle(directory=directory, ledger=ledger, bindings=bindings, grants=grants, clock=clock)
+        lifecycle = Lifecycle(
+            directory=directory, ledger=ledger, bindings=bindings, grants=grants, clock=clock, timing=timing
+        )
         return cls(
             directory=directory,
             ledger=ledger,
@@ -102,6 +108,7 @@ class GrantServices:
                 lifecycle=lifecycle,
                 grants=grants,
                 rancher=rancher,
+                standing=StandingAccess(rancher=rancher, directory=directory, grant_label=grant_label),
                 audit=audit,
                 clock=clock,
             ),

@@ -1,8 +1,8 @@
 """The Rancher bindings behind grants: create or adopt a grant's tagged binding, delete it, find standing access.
 
 Activation, the reconciler's repair and revocation all go through here, so a binding is created one way only:
-under the grant's deterministic name, with the grant label, bound by Rancher user id when the user exists and by
-user principal otherwise.
+under the grant's deterministic name, with the grant label, bound by the Rancher user's real id when a user holds
+the grant's principal (found by principal, not only by the derived id) and by the principal only when none does.
 """
 
 from __future__ import annotations
@@ -10,13 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.core.errors import NotLinked
-from bot.core.model import Grant, PrincipalSet, RancherUser, RoleBinding, Scope
+from bot.core.model import Deletion, Grant, RancherUser, RoleBinding, Scope
 from bot.core.ports import RancherApi
 from bot.services.grants.directory import Directory
 
 SLACK_USER_ANNOTATION = "accessbot.io/slack-user"
-REFUSALS = frozenset({400, 403, 404, 422})
-"""Rancher answers to a create that no retry will change."""
 
 
 def binding_name(grant_id: str) -> str:
@@ -42,20 +40,29 @@ class Bindings:
             raise NotLinked(f"the holder of {grant.id} is no longer linked")
         return self._directory.principals(ident).user_principal_id
 
-    async def user_for(self, principal: str) -> RancherUser | None:
-        """The Rancher user a user principal logs in as (by the id Rancher derives), or None before any login."""
-        return await self._rancher.get_user(self._directory.mapping.user_id_of(principal))
+    async def user_for(self, principal: str, *, fresh: bool = False) -> RancherUser | None:
+        """The Rancher user holding a user principal (derived id first, then by principal), or None."""
+        return await self._rancher.find_user(principal, fresh=fresh)
+
+    def mine(self, bindings: Sequence[RoleBinding], grant: Grant) -> list[RoleBinding]:
+        """The bindings whose grant label VALUE is this grant's id (a label key alone proves nothing)."""
+        return [b for b in bindings if b.labels.get(self.grant_label) == grant.id]
 
     async def ensure(self, grant: Grant, *, adopt: bool, user: RancherUser | None = None) -> RoleBinding:
-        """The grant's tagged binding: adopted when `adopt` and it exists, else created under its deterministic name."""
+        """The grant's tagged binding: adopted when `adopt` and a live one exists, else created under its name.
+
+        With no user given, the user is looked up with a fresh index: a user who logged in a minute ago must be
+        bound by id (a key from another provider cannot bind their principal).
+        """
         target = grant.target
         if adopt:
-            for b in await self._rancher.list_target_bindings(target.cluster_id, target.project_id):
-                if b.labels.get(self.grant_label) == grant.id:
+            found = await self._rancher.list_target_bindings(target.cluster_id, target.project_id)
+            for b in self.mine(found, grant):
+                if not b.terminating:
                     return b
         principal = self.principal_of(grant)
         if user is None:
-            user = await self.user_for(principal)
+            user = await self.user_for(principal, fresh=True)
         return await self._rancher.create_binding(
             name=grant.binding_name or binding_name(grant.id),
             cluster_id=target.cluster_id,
@@ -67,10 +74,13 @@ class Bindings:
             annotations={SLACK_USER_ANNOTATION: grant.slack_user},
         )
 
-    async def delete(self, grant: Grant) -> None:
-        """Delete the grant's binding (already gone counts); without a recorded id, whatever carries its tag."""
+    async def delete(self, grant: Grant) -> Deletion:
+        """Delete the grant's binding: gone, already gone, or terminating (its finalizers still run downstream).
+
+        Without a recorded id (a crash before it was stored), whatever carries this grant's tag is deleted.
+        """
         if grant.binding_id:
-            await self._rancher.delete_binding(
+            return await self._rancher.delete_binding(
                 RoleBinding(
                     id=grant.binding_id,
                     scope=Scope.PROJECT if grant.target.project_id else Scope.CLUSTER,
@@ -80,23 +90,8 @@ class Bindings:
                     name=grant.binding_name or "",
                 )
             )
-            return
-        # No binding id recorded (crash before it was): delete whatever carries this grant's tag.
-        for b in await self._rancher.list_target_bindings(grant.target.cluster_id, grant.target.project_id):
-            if b.labels.get(self.grant_label) == grant.id:
-                await self._rancher.delete_binding(b)
-
-    def standing(
-        self, bindings: Sequence[RoleBinding], role: str, principals: PrincipalSet, user: RancherUser | None
-    ) -> list[RoleBinding]:
-        """Bindings not made by the bot that already give this role on this target to the user or their groups."""
-        mine_users = {principals.user_id} | ({user.id} if user else set())
-        mine_principals = set(principals.principal_ids) | set(user.principal_ids if user else ())
-        groups = set(principals.group_principal_ids)
-        out = []
-        for b in bindings:
-            if b.role_id != role or self.grant_label in b.labels:
-                continue
-            if b.user_id in mine_users or b.user_principal_id in mine_principals or b.group_principal_id in groups:
-                out.append(b)
-        return out
+        found = await self._rancher.list_target_bindings(grant.target.cluster_id, grant.target.project_id)
+        outcomes = [await self._rancher.delete_binding(b) for b in self.mine(found, grant)]
+        if Deletion.TERMINATING in outcomes:
+            return Deletion.TERMINATING
+        return Deletion.GONE if Deletion.GONE in outcomes else Deletion.ALREADY_GONE

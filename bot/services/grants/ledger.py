@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from bot.core.grant_lifecycle import GrantEvent, sources, transition
 from bot.core.model import Grant, GrantChange, GrantState, HistoryEntry
 from bot.core.notices import (
+    ActivationAbandoned,
     ApprovalCard,
     BreakGlassUsed,
     ExtensionAsked,
@@ -160,6 +161,10 @@ class Ledger:
         notice = BreakGlassUsed(facts, tuple(mentions))
         for channel in ("approvals", "security"):
             self._outbox.post(channel, f"breakglass:{facts.grant.id}:{channel}", notice)
+
+    def alert(self, key: str, notice: ActivationAbandoned) -> None:
+        """Post one alert about a grant to the security channel (once per idempotency `key`)."""
+        self._outbox.post("security", key, notice)
 
     def ask_extension(self, facts: GrantFacts, extra_s: int, number: int) -> None:
         """Ask the approvers to approve extension `number` of a grant."""

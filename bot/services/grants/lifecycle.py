@@ -1,42 +1,73 @@
 """A grant's life after the decision: activation, failure, revocation, withdrawal, offboarding, expiry warnings.
 
 Each step records its intent before Rancher is touched (`activating`, `revoking`), and each is idempotent: a rerun,
-or the reconciler after a crash, finishes whatever was interrupted.
+or the reconciler after a crash, finishes whatever was interrupted. No grant stays in a transitional state:
+- every Rancher answer to a create is classified (core.rancher_answers): a refusal ends the grant `failed` with the
+  reason in plain words (requester told, audited); a transient failure is retried with backoff (the
+  `finish_activations` job) until `activation_timeout` after the activation began, then the grant fails and the
+  security channel gets one alert;
+- a deleted binding that Rancher still shows `removed` (finalizers waiting for the downstream cluster) keeps the
+  grant `revoking` until it is gone; the sweep alerts when that lasts.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.core import audit_actions as A
-from bot.core.errors import ConflictError, NotAllowed, PermanentUpstreamError, UpstreamError, UserError
+from bot.core.durations import format_duration
+from bot.core.errors import NotAllowed, UpstreamError, UserError
 from bot.core.grant_lifecycle import OPEN, GrantEvent, needs_expiry_warning
-from bot.core.model import Grant, GrantChange, GrantState, Identity, RancherUser
-from bot.core.notices import HolderEvent
+from bot.core.model import Deletion, Grant, GrantChange, GrantState, Identity, RancherUser
+from bot.core.notices import ActivationAbandoned, HolderEvent
 from bot.core.ports import Clock
+from bot.core.rancher_answers import Verdict, classify
+from bot.core.retry import backoff
 from bot.core.storage import GrantStore
-from bot.services.grants.bindings import REFUSALS, Bindings, binding_name
+from bot.services.grants.bindings import Bindings, binding_name
 from bot.services.grants.directory import Directory
 from bot.services.grants.ledger import AuditNote, Ledger
 
 log = logging.getLogger(__name__)
 
 S = GrantState
+TERMINATING_NOTE = "Rancher is still removing the binding (its finalizers wait for the downstream cluster)"
+
+
+@dataclass(frozen=True)
+class LifecycleTiming:
+    """How long an activation may keep failing transiently, and the backoff between tries (seconds)."""
+
+    activation_timeout: int = 600
+    retry_base: float = 5.0
+    retry_cap: float = 60.0
 
 
 class Lifecycle:
     """Activates and ends grants."""
 
     def __init__(
-        self, *, directory: Directory, ledger: Ledger, bindings: Bindings, grants: GrantStore, clock: Clock
+        self,
+        *,
+        directory: Directory,
+        ledger: Ledger,
+        bindings: Bindings,
+        grants: GrantStore,
+        clock: Clock,
+        timing: LifecycleTiming | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._dir = directory
         self._ledger = ledger
         self._bindings = bindings
         self._grants = grants
         self._clock = clock
+        self.timing = timing or LifecycleTiming()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
 
     # --- activation -------------------------------------------------------------------------------------
 
@@ -52,22 +83,62 @@ class Lifecycle:
         )
         if moved is None:
             return self._dir.reload(grant.id)
-        try:
-            return await self._finish(moved, adopt=False, user=user)
-        except UpstreamError as err:
-            log.warning("activation of %s interrupted, the reconciler will finish it: %s", grant.id, err)
-            return self._dir.reload(grant.id)
+        return await self._attempt(moved, adopt=False, user=user)
 
     async def finish_activation(self, grant: Grant) -> Grant:
-        """Finish a grant stuck in `activating`: adopt or create its tagged binding, then mark it active."""
+        """Finish a grant in `activating`: adopt or create its tagged binding, then mark it active (or failed)."""
         current = self._dir.reload(grant.id)
         if current.state is not S.ACTIVATING:
             return current
         why = self._unhonourable(current)
         if why:
-            await self._bindings.delete(current)
+            try:
+                await self._bindings.delete(current)
+            except UpstreamError as err:  # the reconciler deletes the failed grant's tagged binding later
+                log.warning("could not delete the binding of %s now: %s", current.id, err)
             return self._fail(current, why)
-        return await self._finish(current, adopt=True)
+        return await self._attempt(current, adopt=True)
+
+    async def _attempt(self, grant: Grant, *, adopt: bool, user: RancherUser | None = None) -> Grant:
+        """One try at the binding; the answer decides: active, failed (refused), or retried later (transient)."""
+        try:
+            return await self._finish(grant, adopt=adopt, user=user)
+        except UpstreamError as err:
+            verdict = classify(err, role=grant.role_id, where=await self._dir.display(grant.target))
+            if verdict.refused:
+                return self._fail(grant, verdict.why, detail=verdict.detail)
+            return await self._retry_later(grant, verdict)
+
+    def activating_since(self, grant: Grant) -> int:
+        """When the grant last entered `activating` (its history; the last update when that is missing)."""
+        for entry in reversed(self._grants.history(grant.id)):
+            if entry.to_state == S.ACTIVATING.value:
+                return entry.at
+        return grant.updated_at or grant.requested_at
+
+    async def _retry_later(self, grant: Grant, verdict: Verdict) -> Grant:
+        """Schedule another try with backoff, or give up once `activation_timeout` has passed since it began."""
+        now = self._clock.now()
+        waited = now - self.activating_since(grant)
+        if waited >= self.timing.activation_timeout:
+            return await self._abandon(grant, verdict, waited)
+        current = self._dir.reload(grant.id)
+        attempts = current.attempts + 1
+        delay = backoff(attempts, self.timing.retry_base, self.timing.retry_cap, self._rng)
+        change = GrantChange(attempts=attempts, next_attempt_at=now + delay, failure=verdict.why[:500])
+        self._ledger.mark(grant.id, [S.ACTIVATING], change)
+        log.warning("activation of %s failed (try %d, next in %ds): %s", grant.id, attempts, delay, verdict.why)
+        return self._dir.reload(grant.id)
+
+    async def _abandon(self, grant: Grant, verdict: Verdict, waited: int) -> Grant:
+        """Fail a grant Rancher kept failing for `activation_timeout`, with one alert to the security channel."""
+        limit = format_duration(timedelta(seconds=self.timing.activation_timeout))
+        why = f"Rancher did not create the binding within {limit}: {verdict.why}"
+        try:
+            await self._bindings.delete(grant)  # a create that landed while its answer was lost
+        except UpstreamError as err:  # the reconciler deletes the failed grant's tagged binding later
+            log.warning("could not delete the binding of %s now: %s", grant.id, err)
+        return self._fail(grant, why, detail=verdict.detail, alert=ActivationAbandoned(grant, waited, verdict.why))
 
     def _unhonourable(self, grant: Grant) -> str:
         """Why an interrupted activation must not be completed any more (empty when it may)."""
@@ -81,14 +152,7 @@ class Lifecycle:
         return ""
 
     async def _finish(self, grant: Grant, *, adopt: bool, user: RancherUser | None = None) -> Grant:
-        try:
-            binding = await self._bindings.ensure(grant, adopt=adopt, user=user)
-        except ConflictError as err:
-            return self._fail(grant, f"Rancher refused the binding: {err.message}")
-        except PermanentUpstreamError as err:
-            if err.status in REFUSALS:
-                return self._fail(grant, f"Rancher refused the binding ({err.status}): {err.message}")
-            raise
+        binding = await self._bindings.ensure(grant, adopt=adopt, user=user)
         names = await self._dir.names(grant)
         now = self._clock.now()
         expires = now + grant.duration_s
@@ -102,6 +166,9 @@ class Lifecycle:
                     binding_name=binding.name or binding_name(grant.id),
                     activated_at=now,
                     expires_at=expires,
+                    attempts=0,
+                    next_attempt_at=0,
+                    failure="",
                 ),
             )
             if updated is None:
@@ -117,15 +184,19 @@ class Lifecycle:
             self._ledger.tell(facts, HolderEvent.ACTIVE)
         return updated
 
-    def _fail(self, grant: Grant, why: str) -> Grant:
+    def _fail(self, grant: Grant, why: str, *, detail: str = "", alert: ActivationAbandoned | None = None) -> Grant:
+        """End an activation `failed` with the reason in plain words: audited, the requester told, maybe an alert."""
+        details: dict[str, object] = {"why": why}
+        if detail:
+            details["rancher"] = detail[:500]
         with self._ledger.tx.atomic():
             updated = self._ledger.move(
                 grant,
                 GrantEvent.FAIL,
                 actor="system",
                 reason=why,
-                change=GrantChange(failure=why[:500], ended_at=self._clock.now()),
-                note=AuditNote(A.GRANT_FAILED, grant.target.key, outcome="failed", reason=why, details={"why": why}),
+                change=GrantChange(failure=why[:500], ended_at=self._clock.now(), next_attempt_at=0),
+                note=AuditNote(A.GRANT_FAILED, grant.target.key, outcome="failed", reason=why, details=details),
             )
             if updated is None:
                 return self._dir.reload(grant.id)
@@ -133,6 +204,8 @@ class Lifecycle:
             self._ledger.status(facts)
             self._ledger.refresh_card(facts)
             self._ledger.tell(facts, HolderEvent.FAILED)
+            if alert is not None:
+                self._ledger.alert(f"activation-abandoned:{grant.id}", alert)
         return updated
 
     # --- revocation -------------------------------------------------------------------------------------
@@ -140,13 +213,23 @@ class Lifecycle:
     async def finish_revocation(
         self, grant: Grant, *, final_state: GrantState = S.EXPIRED, actor: str = "system", reason: str = ""
     ) -> Grant:
-        """Delete the binding of a `revoking` grant (already gone counts), then mark it expired or revoked."""
+        """Delete the binding of a `revoking` grant (already gone counts), then mark it expired or revoked.
+
+        While Rancher still shows the binding `removed` (finalizers pending), the grant stays `revoking` with its
+        next check scheduled; the sweep finishes it once the binding is gone.
+        """
         if final_state not in (S.EXPIRED, S.REVOKED):
             raise ValueError("final_state must be EXPIRED or REVOKED")
         current = self._dir.reload(grant.id)
         if current.state is not S.REVOKING:
             return current
-        await self._bindings.delete(current)
+        if await self._bindings.delete(current) is Deletion.TERMINATING:
+            now = self._clock.now()
+            attempts = current.attempts + 1
+            delay = backoff(attempts, self.timing.retry_base, self.timing.retry_cap, self._rng)
+            change = GrantChange(attempts=attempts, next_attempt_at=now + delay, failure=TERMINATING_NOTE)
+            self._ledger.mark(current.id, [S.REVOKING], change)
+            return self._dir.reload(current.id)
         names = await self._dir.names(current)
         expired = final_state is S.EXPIRED
         with self._ledger.tx.atomic():
@@ -175,6 +258,12 @@ class Lifecycle:
         grant = self._dir.get(grant_id)
         if grant.state is S.ACTIVATING:
             grant = await self.finish_activation(grant)
+            if grant.state is S.ACTIVATING:  # Rancher keeps failing: end it now so the revocation wins
+                try:
+                    await self._bindings.delete(grant)
+                except UpstreamError as err:  # the reconciler deletes the failed grant's tagged binding later
+                    log.warning("could not delete the binding of %s now: %s", grant.id, err)
+                return self._fail(grant, f"{reason or 'revoked'} before Rancher created the binding")
         if grant.state is S.ACTIVE:
             self._ledger.move(grant, GrantEvent.BEGIN_REVOKE, actor=actor, reason=reason)
             grant = self._dir.reload(grant.id)

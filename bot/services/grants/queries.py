@@ -85,10 +85,14 @@ class GrantQueries:
         catalog, bindings = await asyncio.gather(
             self._dir.catalog(), self._rancher.list_target_bindings(target.cluster_id, target.project_id)
         )
+        bindings = [b for b in bindings if not b.terminating]
         user_ids = list(dict.fromkeys(b.user_id for b in bindings if b.user_id))[:MAX_NAMED_HOLDERS]
-        users = await asyncio.gather(*(self._rancher.get_user(u) for u in user_ids))
-        user_names = {u.id: u.name for u in users if u is not None}
-        slack_of = {self._dir.principals(ident).user_id or "": ident.slack_user for ident in self._dir.linked()}
+        users = [u for u in await asyncio.gather(*(self._rancher.get_user(u) for u in user_ids)) if u is not None]
+        user_names = {u.id: u.name for u in users}
+        # linked people by principal: a Rancher user id need not be the derived one (the bootstrap admin, API users)
+        by_principal = {self._dir.principals(i).user_principal_id: i.slack_user for i in self._dir.linked()}
+        slack_of = {u.id: by_principal[p] for u in users for p in u.principal_ids if p in by_principal}
+        slack_of.update(by_principal)
         live = {g.id: g for g in self._grants.find(states=BOUND, target=target)}
         now = self._clock.now()
         holders = [
@@ -158,6 +162,8 @@ def _holder(
         )
         subject, kind = subject or binding.user_id or principal.split("://", 1)[-1], "user"
     slack_user = grant.slack_user if grant is not None else slack_of.get(binding.user_id or "", "")
+    if not slack_user and binding.user_principal_id:
+        slack_user = slack_of.get(binding.user_principal_id, "")
     return Holder(
         subject=subject,
         kind=kind,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from bot.core import audit_actions as A
@@ -18,6 +17,7 @@ from bot.services.grants.directory import Directory
 from bot.services.grants.ledger import AuditNote, Ledger
 from bot.services.grants.lifecycle import Lifecycle
 from bot.services.grants.outcomes import RequestOutcome
+from bot.services.grants.standing import StandingAccess
 
 S = GrantState
 MAX_TICKET = 64
@@ -35,9 +35,11 @@ class Requests:
         lifecycle: Lifecycle,
         grants: GrantStore,
         rancher: RancherApi,
+        standing: StandingAccess,
         audit: AuditLog,
         clock: Clock,
     ) -> None:
+        self._standing = standing
         self._dir = directory
         self._ledger = ledger
         self._bindings = bindings
@@ -85,19 +87,16 @@ class Requests:
         if same is not None:
             return self._duplicate(same, display, role_name)
         principals = self._dir.principals(ident)
-        user, bindings = await asyncio.gather(
-            self._rancher.get_user(principals.user_id or self._dir.mapping.user_id_of(principals.user_principal_id)),
-            self._rancher.list_target_bindings(resolved.target.cluster_id, resolved.target.project_id),
-        )
-        covering = self._bindings.standing(bindings, role, principals, user)
+        user, covering = await self._standing.covering(principals, role, resolved.target)
         if covering:
             return RequestOutcome(
                 "covered",
-                f"you already hold {role} on {display} (standing access), so no grant was created",
+                f"you already hold {role} on {display} through {await self._standing.describe(covering[0])}, "
+                "so no grant was created",
                 display,
                 role_name,
                 decision=decision,
-                covering=tuple(covering),
+                covering=tuple(c.binding for c in covering),
             )
         now = self._clock.now()
         needs = decision.needs_approval

@@ -1,15 +1,19 @@
 """Reconciliation: compare tagged Rancher bindings with the grants, execute core.drift's plan, report what it found.
 
-The planner is pure (core.drift); this job reads the bindings first and the grants second (the order the plan's
-correctness needs), then deletes orphans, marks or repairs missing bindings, finishes grants a crash left in
-`activating` or `revoking`, and reports standing access to governed roles once.
+The planner is pure (core.drift); this job reads the bindings first (each collection listed once) and the grants
+second (the order the plan's correctness needs), then deletes orphans, marks or repairs missing bindings, finishes
+grants a crash left in `activating` or `revoking`, and reports standing access to governed roles once.
+
+It acts on a consistent view: the sweep runs beside it, so before it deletes or reports anything it reads the
+grant and the binding again. A binding the sweep already deleted (gone, or `removed` while its finalizers run) is
+not an orphan, and a delete that finds nothing (404) is not reported: the security channel carries only real
+anomalies.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,7 +21,7 @@ from bot.core import audit_actions as A
 from bot.core import drift, grant_lifecycle
 from bot.core.errors import NotLinked, UpstreamError
 from bot.core.grant_lifecycle import OPEN
-from bot.core.model import Grant, GrantChange, GrantState, RoleBinding
+from bot.core.model import Deletion, Grant, GrantChange, GrantState, RoleBinding, Scope
 from bot.core.notices import BindingMissing, BindingRepaired, OrphanDeleted, StandingAccessFound
 from bot.core.ports import RancherApi
 from bot.core.storage import GrantStore, JobMarks, Transactions
@@ -37,7 +41,6 @@ class ReconcileSettings:
     repair_drift: bool = False
     report_untagged: bool = False
     stuck_after: int = 120
-    concurrency: int = 16
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,12 @@ class Reconciler:
     async def reconcile(self, now: int) -> ReconcileResult:
         """Compare tagged Rancher bindings with the grants: delete orphans, report/repair drift, finish stuck grants."""
         label = self.settings.grant_label
-        bindings = list(await self._rancher.list_labelled_bindings(label))  # bindings first, then grants
+        everything = await self._rancher.list_all_bindings()  # bindings first, then grants
+        bindings = [b for b in everything if label in b.labels or label in b.annotations]
         governed: set[str] = set()
         if self.settings.report_untagged:
             governed = self._dir.governed_roles()
-            bindings += await self._untagged_candidates(governed, {b.id for b in bindings})
+            bindings += [b for b in everything if b.role_id in governed and not b.terminating and label not in b.labels]
         grants = self._grants.find(states=OPEN, limit=1_000_000)
         known = {g.id for g in grants}
         for tag in {b.labels.get(label) or b.annotations.get(label) for b in bindings} - known - {None, ""}:
@@ -131,37 +135,20 @@ class Reconciler:
             log.info("reconciliation: %s", result)
         return result
 
-    async def _untagged_candidates(self, governed: set[str], seen: set[str]) -> list[RoleBinding]:
-        """Every cluster and project binding of a governed role that the bot did not tag (for the report)."""
-        if not governed:
-            return []
-        clusters = await self._rancher.list_clusters()
-        projects = await self._rancher.list_projects()
-        semaphore = asyncio.Semaphore(self.settings.concurrency)
-
-        async def of(cluster_id: str, project_id: str | None) -> Sequence[RoleBinding]:
-            async with semaphore:
-                return await self._rancher.list_target_bindings(cluster_id, project_id)
-
-        lists = await asyncio.gather(*(of(c.id, None) for c in clusters), *(of(p.cluster_id, p.id) for p in projects))
-        out: list[RoleBinding] = []
-        for binding in (b for found in lists for b in found):
-            if binding.id in seen or binding.role_id not in governed or self.settings.grant_label in binding.labels:
-                continue
-            seen.add(binding.id)
-            out.append(binding)
-        return out
-
     async def _delete_orphans(self, orphans: Iterable[drift.Orphan], now: int, errors: list[str]) -> int:
         deleted = 0
         for orphan in orphans:
             binding = orphan.binding
             try:
-                existed = await self._rancher.delete_binding(binding)
+                if not await self._still_orphan(orphan):
+                    continue
+                outcome = await self._rancher.delete_binding(binding)
             except UpstreamError as err:
                 errors.append(f"delete {binding.id}: {err}")
                 log.warning("deleting orphan binding %s failed: %s", binding.id, err)
                 continue
+            if outcome is Deletion.ALREADY_GONE:
+                continue  # someone (the sweep) deleted it between the re-read and the delete: nothing to report
             target = binding.project_id or binding.cluster_id or ""
             with self._tx.atomic():
                 self._audit.record(
@@ -176,16 +163,48 @@ class Reconciler:
                         "role": binding.role_id,
                         "target": target,
                         "why": orphan.why,
-                        "existed": existed,
+                        "terminating": outcome is Deletion.TERMINATING,
                     },
                 )
                 self._outbox.post("security", f"orphan:{binding.id}:{now}", OrphanDeleted(binding, orphan.why))
             deleted += 1
         return deleted
 
+    async def _still_orphan(self, orphan: drift.Orphan) -> bool:
+        """Re-read before deleting: the binding still there and live, its grant (if any) still over."""
+        grant = self._grants.get(orphan.grant_id) if orphan.grant_id else None
+        if grant is not None and grant.state in OPEN and orphan.binding.id == grant.binding_id:
+            return False  # the grant has recorded this very binding since the plan was made
+        now = await self._rancher.get_binding(orphan.binding)
+        return now is not None and not now.terminating
+
+    async def _still_missing(self, grant: Grant) -> Grant | None:
+        """Re-read before reporting: the grant still active, and its recorded binding really gone or terminating."""
+        current = self._grants.get(grant.id)
+        if current is None or current.state is not GrantState.ACTIVE:
+            return None  # the sweep claimed it meanwhile
+        if current.binding_id:
+            binding = await self._rancher.get_binding(
+                RoleBinding(
+                    id=current.binding_id,
+                    scope=Scope.PROJECT if current.target.project_id else Scope.CLUSTER,
+                    role_id=current.role_id,
+                )
+            )
+            if binding is not None and not binding.terminating:
+                return None  # created after the bindings were listed
+        return current
+
     async def _handle_missing(self, grants: Iterable[Grant], now: int, errors: list[str]) -> tuple[int, int]:
         found = repaired = 0
-        for grant in grants:
+        for planned in grants:
+            try:
+                grant = await self._still_missing(planned)
+            except UpstreamError as err:
+                errors.append(f"re-read {planned.id}: {err}")
+                continue
+            if grant is None:
+                continue
             if not grant.drifted:
                 with self._tx.atomic():
                     if not self._grants.update(grant.id, [GrantState.ACTIVE], GrantChange(drifted=True), now):

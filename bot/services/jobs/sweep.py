@@ -141,7 +141,7 @@ class RevocationSweep:
 
     async def _finish(self, grant: Grant, final: GrantState, actor: str, reason: str, now: int) -> bool:
         try:
-            await self._lifecycle.finish_revocation(grant, final_state=final, actor=actor, reason=reason)
+            ended = await self._lifecycle.finish_revocation(grant, final_state=final, actor=actor, reason=reason)
         except Exception as err:
             attempts = (self._grants.get(grant.id) or grant).attempts + 1
             delay = backoff(attempts, self.settings.retry_base, self.settings.retry_cap, self._rng)
@@ -153,12 +153,27 @@ class RevocationSweep:
             else:
                 log.exception("revoking %s failed unexpectedly (try %d, next in %ds)", grant.id, attempts, delay)
             return False
-        return True
+        return ended.state is not GrantState.REVOKING  # still there, `removed`: checked again at its next try
+
+    def _revoking_too_long(self, now: int) -> list[tuple[Grant, int, bool]]:
+        """Grants past expiry still bound, and early revocations under way for longer than the alert delay."""
+        late = now - self.settings.overdue_alert_after
+        out = [(g, now - (g.expires_at or now), False) for g in self._grants.overdue(late)]
+        seen = {g.id for g, _, _ in out}
+        for grant in self._grants.find(states=(GrantState.REVOKING,), limit=10000):
+            if grant.id in seen or grant.overdue_alerted or (grant.expires_at or 0) <= late:
+                continue  # past expiry: overdue() above covers it
+            began = next(
+                (e.at for e in reversed(self._grants.history(grant.id)) if e.to_state == GrantState.REVOKING.value),
+                None,
+            )
+            if began is not None and began <= late:
+                out.append((grant, now - began, True))
+        return out
 
     def _alert_overdue(self, now: int) -> int:
         alerted = 0
-        for grant in self._grants.overdue(now - self.settings.overdue_alert_after):
-            overdue_s = now - (grant.expires_at or now)
+        for grant, overdue_s, early in self._revoking_too_long(now):
             with self._tx.atomic():
                 if not self._grants.update(
                     grant.id, [GrantState.ACTIVE, GrantState.REVOKING], GrantChange(overdue_alerted=1), now
@@ -169,11 +184,12 @@ class RevocationSweep:
                     actor=SYSTEM,
                     target=grant.target.key,
                     outcome="failed",
-                    reason=f"binding still present {format_duration(timedelta(seconds=overdue_s))} after expiry",
+                    reason=f"binding still present {format_duration(timedelta(seconds=overdue_s))} after "
+                    + ("the revocation began" if early else "expiry"),
                     request_id=grant.id,
                     details=grant_details(grant, overdue_s=overdue_s),
                 )
-                self._outbox.post("security", f"overdue:{grant.id}", RevocationOverdue(grant, overdue_s))
+                self._outbox.post("security", f"overdue:{grant.id}", RevocationOverdue(grant, overdue_s, early))
             alerted += 1
         return alerted
 
