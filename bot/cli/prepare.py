@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bot.cli.context import EXIT_OK, Add, Subparsers, config_from, storage_from
-from bot.config import load_config, summary
+from bot.config import load_config, summary, warnings
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -14,6 +14,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print("OK")
     for line in summary(config):
         print("  " + line)
+    for line in warnings(config):
+        print("warning: " + line)
     return EXIT_OK
 
 

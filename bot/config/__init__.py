@@ -1,6 +1,6 @@
 """The configuration: YAML with `${ENV}` substitution, validated once into frozen pydantic models (one per key)."""
 
-from bot.config.loading import DEFAULT_CONFIG_PATH, load_config, parse_config, substitute_env, summary
+from bot.config.loading import DEFAULT_CONFIG_PATH, load_config, parse_config, substitute_env, summary, warnings
 from bot.config.oidc import OidcConfig
 from bot.config.policy import ApprovalConfig, PolicyConfig, RuleConfig
 from bot.config.rancher import RancherConfig
@@ -28,4 +28,5 @@ __all__ = [
     "parse_config",
     "substitute_env",
     "summary",
+    "warnings",
 ]

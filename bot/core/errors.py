@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bot.core.token_refusals import RefusalKind, TokenRefusal
+
 
 class BotError(Exception):
     """Base of every error the bot raises on purpose."""
@@ -69,10 +71,18 @@ class TokenRejected(BotError):
 
 
 class InvalidGrantError(UpstreamError):
-    """The IdP answered `invalid_grant`: the refresh token is dead (user disabled, revoked, reused)."""
+    """The IdP refused the grant (`invalid_grant` and kin); `kind` says why (core.token_refusals.classify)."""
 
-    def __init__(self, message: str = "invalid_grant") -> None:
-        super().__init__("identity provider", message, code="invalid_grant")
+    def __init__(
+        self,
+        message: str = "invalid_grant",
+        *,
+        kind: RefusalKind = RefusalKind.DEACTIVATED,
+        refusal: TokenRefusal | None = None,
+    ) -> None:
+        super().__init__("identity provider", message, code=refusal.error if refusal else "invalid_grant")
+        self.kind = kind
+        self.refusal = refusal
 
 
 class ConfigError(BotError):

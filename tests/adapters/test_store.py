@@ -23,7 +23,12 @@ from tests import factories
 def test_migrations_apply_from_empty_and_rerun_is_a_no_op(tmp_path: Path) -> None:
     """Migrating an empty file applies every migration; a second run applies nothing."""
     sql = SqliteDatabase(tmp_path / "fresh.db")
-    assert sql.migrate() == ["m001_initial", "m002_audit_action_index", "m003_grant_extensions"]
+    assert sql.migrate() == [
+        "m001_initial",
+        "m002_audit_action_index",
+        "m003_grant_extensions",
+        "m131_identity_providers",
+    ]
     assert sql.migrate() == []
     assert sql.pending_migrations() == []
     tables = set(sql.db.table_names())

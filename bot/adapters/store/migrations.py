@@ -244,3 +244,19 @@ def m003_grant_extensions(db: Database) -> None:
                 {"grant_id": grant_id, "number": number, "approver": str(approver), "at": row["updated_at"] or 0}
             )
     db.execute("delete from job_state where key like 'ext:%'")
+
+
+@MIGRATIONS()
+def m131_identity_providers(db: Database) -> None:
+    """Links keep the Rancher subject claim, group display names and a re-link deadline (issue 13).
+
+    Plain SQL so the PostgreSQL adapter runs the same statements. A link awaiting a new sign-in still holds its
+    subject, so the one-active-link-per-subject index covers both states.
+    """
+    db.execute("alter table links add column principal_subject text")
+    db.execute("alter table links add column group_names text")
+    db.execute("alter table links add column relink_by integer")
+    db.execute("drop index if exists uq_links_subject")
+    db.execute(
+        "create unique index uq_links_subject on links(issuer, subject) where status in ('active', 'relink_needed')"
+    )

@@ -49,7 +49,7 @@ class Approvals:
         if rule is None:
             raise NotAllowed(f"rule {grant.rule} of {grant.id} no longer exists", "ask an admin")
         already = [a.approver for a in grant.approvals]
-        ok, why = can_approve(rule, ident.groups, ident.slack_user, grant.slack_user, already=already)
+        ok, why = can_approve(rule, ident.policy_groups, ident.slack_user, grant.slack_user, already=already)
         if not ok:
             if ident.slack_user in already:
                 return DecisionOutcome("unchanged", why, grant)

@@ -91,7 +91,7 @@ class Directory:
         if ident is None or ident.status is not LinkStatus.ACTIVE:
             return False
         rules = [rule] if rule is not None else list(self.policy.rules)
-        return any(set(r.approval.groups) & set(ident.groups) for r in rules)
+        return any(set(r.approval.groups) & set(ident.policy_groups) for r in rules)
 
     def sees_everyone(self, slack_user: str) -> bool:
         """Admins and approvers may see everyone's grants and who holds what."""

@@ -104,7 +104,7 @@ class Extensions:
         if rule is None:
             raise NotAllowed(f"rule {grant.rule} of {grant.id} no longer exists")
         approvers = list(request.approvers)
-        ok, why = can_approve(rule, ident.groups, ident.slack_user, grant.slack_user, already=approvers)
+        ok, why = can_approve(rule, ident.policy_groups, ident.slack_user, grant.slack_user, already=approvers)
         if not ok:
             if ident.slack_user in approvers:
                 return ExtendOutcome("unchanged", why, grant)
