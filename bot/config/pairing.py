@@ -10,7 +10,7 @@ builds it from its own auth provider (rancher/rancher v2.15.0):
 | googleoauth | `googleoauth_user://<account id>` (`googleoauth/goauth_provider.go`) | `sub` (that id) |
 | okta, ping, adfs, keycloak, shibboleth (SAML) | `<name>_user://<UID>` (`saml/saml_client.go`) | Rancher's UID field |
 | github, githubapp | `github_user://<numeric GitHub id>` | none in OIDC |
-| activedirectory, openldap, freeipa | `<name>_user://<distinguished name>` | none in OIDC (unless the IdP maps the DN) |
+| activedirectory, openldap, freeipa | `<name>_user://<distinguished name>` | none (unless the IdP maps the DN) |
 | local | `local://u-…` | none: IdP users are not local users |
 
 `problems` are pairings that cannot work (the configuration is refused); `warnings` are pairings that work only

@@ -62,22 +62,24 @@ class DirectoryHttp:
     async def send(self, method: str, url: str, **kwargs: Any) -> tuple[int, object]:
         """(status, parsed JSON or None) of one request; transport failures, 429 and 5xx raise transient errors."""
         try:
-            response = await self.http.request(method, url, **kwargs)
+            async with self.http.stream(method, url, **kwargs) as response:
+                status = response.status_code
+                if status == 429 or status >= 500:
+                    raise TransientUpstreamError(self.service, f"answered HTTP {status}", status=status)
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_BODY:
+                        raise PermanentUpstreamError(self.service, "answer too large", status=status)
         except httpx.TimeoutException:
             raise TransientUpstreamError(self.service, "timed out") from None
         except httpx.HTTPError as err:
             raise TransientUpstreamError(self.service, f"cannot be reached ({type(err).__name__})") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientUpstreamError(
-                self.service, f"answered HTTP {response.status_code}", status=response.status_code
-            )
-        if len(response.content) > MAX_BODY:
-            raise PermanentUpstreamError(self.service, "answer too large", status=response.status_code)
         try:
-            data: object = json.loads(response.content) if response.content else None
+            data: object = json.loads(bytes(body)) if body else None
         except (ValueError, UnicodeDecodeError):
             data = None
-        return response.status_code, data
+        return status, data
 
     async def token(self, *, fresh: bool = False) -> str:
         """A bearer token, reused until shortly before it expires."""
