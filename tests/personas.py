@@ -158,3 +158,35 @@ def claims_of(id_token: str) -> dict[str, Any]:
     body = id_token.split(".")[1]
     data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     return data
+
+
+# --- the bot configured for a personality ------------------------------------------------------------------
+
+
+def bot_config_data(
+    name: str, idp: DevIdP, tmp_path: Path, *, slack_api_url: str, rancher_url: str = "http://127.0.0.1:9"
+) -> dict[str, Any]:
+    """Configuration data with only the preset, the issuer and the client credentials set for the IdP
+    (plus the Directory credentials for google and Graph's URL for entra, which are other hosts in reality)."""
+    from bot.demo import botconfig
+
+    data = botconfig.config_data(
+        database=tmp_path / f"{name}.db",
+        public_url="http://127.0.0.1:9",
+        slack_api_url=slack_api_url,
+        oidc_issuer=idp.issuer,
+        rancher_url=rancher_url,
+        rancher_token="token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx",
+    )
+    oidc = {"provider": name, "issuer": idp.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    data["oidc"] = {**oidc, "timeout": "5s"}
+    if name == "entra":
+        data["oidc"]["graph"] = {"url": idp.base_url}
+    if name == "google":
+        key = service_account_file(idp, tmp_path)
+        data["oidc"]["google_directory"] = {
+            "credentials_file": str(key),
+            "admin_email": "admin@example.com",
+            "url": idp.base_url,
+        }
+    return data

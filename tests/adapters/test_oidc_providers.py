@@ -147,7 +147,8 @@ async def test_entra_login_names_the_object_id_and_reports_overage(
     finally:
         await client.aclose()
     assert alice.principal_subject == idp.store.accounts["alice"].object_id
-    assert alice.groups is not None and len(alice.groups) == 2
+    assert alice.groups is not None
+    assert len(alice.groups) == 2
     assert (carol.groups, carol.groups_overage) == (None, True)
 
 

@@ -66,8 +66,12 @@ class Directory:
 
     def identity(self, who: Identity | str) -> Identity:
         """The active linked identity of a Slack user (an Identity is re-read), or raise NotLinked."""
-        ident = self.maybe_identity(who.slack_user if isinstance(who, Identity) else who)
+        slack_user = who.slack_user if isinstance(who, Identity) else who
+        ident = self.maybe_identity(slack_user)
         if ident is None:
+            record = self._links.get(slack_user)
+            if record is not None and record.identity.status is LinkStatus.RELINK:
+                raise NotLinked("your identity provider asks you to sign in again before you can do this")
             raise NotLinked("your Slack account is not linked to your company identity")
         return ident
 
