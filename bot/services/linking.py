@@ -18,6 +18,7 @@ from typing import NoReturn
 from bot.core import audit_actions
 from bot.core.errors import InvalidGrantError, NotLinked, TokenRejected, TransientUpstreamError, UpstreamError
 from bot.core.groups import GroupsAnswer, label
+from bot.core.link_rules import email_unverified
 from bot.core.model import Identity, LinkRecord, LinkStatus, LoginAttempt, VerifiedLogin
 from bot.core.notices import GroupsUnknown, LinkConfirmed, LinkMade, LinkMovedAway, LinkRemoved
 from bot.core.ports import Clock, GroupSource, IdentityProvider, Notifier, Sealer
@@ -333,7 +334,9 @@ class LinkingService:
         why = ""
         if (self._require_email_match or self._domains) and not email:
             failure, why = Failure.EMAIL_MISSING, "identity has no email"
-        elif self._unverified(login) and (self._require_email_match or self._domains):
+        elif email_unverified(self._email_verified, login.email_verified) and (
+            self._require_email_match or self._domains
+        ):
             failure, why = Failure.EMAIL_UNVERIFIED, "email not verified at the identity provider"
         elif self._domains and email.rpartition("@")[2].lower() not in self._domains:
             failure, why = Failure.DOMAIN_NOT_ALLOWED, "email domain not allowed"
@@ -357,14 +360,6 @@ class LinkingService:
             extra={"subject": login.subject, "email": login.email},
         )
         raise LinkRefused(failure)
-
-    def _unverified(self, login: VerifiedLogin) -> bool:
-        """Whether `oidc.email_verified` refuses this login's email (required: must be true; if_present: not false)."""
-        if self._email_verified == "ignore":
-            return False
-        if self._email_verified == "required":
-            return login.email_verified is not True
-        return login.email_verified is False
 
     async def _store_link(
         self, slack_user: str, team_id: str, login: VerifiedLogin, answer: GroupsAnswer | None

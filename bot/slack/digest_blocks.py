@@ -88,9 +88,7 @@ def _chain_line(digest: Digest) -> str:
     else:
         line = f"Audit chain: BROKEN (checked {digest.chain_count} events); run `accessbot audit verify`."
     if digest.unmonitored_links:
-        line += (
-            f" Unmonitored links (no refresh token, never re-checked at the IdP): {digest.unmonitored_links}."
-        )
+        line += f" Unmonitored links (no refresh token, never re-checked at the IdP): {digest.unmonitored_links}."
     return line
 
 

@@ -110,6 +110,11 @@ class OidcClient:
         """The asymmetric algorithms an ID token may be signed with."""
         return self._algorithms
 
+    @property
+    def extra_auth_params(self) -> dict[str, str]:
+        """The extra authorization parameters sent with every sign-in."""
+        return dict(self._auth_params)
+
     async def aclose(self) -> None:
         """Close the HTTP client if this instance created it."""
         if self._owns_http:
