@@ -3,12 +3,15 @@ accessbot_emulators/idp/personalities.py)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import copy
+import io
 import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +23,7 @@ import yaml
 from accessbot_emulators.idp import complete_login
 from accessbot_emulators.slack import SlackEmulator
 from bot.cli import main
+from bot.cli.oidc import cmd_oidc_check
 from tests.personas import ACCOUNTS, PASSWORDS, bot_config_data, persona_server, start
 
 __all__ = ["persona_server"]
@@ -155,3 +159,20 @@ def test_login_prints_the_claims_and_what_the_bot_would_do(
     assert "  oid " in out
     assert "refresh token      yes" in out
     assert "would              link" in out
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    ["", "x" * 100_000, "http://127.0.0.1:9/oauth/callback?code=abc&state=forged", "%%%\x00\n"],
+)
+def test_login_refuses_an_address_that_is_not_this_sign_ins_end(
+    persona_server: Server, tmp_path: Path, slack: SlackEmulator, pasted: str
+) -> None:
+    """A pasted address with another state, no code, or garbage of any size is refused in one line, exit 1."""
+    _, path = _config("okta", persona_server, tmp_path, slack)
+    out = io.StringIO()
+    args = argparse.Namespace(config=str(path), login=True)
+    started = time.perf_counter()
+    assert cmd_oidc_check(args, out=out, inp=io.StringIO(pasted + "\n")) == 1
+    assert time.perf_counter() - started < 10
+    assert "problem: that is not the address this sign-in ends on" in out.getvalue()

@@ -77,7 +77,7 @@ class DirectoryHttp:
             raise TransientUpstreamError(self.service, f"cannot be reached ({type(err).__name__})") from None
         try:
             data: object = json.loads(bytes(body)) if body else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             data = None
         return status, data
 

@@ -96,7 +96,7 @@ def parse_refusal(status: int, body: bytes) -> TokenRefusal:
     data: object = None
     try:
         data = json.loads(body[:MAX_ERROR_BODY])
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         data = None
     if not isinstance(data, dict):
         return TokenRefusal(error="", status=status)

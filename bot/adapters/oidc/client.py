@@ -137,7 +137,7 @@ class OidcClient:
     def _json(response: httpx.Response, what: str) -> dict[str, Any]:
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise PermanentUpstreamError(SERVICE, f"{what} is not JSON", status=response.status_code) from None
         if not isinstance(data, dict):
             raise PermanentUpstreamError(SERVICE, f"{what} is not a JSON object", status=response.status_code)
