@@ -12,9 +12,16 @@ from __future__ import annotations
 
 from typing import Literal
 
+from bot.core import audit_actions
 from bot.core.groups import GroupsAnswer, from_values
 from bot.core.model import VerifiedLogin
+from bot.core.notices import GroupsUnknown
 from bot.core.ports import GroupSource
+from bot.services.audit import AuditLog
+from bot.services.outbox import Outbox
+
+GROUPS_WARNING_PERIOD = 86400
+"""A user's "groups unknown" warning is posted at most once per this many seconds (every refresh is audited)."""
 
 
 class ClaimGroups:
@@ -50,3 +57,26 @@ class NoGroups:
     async def groups(self, login: VerifiedLogin) -> GroupsAnswer | None:
         """Always "cannot tell"."""
         return None
+
+
+def unknown_reason(login: VerifiedLogin) -> str:
+    """Why a source could not tell, in the words the audit log and the warning use."""
+    if login.groups_overage:
+        return "the identity provider sent an overage pointer instead of the groups"
+    return "the groups claim was missing"
+
+
+def warn_unknown(
+    audit: AuditLog, outbox: Outbox, slack_user: str, why: str, *, now: int, at_link: bool, kept: tuple[str, ...]
+) -> None:
+    """Audit an unknown answer and warn the security channel, once a day per user (inside the caller's tx)."""
+    audit.record(
+        audit_actions.GROUPS_UNKNOWN,
+        actor="idp",
+        target=slack_user,
+        outcome="ok",
+        reason=why,
+        details={"slack_user": slack_user, "why": why, "at_link": at_link, "kept": list(kept)},
+    )
+    key = f"identity:groups-unknown:{slack_user}:{now // GROUPS_WARNING_PERIOD}"
+    outbox.post("security", key, GroupsUnknown(slack_user, why, at_link))

@@ -20,12 +20,12 @@ from bot.core import audit_actions
 from bot.core.errors import InvalidGrantError, TokenRejected, TransientUpstreamError, UpstreamError
 from bot.core.groups import GroupsAnswer
 from bot.core.model import Identity, LinkRecord, LinkStatus
-from bot.core.notices import GroupsUnknown, RefreshFailing
+from bot.core.notices import RefreshFailing
 from bot.core.ports import AccountDirectory, AccountStatus, Clock, GroupSource, IdentityProvider, Sealer
 from bot.core.storage import LeaseStore, LinkStore, Transactions
 from bot.core.token_refusals import RefusalKind
 from bot.services.audit import AuditLog
-from bot.services.group_sources import ClaimGroups
+from bot.services.group_sources import ClaimGroups, unknown_reason, warn_unknown
 from bot.services.offboarding import LinkEnding, Offboarding, discard_token
 from bot.services.outbox import Outbox
 from bot.services.refusals import Refusals, identity_key
@@ -38,8 +38,6 @@ REFRESH_LEASE_TTL = 120
 """Seconds one process holds a link while refreshing it (two processes never refresh the same link at once)."""
 CIRCUIT_BREAK = 5
 """Consecutive failed refreshes that end a run early (the IdP looks down)."""
-GROUPS_WARNING_PERIOD = 86400
-"""A user's "groups unknown" warning is posted at most once per this many seconds (every refresh is audited)."""
 
 
 class RefreshOutcome(StrEnum):
@@ -186,7 +184,7 @@ class IdentitySync:
             return self._refresh_failed(record, f"identity provider: {err.message}")
         try:
             answer = await self._groups.groups(login)
-            unknown_why = "" if answer is not None else self._unknown_reason(login.groups_overage)
+            unknown_why = "" if answer is not None else unknown_reason(login)
         except TransientUpstreamError as err:
             return self._refresh_failed(record, f"group source: {err.message}")
         except UpstreamError as err:
@@ -218,7 +216,9 @@ class IdentitySync:
                 },
             )
             if answer is None:
-                self._groups_unknown(identity, unknown_why, now)
+                warn_unknown(
+                    self._audit, self._outbox, slack_user, unknown_why, now=now, at_link=False, kept=new.groups
+                )
         if removed:
             await self._offboarding.groups_removed(slack_user, removed)
         return RefreshOutcome.REFRESHED
@@ -230,26 +230,6 @@ class IdentitySync:
             return identity
         names = tuple((g, answer.names[g]) for g in answer.ids if g in answer.names)
         return replace(identity, groups=answer.ids, group_names=names)
-
-    @staticmethod
-    def _unknown_reason(overage: bool) -> str:
-        if overage:
-            return "the identity provider sent an overage pointer instead of the groups"
-        return "the groups claim was missing"
-
-    def _groups_unknown(self, identity: Identity, why: str, now: int) -> None:
-        """Audit every unknown answer; warn the security channel once a day per user (inside the caller's tx)."""
-        slack_user = identity.slack_user
-        self._audit.record(
-            audit_actions.GROUPS_UNKNOWN,
-            actor="idp",
-            target=slack_user,
-            outcome="ok",
-            reason=why,
-            details={"slack_user": slack_user, "why": why, "at_link": False, "kept": list(identity.groups)},
-        )
-        key = f"identity:groups-unknown:{slack_user}:{now // GROUPS_WARNING_PERIOD}"
-        self._outbox.post("security", key, GroupsUnknown(slack_user, why))
 
     async def _refused(self, identity: Identity, err: InvalidGrantError) -> RefreshOutcome:
         """The IdP refused the refresh: end the link at once, ask for a new sign-in, or ask the directory first."""

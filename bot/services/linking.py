@@ -20,11 +20,11 @@ from bot.core.errors import InvalidGrantError, NotLinked, TokenRejected, Transie
 from bot.core.groups import GroupsAnswer, label
 from bot.core.link_rules import email_unverified
 from bot.core.model import Identity, LinkRecord, LinkStatus, LoginAttempt, VerifiedLogin
-from bot.core.notices import GroupsUnknown, LinkConfirmed, LinkMade, LinkMovedAway, LinkRemoved
+from bot.core.notices import LinkConfirmed, LinkMade, LinkMovedAway, LinkRemoved
 from bot.core.ports import Clock, GroupSource, IdentityProvider, Notifier, Sealer
 from bot.core.storage import LinkStore, LoginAttemptStore, Transactions
 from bot.services.audit import AuditLog
-from bot.services.group_sources import ClaimGroups
+from bot.services.group_sources import ClaimGroups, unknown_reason, warn_unknown
 from bot.services.offboarding import Offboarding, discard_token
 from bot.services.outbox import Outbox
 from bot.services.refusals import Refusals, identity_key
@@ -451,17 +451,8 @@ class LinkingService:
                 LinkConfirmed(slack_user, login.name or login.email, who, labels, monitored=record.monitored),
             )
             if answer is None:
-                why = "the groups claim was missing" if not login.groups_overage else "groups overage, no directory"
-                self._audit.record(
-                    audit_actions.GROUPS_UNKNOWN,
-                    actor="idp",
-                    target=slack_user,
-                    outcome="ok",
-                    reason=why,
-                    details={"slack_user": slack_user, "why": why, "at_link": True, "kept": []},
-                )
-                self._outbox.post(
-                    "security", identity_key("groups-unknown", slack_user, now), GroupsUnknown(slack_user, why, True)
+                warn_unknown(
+                    self._audit, self._outbox, slack_user, unknown_reason(login), now=now, at_link=True, kept=()
                 )
         # Revoke a replaced token only when it belonged to another IdP subject: revoking a token of the same
         # subject can end the very IdP session the new link was just issued in (e.g. Keycloak).
