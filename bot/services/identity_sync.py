@@ -190,8 +190,10 @@ class IdentitySync:
         except UpstreamError as err:
             answer, unknown_why = None, f"group source refused: {err.message}"
         new = self._with_groups(identity, answer)
-        removed = tuple(g for g in identity.policy_groups if g not in new.policy_groups)
-        added = tuple(g for g in new.policy_groups if g not in identity.policy_groups)
+        before, after = identity.policy_groups, new.policy_groups
+        kept, had = set(after), set(before)
+        removed = tuple(g for g in before if g not in kept)
+        added = tuple(g for g in after if g not in had)
         with self._tx.atomic():
             self._links.record_refresh(
                 slack_user,
