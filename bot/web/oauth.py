@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from bot.core.groups import label
 from bot.services.linking import Failure, LinkRefused, LinkResult
 
 if TYPE_CHECKING:
@@ -52,6 +53,15 @@ _SENTENCES: dict[Failure, tuple[str, str]] = {
     Failure.DOMAIN_NOT_ALLOWED: ("Link refused", "Your email domain is not allowed to link."),
     Failure.IDP_UNAVAILABLE: ("Try again later", "The identity provider is not answering right now."),
     Failure.SLACK_UNAVAILABLE: ("Try again later", "Slack is not answering right now."),
+    Failure.NO_REFRESH_TOKEN: (
+        "Link refused",
+        "Your identity provider did not give the bot a refresh token, so it could never notice if your account were "
+        "disabled there. Your administrator has to allow offline access for the bot (see docs/providers/).",
+    ),
+    Failure.PRINCIPAL_MISSING: (
+        "Link refused",
+        "Your identity provider did not send the claim Rancher knows you by (rancher.user_principal_claim)",
+    ),
 }
 _UNAVAILABLE = {Failure.IDP_UNAVAILABLE, Failure.SLACK_UNAVAILABLE}
 
@@ -90,7 +100,7 @@ def _success_page(result: LinkResult) -> HTMLResponse:
     identity = result.identity
     assert identity is not None
     who = identity.name or identity.email or identity.subject
-    groups = "".join(f"<li><code>{html.escape(g)}</code></li>" for g in identity.groups)
+    groups = "".join(f"<li><code>{html.escape(label(g, identity.names))}</code></li>" for g in identity.groups)
     body = (
         f"<p>Your Slack account is now {'re' if result.relinked else ''}linked to "
         f"<strong>{html.escape(who)}</strong>"

@@ -394,3 +394,21 @@ async def test_admin_event_endpoint_needs_the_token_and_a_known_event(
     assert (await http.post(url, json={"username": "alice", "event": "melted"}, headers=headers)).status_code == 400
     assert (await http.post(url, json={"username": "alice", "event": "disabled"}, headers=headers)).status_code == 200
     assert idp.store.accounts["alice"].disabled
+
+
+def test_cli_refuses_an_unknown_personality(capsys: pytest.CaptureFixture[str]) -> None:
+    """`accessbot dev-idp --personality` accepts only the known names (argparse exits 2 and lists them)."""
+    from accessbot_emulators.idp import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--accounts", "x.yaml", "--personality", "ping"])
+    assert info.value.code == 2
+    assert "authentik" in capsys.readouterr().err
+
+
+def test_personality_names_the_known_ones_in_python_too() -> None:
+    """DevIdP(personality="…") refuses an unknown name with the list of known ones."""
+    from accessbot_emulators.idp import DevIdP
+
+    with pytest.raises(ValueError, match="entra"):
+        DevIdP(copy.deepcopy(ACCOUNTS), personality="ping")
