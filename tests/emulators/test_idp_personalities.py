@@ -17,7 +17,7 @@ import time_machine
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from accessbot_emulators.idp import LoginFailedError
+from accessbot_emulators.idp import DevIdP, LoginFailedError, main
 from accessbot_emulators.idp.claims import entra_group_id, google_group_id
 from accessbot_emulators.idp.google import SERVICE_ACCOUNT
 from accessbot_emulators.idp.personalities import ENTRA_TENANT
@@ -398,8 +398,6 @@ async def test_admin_event_endpoint_needs_the_token_and_a_known_event(
 
 def test_cli_refuses_an_unknown_personality(capsys: pytest.CaptureFixture[str]) -> None:
     """`accessbot dev-idp --personality` accepts only the known names (argparse exits 2 and lists them)."""
-    from accessbot_emulators.idp import main
-
     with pytest.raises(SystemExit) as info:
         main(["--accounts", "x.yaml", "--personality", "ping"])
     assert info.value.code == 2
@@ -408,7 +406,5 @@ def test_cli_refuses_an_unknown_personality(capsys: pytest.CaptureFixture[str]) 
 
 def test_personality_names_the_known_ones_in_python_too() -> None:
     """DevIdP(personality="…") refuses an unknown name with the list of known ones."""
-    from accessbot_emulators.idp import DevIdP
-
     with pytest.raises(ValueError, match="entra"):
         DevIdP(copy.deepcopy(ACCOUNTS), personality="ping")
