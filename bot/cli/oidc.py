@@ -22,9 +22,14 @@ MAX_PASTE = 8192
 """Longest redirect address read from the terminal."""
 
 
+def _printable(text: str) -> str:
+    """Text from the provider, safe for a terminal (control and formatting characters become spaces)."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
 def _print_facts(facts: list[tuple[str, str]], out: TextIO) -> None:
     for name, value in facts:
-        print(f"{name:<18} {value}", file=out)
+        print(f"{name:<18} {_printable(value)}", file=out)
 
 
 async def _check(config: Config, args: argparse.Namespace, out: TextIO, inp: TextIO) -> int:
@@ -50,9 +55,9 @@ async def _check(config: Config, args: argparse.Namespace, out: TextIO, inp: Tex
         for closer in sources.closers:
             await closer()
     for problem in report.problems:
-        print(f"problem: {problem}", file=out)
+        print(f"problem: {_printable(problem)}", file=out)
     for warning in [*report.warnings, *warnings(config)]:
-        print(f"warning: {warning}", file=out)
+        print(f"warning: {_printable(warning)}", file=out)
     print("OK" if ok else "NOT OK", file=out)
     return EXIT_OK if ok else EXIT_FAIL
 
@@ -88,7 +93,7 @@ async def _login(config: Config, client: object, sources: object, out: TextIO, i
     params = {k: v[0] for k, v in parse_qs(urlsplit(pasted).query).items()}
     if "error" in params:
         refused = f"{params['error']} {params.get('error_description', '')}"[:300]
-        print(f"problem: the provider refused the sign-in: {refused}", file=out)
+        print(f"problem: the provider refused the sign-in: {_printable(refused)}", file=out)
         return False
     if params.get("state") != state or not params.get("code"):
         print("problem: that is not the address this sign-in ends on (state or code missing)", file=out)
@@ -103,7 +108,7 @@ async def _login(config: Config, client: object, sources: object, out: TextIO, i
         return False
     print("\nclaims received", file=out)
     for name in sorted(login.claims):
-        print(f"  {name:<16} {json.dumps(login.claims[name], ensure_ascii=False)[:200]}", file=out)
+        print(f"  {_printable(name):<16} {json.dumps(login.claims[name])[:200]}", file=out)
     answer = await sources.source.groups(login)
     names = dict(answer.names) if answer else {}
     oc = config.oidc

@@ -239,8 +239,10 @@ class IdentitySync:
         if kind is RefusalKind.UNCONFIRMED:
             status = await self._account_status(identity)
             kind = RefusalKind.REAUTH if status is AccountStatus.ACTIVE else RefusalKind.DEACTIVATED
-        if kind is RefusalKind.REAUTH and self._ending.require_relink(identity, err.message):
-            return RefreshOutcome.RELINK
+        if kind is RefusalKind.REAUTH:
+            # False: the link stopped being active meanwhile (unlinked, revoked): nothing left to ask.
+            moved = self._ending.require_relink(identity, err.message)
+            return RefreshOutcome.RELINK if moved else RefreshOutcome.SKIPPED
         await self._ending.deactivated(identity, err.message, reuse=kind is RefusalKind.REUSE)
         return RefreshOutcome.REVOKED
 
