@@ -20,6 +20,7 @@ from bot.core.model import GrantState, LinkStatus
 from bot.demo import botconfig
 from bot.services.identity_sync import RefreshOutcome
 from bot.services.linking import Failure
+from bot.services.offboarding import LinkEnding, Offboarding
 from bot.slack.notices import RELINK_ACTION
 from tests.personas import ACCOUNTS, MANY_GROUPS, persona_server
 from tests.provider_rig import ALICE, CAROL, Rig, Server, rig_for
@@ -221,3 +222,22 @@ async def test_graph_refusing_at_link_time_links_without_groups(env: dict[str, A
         assert (await rig.link(CAROL, "carol")).ok
         assert rig.bot.linking.identity(CAROL).groups == ()
         assert any("could not say" in t for t in rig.queued(SECURITY))
+
+
+async def test_asking_a_revoked_link_to_sign_in_again_changes_nothing(env: dict[str, Any]) -> None:
+    """The re-link move is a compare-and-set on an active link: an unlinked user is not asked, nothing is audited."""
+    async with rig_for("entra", **env) as rig:
+        assert (await rig.link()).ok
+        identity = rig.bot.linking.identity(ALICE)
+        await rig.bot.linking.unlink(ALICE)
+        ending = LinkEnding(
+            tx=rig.bot.storage.tx,
+            links=rig.bot.storage.links,
+            audit=rig.bot.audit,
+            outbox=rig.bot.outbox,
+            offboarding=Offboarding(rig.bot.grants.lifecycle),
+            clock=rig.clock,
+        )
+        assert not ending.require_relink(identity, "AADSTS70043")
+        assert rig.status() is LinkStatus.REVOKED
+        assert not rig.audit(audit_actions.LINK_RELINK_REQUIRED)
