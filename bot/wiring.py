@@ -4,7 +4,7 @@ concrete adapters. Each service receives its slice of the configuration as plain
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -12,21 +12,24 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.clock import SystemClock
-from bot.adapters.oidc import OidcClient
+from bot.adapters.group_sources import GoogleDirectory, GraphGroups
+from bot.adapters.oidc import ClaimNames, OidcClient
+from bot.adapters.oidc.validation import issuer_forms
 from bot.adapters.rancher import RancherClient
 from bot.adapters.sealing import FernetSealer, audit_key_material
 from bot.adapters.slack_notifier import SlackNotifier, make_client
 from bot.adapters.store import open_storage
 from bot.config import Config
 from bot.core.audit_chain import ChainKey
-from bot.core.ports import Clock
+from bot.core.ports import AccountDirectory, Clock, GroupSource
 from bot.core.principals import PrincipalMapping
 from bot.core.storage import Storage
 from bot.scheduler import JobBodies, JobScheduler, Schedule
 from bot.services.access import AccessService
 from bot.services.audit import AuditLog
 from bot.services.grants import GrantServices, LifecycleTiming
-from bot.services.identity_sync import IdentitySync, Offboarding
+from bot.services.group_sources import ClaimGroups, NoGroups, OverageGroups
+from bot.services.identity_sync import IdentitySync
 from bot.services.jobs.activations import ActivationRetries
 from bot.services.jobs.anchor import DailyAnchor
 from bot.services.jobs.digest import DigestSettings, WeeklyDigest
@@ -34,6 +37,7 @@ from bot.services.jobs.lease import LeaderLease, default_owner_id
 from bot.services.jobs.reconcile import Reconciler, ReconcileSettings
 from bot.services.jobs.sweep import RevocationSweep, SweepSettings
 from bot.services.linking import LinkingService
+from bot.services.offboarding import LinkEnding, Offboarding
 from bot.services.outbox import Outbox
 from bot.services.refusals import Refusals, RefusalTally
 from bot.slack.app import build_app
@@ -55,6 +59,7 @@ class Bot:
     outbox: Outbox
     rancher: RancherClient
     oidc: OidcClient
+    groups: GroupSources
     slack_client: AsyncWebClient
     linking: LinkingService
     identity_sync: IdentitySync
@@ -78,7 +83,7 @@ class Bot:
     async def aclose(self) -> None:
         """Audit the refusals still tallied, then close the HTTP clients and the database."""
         self.flush_tallies()
-        for closer in (self.oidc.aclose, self.rancher.aclose):
+        for closer in (self.oidc.aclose, self.rancher.aclose, *self.groups.closers):
             try:
                 await closer()
             except Exception:
@@ -130,7 +135,7 @@ def build_rancher(config: Config) -> RancherClient:
 
 
 def build_oidc(config: Config) -> OidcClient:
-    """The OpenID Connect client from `oidc:` in the config."""
+    """The OpenID Connect client from `oidc:` (its preset filled in) and `rancher.user_principal_claim`."""
     oc = config.oidc
     return OidcClient(
         issuer=oc.issuer,
@@ -138,10 +143,63 @@ def build_oidc(config: Config) -> OidcClient:
         client_secret=oc.client_secret.get_secret_value(),
         redirect_uri=config.redirect_uri,
         scopes=oc.scopes,
+        wanted_scopes=oc.preset.scopes,
+        extra_auth_params=oc.effective_auth_params,
         allowed_algorithms=oc.allowed_algorithms,
-        groups_claim=oc.groups_claim,
+        claim_names=ClaimNames(
+            groups=oc.effective_groups_claim,
+            groups_from="userinfo" if oc.effective_group_source == "userinfo" else "id_token",
+            email=oc.effective_email_claim,
+            principal=config.rancher.user_principal_claim,
+        ),
+        issuer_aliases=tuple(issuer_forms(oc.issuer, oc.issuer_forms == "scheme_optional")),
         timeout=oc.timeout.total_seconds(),
     )
+
+
+@dataclass(frozen=True)
+class GroupSources:
+    """The configured group source, the directory that can confirm accounts, and the clients to close."""
+
+    source: GroupSource
+    directory: AccountDirectory | None = None
+    graph: GraphGroups | None = None
+    google: GoogleDirectory | None = None
+
+    @property
+    def closers(self) -> tuple[Callable[[], Awaitable[None]], ...]:
+        """The aclose() of each directory client."""
+        return tuple(c.aclose for c in (self.graph, self.google) if c is not None)
+
+
+def build_group_sources(config: Config, oidc: OidcClient) -> GroupSources:
+    """`oidc.group_source` (after the preset): claims, Microsoft Graph (overage or always), or Google Directory."""
+    oc = config.oidc
+    timeout = oc.timeout.total_seconds()
+    claims = ClaimGroups(oc.effective_group_format)
+    match oc.effective_group_source:
+        case "graph":
+            client_id, secret = oidc.client_credentials()
+            graph = GraphGroups(
+                url=oc.graph.url,
+                token_endpoint=oidc.token_endpoint,
+                client_id=oc.graph.client_id or client_id,
+                client_secret=oc.graph.client_secret.get_secret_value() if oc.graph.client_secret else secret,
+                timeout=timeout,
+            )
+            source: GroupSource = graph if oc.graph.mode == "always" else OverageGroups(claims, graph)
+            return GroupSources(source, graph=graph)
+        case "google_directory":
+            gd = oc.google_directory
+            assert gd is not None  # OidcConfig refuses google_directory without it
+            google = GoogleDirectory(
+                credentials_file=gd.credentials_file, admin_email=gd.admin_email, url=gd.url, timeout=timeout
+            )
+            return GroupSources(google, directory=google, google=google)
+        case "none":
+            return GroupSources(NoGroups())
+        case _:
+            return GroupSources(claims)
 
 
 def build(config: Config, *, clock: Clock | None = None, storage: Storage | None = None) -> Bot:
@@ -154,6 +212,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
     notifier = SlackNotifier(slack_client)
     rancher = build_rancher(config)
     oidc = build_oidc(config)
+    group_sources = build_group_sources(config, oidc)
     mapping = principal_mapping(config)
     tx = storage.tx
     audit = audit_log(config, storage, clock)
@@ -207,6 +266,19 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         refresh_interval=refresh_interval,
         require_email_match=oc.require_email_match,
         allowed_email_domains=oc.allowed_email_domains,
+        email_verified=oc.effective_email_verified,
+        require_refresh_token=oc.require_refresh_token,
+        group_source=group_sources.source,
+        principal_claim=config.rancher.user_principal_claim,
+    )
+    ending = LinkEnding(
+        tx=tx,
+        links=storage.links,
+        audit=audit,
+        outbox=outbox,
+        offboarding=offboarding,
+        clock=clock,
+        relink_grace=int(oc.relink_grace.total_seconds()),
     )
     identity_sync = IdentitySync(
         tx=tx,
@@ -219,6 +291,9 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         refusals=refusals,
         offboarding=offboarding,
         clock=clock,
+        group_source=group_sources.source,
+        directory=group_sources.directory,
+        ending=ending,
         refresh_interval=refresh_interval,
     )
     access = AccessService(
@@ -311,6 +386,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         outbox=outbox,
         rancher=rancher,
         oidc=oidc,
+        groups=group_sources,
         slack_client=slack_client,
         linking=linking,
         identity_sync=identity_sync,

@@ -17,6 +17,7 @@ from authlib.oauth2.rfc6749 import scope_to_list
 
 SUPPORTED_SCOPES = ("openid", "email", "profile", "groups", "offline_access")
 _SUB_NAMESPACE = uuid.UUID("8f1e5c1a-6c1b-4d39-9a53-2f5d8f0b7a11")
+_OID_NAMESPACE = uuid.UUID("0b6f1f0e-3d1c-4a55-9c1e-7a2b3c4d5e6f")
 
 
 @dataclass
@@ -31,6 +32,15 @@ class Account:
     name: str | None = None
     groups: list[str] = field(default_factory=list)
     disabled: bool = False
+    object_id: str = ""
+    admin: bool = False
+    deleted: bool = False
+    events: dict[str, float] = field(default_factory=dict)  # account event → when it happened (time.time())
+    consented: set[str] = field(default_factory=set)  # clients this user has consented to (Google's first consent)
+
+    def __post_init__(self) -> None:
+        if not self.object_id:
+            self.object_id = str(uuid.uuid5(_OID_NAMESPACE, self.username))
 
     def claims(self) -> dict[str, Any]:
         """Return the identity claims shared by the ID token and userinfo."""
@@ -67,6 +77,7 @@ class Client:
     client_secret: str
     redirect_uris: tuple[str, ...]
     auth_methods: tuple[str, ...] = ("client_secret_basic", "client_secret_post")
+    graph_permissions: tuple[str, ...] = ("GroupMember.Read.All",)  # Entra application permissions (admin-consented)
 
     def get_client_id(self) -> str:
         """Return the client id."""
@@ -77,10 +88,10 @@ class Client:
         return next((uri for uri in self.redirect_uris if uri != "*"), None)
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        """Return the requested scopes this server knows (``openid`` when none were asked for)."""
+        """Return the requested scopes (``openid`` when none were asked for); the provider filters them."""
         if not scope:
             return "openid"
-        return " ".join(s for s in scope_to_list(scope) if s in SUPPORTED_SCOPES)
+        return " ".join(scope_to_list(scope))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         """Exact match against the registered URIs; a ``*`` entry admits any loopback URL."""
@@ -155,12 +166,13 @@ def load_accounts(source: Mapping[str, Any] | str | os.PathLike[str]) -> Account
             raise ValueError(
                 f"{where}.token_endpoint_auth_methods: expected client_secret_basic and/or client_secret_post"
             )
-        clients[cid] = Client(cid, secret, tuple(uris), tuple(methods))
+        permissions = str_list(item.get("graph_permissions", ["GroupMember.Read.All"]), f"{where}.graph_permissions")
+        clients[cid] = Client(cid, secret, tuple(uris), tuple(methods), tuple(permissions))
     accounts: dict[str, Account] = {}
     raw_accounts = raw.get("accounts")
     if not isinstance(raw_accounts, dict) or not raw_accounts:
         raise ValueError("accounts: expected a non-empty mapping of username to account")
-    allowed = {"password", "sub", "email", "email_verified", "name", "groups", "disabled"}
+    allowed = {"password", "sub", "email", "email_verified", "name", "groups", "disabled", "object_id", "admin"}
     for username, item in raw_accounts.items():
         where = f"accounts.{username}"
         if not isinstance(item, dict):
@@ -172,10 +184,10 @@ def load_accounts(source: Mapping[str, Any] | str | os.PathLike[str]) -> Account
         if not isinstance(password, str) or not password:
             raise ValueError(f"{where}.password: expected a non-empty string")
         sub = item.get("sub") or str(uuid.uuid5(_SUB_NAMESPACE, str(username)))
-        for key in ("sub", "email", "name"):
+        for key in ("sub", "email", "name", "object_id"):
             if key in item and item[key] is not None and not isinstance(item[key], str):
                 raise ValueError(f"{where}.{key}: expected a string")
-        for key in ("email_verified", "disabled"):
+        for key in ("email_verified", "disabled", "admin"):
             if key in item and not isinstance(item[key], bool):
                 raise ValueError(f"{where}.{key}: expected true or false")
         accounts[str(username)] = Account(
@@ -187,5 +199,7 @@ def load_accounts(source: Mapping[str, Any] | str | os.PathLike[str]) -> Account
             name=item.get("name"),
             groups=str_list(item.get("groups", []), f"{where}.groups"),
             disabled=bool(item.get("disabled", False)),
+            object_id=str(item.get("object_id") or ""),
+            admin=bool(item.get("admin", False)),
         )
     return AccountsFile(issuer=issuer, clients=clients, accounts=accounts)

@@ -1,6 +1,7 @@
 """The `/_admin/*` test controls over HTTP, guarded by the `X-Admin-Token` header.
 
-Disable and enable accounts, change groups, rotate keys, tamper with the next ID token, inject failures, read state.
+Disable and enable accounts, change groups, cause account events (personalities.EVENTS), rotate keys, tamper with
+the next ID token, inject failures, read state.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class AdminApi:
             Route("/_admin/disable", self._admin(self._admin_disable), methods=["POST"]),
             Route("/_admin/enable", self._admin(self._admin_enable), methods=["POST"]),
             Route("/_admin/groups", self._admin(self._admin_groups), methods=["POST"]),
+            Route("/_admin/event", self._admin(self._admin_event), methods=["POST"]),
             Route("/_admin/rotate-keys", self._admin(self._admin_rotate), methods=["POST"]),
             Route("/_admin/next-id-token", self._admin(self._admin_next_id_token), methods=["POST"]),
             Route("/_admin/fail-next", self._admin(self._admin_fail_next), methods=["POST"]),
@@ -80,6 +82,13 @@ class AdminApi:
 
     def _admin_groups(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         self._idp.set_groups(self._username(body), str_list(body.get("groups"), "groups"))
+        return {"ok": True}
+
+    def _admin_event(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        event = body.get("event")
+        if not isinstance(event, str):
+            raise ValueError("event: expected a string")
+        self._idp.account_event(self._username(body), event)
         return {"ok": True}
 
     def _admin_rotate(self, body: Mapping[str, Any]) -> Mapping[str, Any]:

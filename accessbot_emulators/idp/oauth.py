@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from authlib.oauth2 import AuthorizationServer, OAuth2Request
+from authlib.oauth2 import AuthorizationServer, OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749 import (
     AuthorizationCodeGrant,
     InvalidGrantError,
@@ -29,7 +29,9 @@ from authlib.oidc.core.util import create_half_hash
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from accessbot_emulators.idp.accounts import SUPPORTED_SCOPES, Account, Client
+from accessbot_emulators.idp.accounts import Account, Client
+from accessbot_emulators.idp.claims import claims_for
+from accessbot_emulators.idp.personalities import Refusal
 from accessbot_emulators.idp.store import AuthCode, TokenRecord
 
 if TYPE_CHECKING:
@@ -133,12 +135,23 @@ async def read_request(request: Request, *, drop: tuple[str, ...] = ()) -> ReadR
     return ReadRequest(request.method, str(request.url), request.headers, query, form, data, dropped)
 
 
+class ProviderRefusal(OAuth2Error):  # type: ignore[misc]
+    """A token endpoint refusal exactly as the personality's provider sends it (status and JSON body)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(status_code=refusal.status, error=refusal.error)
+        self.refusal = refusal
+
+    def __call__(self, uri: str | None = None) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        return self.refusal.status, self.refusal.body(), [("Content-Type", "application/json")]
+
+
 class AuthServer(AuthorizationServer):  # type: ignore[misc]
     """authlib ``AuthorizationServer`` wired to the in-memory store of a :class:`DevIdP`."""
 
     def __init__(self, idp: DevIdP) -> None:
-        """Serve `idp`'s clients and tokens; authlib's token generator is the store's."""
-        super().__init__(scopes_supported=list(SUPPORTED_SCOPES))
+        """Serve `idp`'s clients and tokens; scopes are checked by the provider (its personality), not authlib."""
+        super().__init__(scopes_supported=None)
         self.idp = idp
         self.register_token_generator("default", idp.store.generate_token)
 
@@ -212,13 +225,14 @@ class OpenIDCodeExtension(OpenIDCode):  # type: ignore[misc]
         return (request.payload.client_id, nonce) in self.idp.store.used_nonces
 
     def generate_user_info(self, user: Account, scope: str) -> dict[str, Any]:
-        """The account's identity claims (the same as userinfo's)."""
+        """The account's identity claims (the generic personality's; encode_id_token uses the client's view)."""
         return user.claims()
 
     def get_client_claims(self, client: Client) -> dict[str, Any]:
-        """iss, aud, iat and exp of an ID token for `client`."""
+        """iss, aud, iat and exp of an ID token for `client` (Google: every other `iss` without its scheme)."""
         now = int(time.time())
-        return {"iss": self.idp.issuer, "aud": client.client_id, "iat": now, "exp": now + self.idp.id_token_ttl}
+        iss = self.idp.id_token_issuer()
+        return {"iss": iss, "aud": client.client_id, "iat": now, "exp": now + self.idp.id_token_ttl}
 
     def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
         """Build the ID token's claims (auth_time, at_hash, identity) and have the store sign it."""
@@ -231,7 +245,8 @@ class OpenIDCodeExtension(OpenIDCode):  # type: ignore[misc]
             at_hash = create_half_hash(access_token, "RS256")
             if at_hash is not None:
                 claims["at_hash"] = at_hash.decode("ascii")
-        claims.update(self.generate_user_info(request.user, token["scope"]))
+        scopes = str(token.get("scope") or "").split()
+        claims.update(claims_for(request.user, self.idp.personality, request.client.client_id, scopes))
         return self.idp.store.sign_id_token(claims)
 
 
@@ -257,6 +272,8 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
             code_challenge=data["code_challenge"],
             code_challenge_method=data["code_challenge_method"],
             expires_at=time.time() + idp.code_ttl,
+            access_type=str(data.get("access_type") or ""),
+            prompt=str(data.get("prompt") or ""),
         )
         if nonce:
             idp.store.used_nonces.add((request.client.client_id, nonce))
@@ -300,15 +317,19 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         record = idp.store.refresh_tokens.get(refresh_token)
         if record is None:
             return None
+        personality = idp.personality
         if record.family.revoked or record.refresh_state == "revoked":
-            raise InvalidGrantError("Refresh token was revoked.")
+            refused = personality.refusals.get("sessions_revoked")
+            raise ProviderRefusal(refused) if refused else InvalidGrantError("Refresh token was revoked.")
         if record.refresh_state == "rotated":
-            idp.store.revoke_family(record.family.family_id, reason="reuse")
             idp.store.reuse_detected += 1
+            if personality.reuse_refusal is not None:
+                raise ProviderRefusal(personality.reuse_refusal)
+            idp.store.revoke_family(record.family.family_id, reason="reuse")
             raise InvalidGrantError("Refresh token reuse detected; the token family is revoked.")
-        account = idp.store.accounts.get(record.family.username)
-        if account is None or account.disabled:
-            raise InvalidGrantError("The account is disabled.")
+        refusal = idp.refresh_refusal(record.family)
+        if refusal is not None:
+            raise ProviderRefusal(refusal)
         return record
 
     def authenticate_user(self, refresh_token: TokenRecord) -> Account | None:
@@ -317,8 +338,10 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         return idp.store.accounts.get(refresh_token.family.username)
 
     def revoke_old_credential(self, refresh_token: TokenRecord) -> None:
-        """Mark a refresh token rotated once its replacement is issued."""
-        refresh_token.refresh_state = "rotated"
+        """Mark a refresh token rotated once its replacement is issued (where the provider refuses reuse)."""
+        personality = self.server.idp.personality
+        if personality.rotates and personality.reuse_detection:
+            refresh_token.refresh_state = "rotated"
 
 
 class Revocation(RevocationEndpoint):  # type: ignore[misc]

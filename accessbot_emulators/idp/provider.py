@@ -12,17 +12,23 @@ import html
 import os
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, cast
+from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
 
-from accessbot_emulators.idp.accounts import SUPPORTED_SCOPES, load_accounts
+from accessbot_emulators.idp.accounts import load_accounts
 from accessbot_emulators.idp.admin import AdminApi
+from accessbot_emulators.idp.claims import claims_for
+from accessbot_emulators.idp.discovery import discovery_document, scope_refusal
+from accessbot_emulators.idp.google import GoogleWorkspace
+from accessbot_emulators.idp.graph import GraphApi
 from accessbot_emulators.idp.oauth import (
     AuthServer,
     CodeGrant,
@@ -33,14 +39,14 @@ from accessbot_emulators.idp.oauth import (
     S256CodeChallenge,
     read_request,
 )
+from accessbot_emulators.idp.personalities import EVENTS, GENERIC_REFUSALS, PERSONALITIES, Personality, Refusal
 from accessbot_emulators.idp.signing import SIGN_MODES, IdTokenOverride, new_key
-from accessbot_emulators.idp.store import ProviderStore
+from accessbot_emulators.idp.store import Family, ProviderStore
 from accessbot_emulators.serving import bind, serve_in_loop, serve_in_thread
 
 #: ``endpoint`` values accepted by ``/_admin/fail-next``.
 FAILABLE_ENDPOINTS = ("discovery", "jwks", "authorize", "token", "userinfo", "revoke")
 _LOGIN_FIELDS = ("username", "password", "action")
-_CLAIMS_SUPPORTED = "iss sub aud exp iat auth_time nonce at_hash email email_verified name preferred_username groups"
 
 _Handler = Callable[[Request], Awaitable[Response]]
 
@@ -69,6 +75,7 @@ class DevIdP:
         self,
         source: Mapping[str, Any] | str | os.PathLike[str],
         *,
+        personality: str | Personality = "generic",
         issuer: str | None = None,
         admin_token: str | None = None,
         access_token_ttl: int = 3600,
@@ -77,9 +84,20 @@ class DevIdP:
     ) -> None:
         """Load the accounts; nothing is served until `run_in_thread`, `running` or `serve`."""
         parsed = load_accounts(source)
+        if isinstance(personality, str):
+            if personality not in PERSONALITIES:
+                raise ValueError(f"personality: expected one of {', '.join(PERSONALITIES)}")
+            personality = PERSONALITIES[personality]
+        self.personality = personality
         configured = issuer or parsed.issuer
-        self._issuer = configured.rstrip("/") if configured else None
-        self.store = ProviderStore(parsed.clients, parsed.accounts, access_token_ttl=access_token_ttl)
+        self._issuer = self._with_path(configured.rstrip("/")) if configured else None
+        self.base_url: str | None = configured.rstrip("/") if configured else None
+        self._id_tokens = 0
+        self.store = ProviderStore(
+            parsed.clients, parsed.accounts, access_token_ttl=access_token_ttl, personality=personality
+        )
+        self.graph = GraphApi(self)
+        self.google = GoogleWorkspace(self)
         self.admin_token = admin_token or secrets.token_urlsafe(32)
         self.id_token_ttl = id_token_ttl
         self.code_ttl = code_ttl
@@ -106,11 +124,66 @@ class DevIdP:
         return self._issuer
 
     def bind_issuer(self, base_url: str) -> str:
-        """Set the issuer to ``base_url`` unless one was configured; return the issuer in effect."""
+        """Set the issuer to ``base_url`` plus the personality's path unless one was configured; return it."""
         with self._lock:
             if self._issuer is None:
-                self._issuer = base_url.rstrip("/")
+                self._issuer = self._with_path(base_url.rstrip("/"))
+            if self.base_url is None:
+                self.base_url = base_url.rstrip("/")
             return self._issuer
+
+    def _with_path(self, base: str) -> str:
+        """The issuer for a server base URL: the personality's path appended (Auth0 and authentik keep the `/`)."""
+        path = self.personality.issuer_path
+        return base + path if path and path != "/" else base + ("/" if path == "/" else "")
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock guarding the store (held around every use)."""
+        return self._lock
+
+    def id_token_issuer(self) -> str:
+        """The `iss` of the next ID token: Google alternates `accounts.google.com` and `https://accounts.google.com`."""
+        self._id_tokens += 1
+        issuer = self.issuer
+        if self.personality.iss_without_scheme and self._id_tokens % 2 == 0:
+            return issuer.split("://", 1)[1]
+        return issuer
+
+    def refresh_refusal(self, family: Family) -> Refusal | None:
+        """What a refresh of a token from `family` answers given the account's events (personalities.EVENTS)."""
+        personality = self.personality
+        account = self.store.accounts.get(family.username)
+        if account is None or account.deleted:
+            return personality.refusals.get("deleted") or GENERIC_REFUSALS["deleted"]
+        if account.disabled:
+            return personality.refusals.get("disabled") or GENERIC_REFUSALS["disabled"]
+        for event in EVENTS:
+            happened = account.events.get(event)
+            refusal = personality.refusals.get(event)
+            if happened is not None and happened >= family.issued_at and refusal is not None:
+                return refusal
+        max_age = personality.session_max
+        if max_age is not None and not family.offline and time.time() - family.issued_at > max_age:
+            return Refusal(400, "invalid_grant", "Session not active")
+        return None
+
+    def account_event(self, username: str, event: str) -> None:
+        """Something happens to an account at the IdP (personalities.EVENTS; `enabled`/`restored` undo)."""
+        with self._lock:
+            account = self.store.account(username)
+            if event == "disabled":
+                account.disabled = True
+            elif event == "deleted":
+                account.deleted = True
+            elif event == "enabled":
+                account.disabled = False
+            elif event == "restored":
+                account.deleted = False
+            elif event in EVENTS:
+                account.events[event] = time.time()
+            else:
+                raise ValueError(f"event: expected one of {', '.join((*EVENTS, 'enabled', 'restored'))}")
 
     # -- controls (also reachable over /_admin/) -----------------------------------------------------------
 
@@ -216,7 +289,11 @@ class DevIdP:
             Route("/userinfo", self._failable("userinfo", self._userinfo), methods=["GET", "POST"]),
             Route("/revoke", self._failable("revoke", self._revoke), methods=["POST"]),
         ]
-        return Starlette(routes=[*routes, *AdminApi(self).routes()])
+        prefix = self.personality.issuer_path.rstrip("/")
+        oidc: list[Route | Mount] = [Mount(prefix, routes=routes)] if prefix else list(routes)
+        extra = [*(self.graph.routes() if self.personality.graph else [])]
+        extra += self.google.routes() if self.personality.directory else []
+        return Starlette(routes=[*oidc, *extra, *AdminApi(self).routes()])
 
     def _auth_methods(self) -> list[str]:
         """Client authentication methods the token and revocation endpoints accept (union over clients)."""
@@ -224,27 +301,7 @@ class DevIdP:
         return sorted(methods, key=["client_secret_basic", "client_secret_post"].index)
 
     async def _discovery(self, request: Request) -> Response:
-        iss = self.issuer
-        return JSONResponse(
-            {
-                "issuer": iss,
-                "authorization_endpoint": f"{iss}/authorize",
-                "token_endpoint": f"{iss}/token",
-                "jwks_uri": f"{iss}/jwks",
-                "userinfo_endpoint": f"{iss}/userinfo",
-                "revocation_endpoint": f"{iss}/revoke",
-                "scopes_supported": list(SUPPORTED_SCOPES),
-                "response_types_supported": ["code"],
-                "response_modes_supported": ["query"],
-                "grant_types_supported": ["authorization_code", "refresh_token"],
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-                "code_challenge_methods_supported": ["S256"],
-                "token_endpoint_auth_methods_supported": self._auth_methods(),
-                "revocation_endpoint_auth_methods_supported": self._auth_methods(),
-                "claims_supported": _CLAIMS_SUPPORTED.split(),
-            }
-        )
+        return JSONResponse(discovery_document(self.issuer, self.personality, self._auth_methods()))
 
     async def _jwks(self, request: Request) -> Response:
         with self._lock:
@@ -260,10 +317,27 @@ class DevIdP:
     def _authorize_get(self, read: ReadRequest) -> Response:
         with self._lock:
             try:
-                self._server.get_consent_grant(read, end_user=None)
+                grant = self._server.get_consent_grant(read, end_user=None)
             except OAuth2Error as error:
                 return self._authorize_error(error)
-        return self._login_form(read.query)
+        refused = self._scope_refused(grant)
+        return refused if refused is not None else self._login_form(read.query)
+
+    def _scope_refused(self, grant: Any) -> Response | None:
+        """The personality's answer to unknown scopes: a redirect with the error, or (Google) an error page."""
+        data = grant.request.payload.data
+        refusal = scope_refusal(self.personality, data.get("scope"))
+        if refusal is None:
+            return None
+        if self.personality.unknown_scope_page:
+            text = html.escape(f"Error 400: {refusal.error}. {refusal.description}")
+            body = f"<!doctype html><title>Sign-in error</title><h1>Access blocked</h1><p id='error'>{text}</p>"
+            return HTMLResponse(body, status_code=400)
+        params = {"error": refusal.error, "error_description": refusal.description}
+        if data.get("state"):
+            params["state"] = data["state"]
+        target = grant.redirect_uri or grant.client.get_default_redirect_uri()
+        return RedirectResponse(f"{target}{'&' if '?' in target else '?'}{urlencode(params)}", status_code=302)
 
     def _authorize_post(self, read: ReadRequest, fields: dict[str, str]) -> Response:
         with self._lock:
@@ -272,6 +346,9 @@ class DevIdP:
                 grant = self._server.get_consent_grant(oauth_request, end_user=None)
             except OAuth2Error as error:
                 return self._authorize_error(error)
+            refused = self._scope_refused(grant)
+            if refused is not None:
+                return refused
             if fields.get("action") == "deny":
                 response: Response = self._server.create_authorization_response(
                     oauth_request, grant_user=None, grant=grant
@@ -279,7 +356,11 @@ class DevIdP:
                 return response
             account = self.store.accounts.get(fields.get("username", ""))
             password = fields.get("password", "")
-            if account is None or not hmac.compare_digest(password.encode(), account.password.encode()):
+            if (
+                account is None
+                or account.deleted
+                or not hmac.compare_digest(password.encode(), account.password.encode())
+            ):
                 return self._login_form(read.form, error="Unknown username or wrong password.", status=401)
             if account.disabled:
                 return self._login_form(read.form, error="This account is disabled.", status=403)
@@ -319,6 +400,9 @@ class DevIdP:
 
     async def _token(self, request: Request) -> Response:
         read = await read_request(request)
+        form = dict(read.form)
+        if form.get("grant_type") == "client_credentials" and self.personality.graph:
+            return self.graph.client_credentials(request.headers, form)
         with self._lock:
             response: Response = self._server.create_token_response(read)
         return response
@@ -335,13 +419,22 @@ class DevIdP:
         with self._lock:
             record = self.store.access_tokens.get(value.strip()) if scheme.lower() == "bearer" else None
             account = self.store.accounts.get(record.family.username) if record else None
-            if record is None or record.is_revoked() or record.is_expired() or account is None or account.disabled:
+            if (
+                record is None
+                or record.is_revoked()
+                or record.is_expired()
+                or account is None
+                or account.disabled
+                or account.deleted
+            ):
                 return JSONResponse(
                     {"error": "invalid_token"},
                     status_code=401,
                     headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
                 )
-            return JSONResponse(account.claims(), headers={"Cache-Control": "no-store"})
+            scopes = record.family.scope.split()
+            claims = claims_for(account, self.personality, record.family.client_id, scopes, userinfo=True)
+            return JSONResponse(claims, headers={"Cache-Control": "no-store"})
 
 
 @contextlib.contextmanager

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.rfc6749 import scope_to_list
 from joserfc.jwk import RSAKey
 
 from accessbot_emulators.idp.accounts import Account, Client
+from accessbot_emulators.idp.personalities import GENERIC, Personality
 from accessbot_emulators.idp.signing import IdTokenOverride, new_key, sign_id_token
 
 
@@ -32,6 +34,8 @@ class AuthCode:
     code_challenge: str
     code_challenge_method: str
     expires_at: float
+    access_type: str = ""
+    prompt: str = ""
 
     def get_redirect_uri(self) -> str | None:
         """The redirect URI the code was issued for."""
@@ -66,6 +70,8 @@ class Family:
     scope: str
     auth_time: int
     revoked: bool = False
+    issued_at: float = 0.0  # when the login happened (account events after it refuse its refresh tokens)
+    offline: bool = True  # Keycloak: an offline_access token outlives the SSO session
 
 
 @dataclass
@@ -104,8 +110,17 @@ class TokenRecord:
 class ProviderStore:
     """The provider's in-memory state; the provider holds its lock around every use."""
 
-    def __init__(self, clients: dict[str, Client], accounts: dict[str, Account], *, access_token_ttl: int) -> None:
+    def __init__(
+        self,
+        clients: dict[str, Client],
+        accounts: dict[str, Account],
+        *,
+        access_token_ttl: int,
+        personality: Personality = GENERIC,
+    ) -> None:
         """Start with these clients and accounts, one signing key, and nothing issued."""
+        self.personality = personality
+        self.app_tokens: dict[str, tuple[str, float]] = {}  # Graph / Directory bearer token → (who, expiry)
         self.clients = clients
         self.accounts = accounts
         self.access_token_ttl = access_token_ttl
@@ -139,11 +154,12 @@ class ProviderStore:
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
         """authlib's token generator: a bearer access token, and a refresh token when asked for."""
+        granted = [s for s in scope_to_list(client.get_allowed_scope(scope)) if s in self.personality.scopes_supported]
         token: dict[str, Any] = {
             "token_type": "Bearer",
             "access_token": secrets.token_urlsafe(32),
             "expires_in": expires_in or self.access_token_ttl,
-            "scope": client.get_allowed_scope(scope),
+            "scope": " ".join(granted) or "openid",
         }
         if include_refresh_token:
             token["refresh_token"] = secrets.token_urlsafe(48)
@@ -154,17 +170,24 @@ class ProviderStore:
         old = request.refresh_token
         if isinstance(old, TokenRecord):
             family = old.family
+            if not self.personality.rotates:
+                token.pop("refresh_token", None)  # the same refresh token keeps working (no new one is sent)
         else:
             code: AuthCode = request.authorization_code
+            scopes = scope_to_list(token.get("scope", code.scope))
             family = Family(
                 family_id=uuid.uuid4().hex,
                 client_id=request.client.client_id,
                 username=code.username,
                 scope=token.get("scope", code.scope),
                 auth_time=code.auth_time,
+                issued_at=time.time(),
+                offline="offline_access" in scopes,
             )
             self.families[family.family_id] = family
             self.spent_codes[code.code] = family.family_id
+            if not self._issues_refresh_token(code, scopes):
+                token.pop("refresh_token", None)
         record = TokenRecord(
             access_token=token["access_token"],
             refresh_token=token.get("refresh_token"),
@@ -174,6 +197,21 @@ class ProviderStore:
         self.access_tokens[record.access_token] = record
         if record.refresh_token:
             self.refresh_tokens[record.refresh_token] = record
+
+    def _issues_refresh_token(self, code: AuthCode, scopes: list[str]) -> bool:
+        """Whether this login gets a refresh token (personalities.Personality.issues_refresh)."""
+        rule = self.personality.issues_refresh
+        if rule == "offline_access":
+            return "offline_access" in scopes
+        if rule == "access_type":
+            # Google: access_type=offline, and after the first offline consent only with prompt=consent.
+            account = self.accounts.get(code.username)
+            if code.access_type != "offline" or account is None:
+                return False
+            first = code.client_id not in account.consented
+            account.consented.add(code.client_id)
+            return first or "consent" in code.prompt.split()
+        return True
 
     def revoke_family(self, family_id: str, *, reason: str) -> None:
         """Revoke every access and refresh token descending from one login."""

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from bot import __version__
-from bot.cli import audit, dev, digest, generate, grants, policy, prepare, rancher, serve
+from bot.cli import audit, dev, digest, generate, grants, oidc, policy, prepare, rancher, serve
 from bot.cli.context import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Command
 from bot.core.errors import BotError, ConfigError, UserError
 
@@ -21,6 +21,7 @@ REGISTRARS = (
     generate.register,
     dev.register,
     rancher.register,
+    oidc.register,
     policy.register,
     grants.register,
     digest.register,

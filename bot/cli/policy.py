@@ -31,7 +31,7 @@ def cmd_policy_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
             link = next((i for i in linked if i.email.lower() == email), None)
             if link is None:
                 raise UserError(f"no active link with email {args.user}", "use --groups a,b to supply the groups")
-            groups = link.groups
+            groups = link.policy_groups
             who = f"{link.email} (Slack {link.slack_user}; groups {', '.join(groups) or 'none'})"
         result = await bot.grants.queries.test_policy(
             groups, args.target, args.role, duration, break_glass=args.break_glass

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from bot.config import pairing
 from bot.config.root import Config
 from bot.core.durations import to_spec
 from bot.core.errors import ConfigError
@@ -119,11 +120,20 @@ def parse_config(data: Any) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(["(top level): is not a mapping (expected keys like public_url, slack, oidc, …)"])
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         errors = _dedupe_union_errors(list(exc.errors(include_url=False, include_input=False)))  # type: ignore[arg-type]
         problems = [f"{_loc(tuple(e['loc']))}: {_explain(e)}" for e in errors]
         raise ConfigError(sorted(dict.fromkeys(problems))) from None
+    broken = pairing.problems(config.oidc, config.rancher)
+    if broken:
+        raise ConfigError(broken)
+    return config
+
+
+def warnings(config: Config) -> list[str]:
+    """Things a valid configuration should make you check (printed by check-config, logged at start)."""
+    return pairing.warnings(config.oidc, config.rancher)
 
 
 def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -162,9 +172,14 @@ def summary(config: Config) -> list[str]:
         f"socket mode {'available' if config.slack.app_token else 'off'}, {len(config.slack.admins)} admin(s)",
         f"channels        grants={channels.grants or '-'} approvals={channels.approvals or '-'} "
         f"security={channels.security or '-'} digest={channels.digest or '-'}",
-        f"oidc            {config.oidc.issuer} client {config.oidc.client_id}, groups claim "
-        f"{config.oidc.groups_claim!r}, algorithms {', '.join(config.oidc.allowed_algorithms)}",
-        f"rancher         {config.rancher.url} provider {config.rancher.auth_provider}, "
+        f"oidc            {config.oidc.provider} at {config.oidc.issuer} client {config.oidc.client_id}, groups from "
+        f"{config.oidc.effective_group_source} (claim {config.oidc.effective_groups_claim!r}, "
+        f"{config.oidc.effective_group_format}), email claim {config.oidc.effective_email_claim!r} "
+        f"(email_verified {config.oidc.effective_email_verified}), refresh token "
+        f"{'required' if config.oidc.require_refresh_token else 'optional'}, "
+        f"algorithms {', '.join(config.oidc.allowed_algorithms)}",
+        f"rancher         {config.rancher.url} provider {config.rancher.auth_provider} "
+        f"(user principal from claim {config.rancher.user_principal_claim!r}), "
         f"TLS {'verified' if config.rancher.verify_tls else 'NOT VERIFIED'}",
         f"security        {len(config.security.token_encryption_keys)} token encryption key(s)",
         f"policy          {len(rules)} rule(s): {', '.join(r.name for r in rules) or 'none'}; "

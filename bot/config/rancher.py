@@ -20,6 +20,7 @@ class RancherConfig(FrozenModel):
     verify_tls: bool = True
     ca_bundle: Path | None = None
     auth_provider: str = "genericoidc"
+    user_principal_claim: str = "sub"
     user_principal_template: str | None = None
     group_principal_template: str | None = None
     group_format: Literal["name", "full_path"] = "name"
@@ -41,6 +42,13 @@ class RancherConfig(FrozenModel):
     def _token(cls, value: SecretStr) -> SecretStr:
         if not re.fullmatch(r"(token-[a-z0-9]+|ext/[a-z0-9.-]+):\S+", value.get_secret_value()):
             raise ValueError("must be a Rancher API key like token-abcde:<secret>")
+        return value
+
+    @field_validator("user_principal_claim")
+    @classmethod
+    def _claim(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_:/.\-]{1,200}", value):
+            raise ValueError("must be a claim name like sub or oid")
         return value
 
     @field_validator("ca_bundle")

@@ -15,6 +15,8 @@ Details keys (all optional for readers; writers should include them):
 - link.*: {"slack_user", "issuer", "subject", "email", "previous_subject" (relinked only)}
 - token.*: {"slack_user", "error" (failures), "failures" (count so far)}
 - user.deactivated: {"slack_user", "subject", "why"}
+- link.relink_required: {"slack_user", "subject", "why", "relink_by"}; link.relink_expired: {"slack_user", "subject"}
+- groups.unknown: {"slack_user", "why", "at_link" (bool), "kept" (groups kept on refresh)}
 - login.* / slack.request_rejected: {"why", "ip" (if known)}
 - grant.* (every grant action): {"grant_id", "slack_user", "role", "target", "duration_s", "rule",
   "break_glass" (bool), "self_service" (bool)}; in addition:
@@ -45,6 +47,9 @@ TOKEN_REFRESHED: Final = "token.refreshed"  # noqa: S105 - an action name, not a
 TOKEN_REFRESH_FAILED: Final = "token.refresh_failed"  # noqa: S105 - an action name, not a secret
 TOKEN_REUSE_DETECTED: Final = "token.reuse_detected"  # noqa: S105 - an action name, not a secret
 USER_DEACTIVATED: Final = "user.deactivated"
+LINK_RELINK_REQUIRED: Final = "link.relink_required"
+LINK_RELINK_EXPIRED: Final = "link.relink_expired"
+GROUPS_UNKNOWN: Final = "groups.unknown"
 ID_TOKEN_REJECTED: Final = "login.id_token_rejected"  # noqa: S105 - an action name, not a secret
 LOGIN_STATE_MISMATCH: Final = "login.state_mismatch"
 LOGIN_REFUSED: Final = "login.refused"  # IdP error=, email/domain guard, code exchange failed
@@ -84,6 +89,9 @@ ALL: Final[tuple[str, ...]] = (
     TOKEN_REFRESH_FAILED,
     TOKEN_REUSE_DETECTED,
     USER_DEACTIVATED,
+    LINK_RELINK_REQUIRED,
+    LINK_RELINK_EXPIRED,
+    GROUPS_UNKNOWN,
     ID_TOKEN_REJECTED,
     LOGIN_STATE_MISMATCH,
     LOGIN_REFUSED,

@@ -40,6 +40,8 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
     ("token_failures", "Token refresh failures"),
     ("token_reuse", "Refresh-token reuse detected"),
     ("deactivations", "Users deactivated"),
+    ("relinks_required", "Re-sign-ins asked for"),
+    ("relinks_expired", "Links ended: no re-sign-in"),
     ("logins_rejected", "Logins rejected"),
     ("slack_rejected", "Slack requests rejected"),
     ("grants_requested", "Grants requested"),
@@ -69,6 +71,8 @@ _DIRECT: dict[str, tuple[str, ...]] = {
     "token_failures": (A.TOKEN_REFRESH_FAILED,),
     "token_reuse": (A.TOKEN_REUSE_DETECTED,),
     "deactivations": (A.USER_DEACTIVATED,),
+    "relinks_required": (A.LINK_RELINK_REQUIRED,),
+    "relinks_expired": (A.LINK_RELINK_EXPIRED,),
     "logins_rejected": (A.ID_TOKEN_REJECTED, A.LOGIN_STATE_MISMATCH),
     "slack_rejected": (A.SLACK_REQUEST_REJECTED,),
     "grants_requested": (A.GRANT_REQUESTED,),
@@ -125,6 +129,7 @@ class Digest:
     chain_ok: bool
     chain_count: int
     events: int
+    unmonitored_links: int | None = None  # active links without a refresh token when the digest was built
 
     def change(self, key: str) -> int | None:
         """Count minus the previous period's, or None without a previous period."""

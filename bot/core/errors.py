@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bot.core.token_refusals import RefusalKind, TokenRefusal
+
 
 def shown(text: str, limit: int = 40) -> str:
     """User text as quoted back in a message: stripped and cut short, so a hostile value is never echoed whole."""
@@ -80,10 +82,18 @@ class TokenRejected(BotError):
 
 
 class InvalidGrantError(UpstreamError):
-    """The IdP answered `invalid_grant`: the refresh token is dead (user disabled, revoked, reused)."""
+    """The IdP refused the grant (`invalid_grant` and kin); `kind` says why (core.token_refusals.classify)."""
 
-    def __init__(self, message: str = "invalid_grant") -> None:
-        super().__init__("identity provider", message, code="invalid_grant")
+    def __init__(
+        self,
+        message: str = "invalid_grant",
+        *,
+        kind: RefusalKind = RefusalKind.DEACTIVATED,
+        refusal: TokenRefusal | None = None,
+    ) -> None:
+        super().__init__("identity provider", message, code=refusal.error if refusal else "invalid_grant")
+        self.kind = kind
+        self.refusal = refusal
 
 
 class ConfigError(BotError):

@@ -8,13 +8,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NewType
 
+from bot.core.groups import policy_names
+
 SlackUserId = NewType("SlackUserId", str)
 
 
 class LinkStatus(StrEnum):
-    """Whether an identity link may still be used."""
+    """Whether an identity link may still be used.
+
+    RELINK: the IdP wants the user to sign in again (MFA, sign-in frequency); the user cannot request or approve,
+    their grants stay until `LinkRecord.relink_by`, then the link is revoked unless they linked again.
+    """
 
     ACTIVE = "active"
+    RELINK = "relink_needed"
     REVOKED = "revoked"
 
 
@@ -33,6 +40,23 @@ class Identity:
     refreshed_at: int
     status: LinkStatus = LinkStatus.ACTIVE
     token_expires_at: int | None = None
+    principal_subject: str = ""
+    group_names: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def rancher_subject(self) -> str:
+        """The value Rancher names this user by (`rancher.user_principal_claim`; `sub` for older links)."""
+        return self.principal_subject or self.subject
+
+    @property
+    def names(self) -> dict[str, str]:
+        """Display names of groups, by group id (where the group source gave them)."""
+        return dict(self.group_names)
+
+    @property
+    def policy_groups(self) -> tuple[str, ...]:
+        """What the policy matches: the group ids and their display names."""
+        return policy_names(self.groups, self.names)
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,12 @@ class LinkRecord:
     next_refresh_at: int | None = None
     revoked_at: int | None = None
     revoked_reason: str = ""
+    relink_by: int | None = None
+
+    @property
+    def monitored(self) -> bool:
+        """True when the bot holds a refresh token, so the IdP is asked about this user again."""
+        return bool(self.sealed_refresh_token)
 
     def __repr__(self) -> str:
         return f"LinkRecord({self.identity.slack_user}, {self.identity.status.value}, token=<redacted>)"
@@ -76,16 +106,24 @@ class LoginAttempt:
 
 @dataclass(frozen=True)
 class VerifiedLogin:
-    """What a validated OIDC login (or refresh) told us about the user."""
+    """What a validated OIDC login (or refresh) told us about the user.
+
+    `groups` is None when the groups claim was absent (never "no groups"); `groups_overage` is True when the IdP
+    said the groups live elsewhere (Entra's `_claim_names` / `hasgroups`). `principal_subject` is the value of
+    `rancher.user_principal_claim` ("" when absent). `claims` are the merged ID-token and userinfo claims.
+    """
 
     issuer: str
     subject: str
     email: str
     email_verified: bool | None
     name: str
-    groups: tuple[str, ...]
+    groups: tuple[str, ...] | None
     refresh_token: str | None
     access_token_expires_at: int | None
+    principal_subject: str = ""
+    groups_overage: bool = False
+    claims: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Scope(StrEnum):

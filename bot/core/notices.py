@@ -92,23 +92,30 @@ class ExtensionAsked:
 
 @dataclass(frozen=True)
 class LinkMade:
-    """A Slack user linked (or relinked) an identity; `previous` and `moved_from` say what it replaced."""
+    """A Slack user linked (or relinked) an identity; `previous` and `moved_from` say what it replaced.
+
+    `monitored` is False when no refresh token came (the IdP is never asked again); `groups_known` is False when
+    the group source could not tell. `groups` are labels (display name and short id where known).
+    """
 
     slack_user: str
     who: str
     groups: tuple[str, ...]
     previous: str | None = None
     moved_from: str | None = None
+    monitored: bool = True
+    groups_known: bool = True
 
 
 @dataclass(frozen=True)
 class LinkConfirmed:
-    """The DM telling a user their link is in place."""
+    """The DM telling a user their link is in place (`monitored` False: no refresh token, never re-checked)."""
 
     slack_user: str
     name: str
     who: str
     groups: tuple[str, ...]
+    monitored: bool = True
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,47 @@ class IdentityRevoked:
 @dataclass(frozen=True)
 class IdentityRevokedDm:
     """The DM telling a user their link was revoked because the IdP no longer accepts it."""
+
+
+@dataclass(frozen=True)
+class RelinkRequested:
+    """The DM asking a user to sign in again (with a Link button); their grants stay until `deadline`."""
+
+    slack_user: str
+    why: str
+    deadline: int
+
+
+@dataclass(frozen=True)
+class RelinkRequired:
+    """The IdP wants a user to sign in again (MFA, sign-in frequency, token limits); nothing is revoked yet."""
+
+    slack_user: str
+    who: str
+    why: str
+    deadline: int
+
+
+@dataclass(frozen=True)
+class RelinkExpired:
+    """A user did not sign in again before the deadline: link revoked, grants being revoked."""
+
+    slack_user: str
+    who: str
+
+
+@dataclass(frozen=True)
+class RelinkExpiredDm:
+    """The DM telling a user their link was revoked because they did not sign in again in time."""
+
+
+@dataclass(frozen=True)
+class GroupsUnknown:
+    """The group source could not say which groups a user has; on refresh the previous groups were kept."""
+
+    slack_user: str
+    why: str
+    at_link: bool = False
 
 
 class RefusalKind(StrEnum):
@@ -269,6 +317,11 @@ Notice = (
     | RefreshFailing
     | IdentityRevoked
     | IdentityRevokedDm
+    | RelinkRequested
+    | RelinkRequired
+    | RelinkExpired
+    | RelinkExpiredDm
+    | GroupsUnknown
     | LoginRefused
     | RevocationOverdue
     | ActivationAbandoned

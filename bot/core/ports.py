@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
+from bot.core.groups import GroupsAnswer
 from bot.core.model import (
     Cluster,
     Deletion,
     GlobalRole,
+    Identity,
     Project,
     RancherUser,
     RoleBinding,
@@ -123,8 +126,28 @@ class IdentityProvider(Protocol):
 class GroupSource(Protocol):
     """Where a linked user's groups come from (the ID token's claim, or a directory API the IdP offers)."""
 
-    async def groups(self, login: VerifiedLogin) -> tuple[str, ...] | None:
-        """The user's groups now, or None when this source cannot tell (never read None as "no groups")."""
+    async def groups(self, login: VerifiedLogin) -> GroupsAnswer | None:
+        """The user's groups now, or None when this source cannot tell (never read None as "no groups").
+
+        Raise TransientUpstreamError when asking again later may work; core.groups states the rules.
+        """
+        ...
+
+
+class AccountStatus(StrEnum):
+    """What a directory says about an account."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    DELETED = "deleted"
+    UNKNOWN = "unknown"
+
+
+class AccountDirectory(Protocol):
+    """A directory that can say whether an account still exists and is enabled (Google Admin SDK)."""
+
+    async def account_status(self, identity: Identity) -> AccountStatus:
+        """The account's state; UNKNOWN when the directory cannot say (never raises for a missing user)."""
         ...
 
 

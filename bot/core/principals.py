@@ -113,7 +113,7 @@ class PrincipalMapping:
         """The Rancher principals a linked identity maps to."""
         return principal_set(
             self.provider,
-            identity.subject,
+            identity.rancher_subject,
             identity.groups,
             user_template=self.user_template,
             group_template=self.group_template,

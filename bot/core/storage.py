@@ -158,7 +158,7 @@ class LinkStore(Protocol):
         ...
 
     def active_by_subject(self, issuer: str, subject: str) -> LinkRecord | None:
-        """The active link of an IdP subject."""
+        """The live link of an IdP subject (active, or waiting for the user to sign in again)."""
         ...
 
     def active(self) -> list[LinkRecord]:
@@ -189,12 +189,25 @@ class LinkStore(Protocol):
         at: int,
         token_expires_at: int | None,
         next_refresh_at: int,
+        group_names: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        """Store what a successful refresh reported and when the next one is due."""
+        """Store what a successful refresh reported (groups with their display names) and when the next is due."""
         ...
 
     def record_refresh_failure(self, slack_user: str, failures: int, next_refresh_at: int) -> None:
         """Count a failed refresh and when to try again."""
+        ...
+
+    def mark_relink(self, slack_user: str, by: int, reason: str) -> bool:
+        """Move an active link to `relink_needed` until `by` (compare-and-set on active); True when it moved."""
+        ...
+
+    def relink_overdue(self, now: int) -> list[LinkRecord]:
+        """Links still waiting for a new sign-in whose deadline passed at `now`."""
+        ...
+
+    def count_unmonitored(self) -> int:
+        """Active links the bot holds no refresh token for (never re-checked at the IdP)."""
         ...
 
 

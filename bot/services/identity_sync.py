@@ -1,8 +1,10 @@
-"""Keeping links honest: refresh each link at the IdP, follow group changes, offboard who the IdP no longer vouches for.
+"""Keeping links honest: refresh each link at the IdP, follow group changes, end links the IdP stops vouching for.
 
 A refresh stores the rotated refresh token by compare-and-swap before the new ID token is even checked, so a
-refused token cannot burn the rotated one. `invalid_grant` revokes the link and every grant; timeouts and 5xx
-are retried with backoff and never revoke anything.
+refused token cannot burn the rotated one. A refused refresh is classified (core.token_refusals): deactivation
+revokes the link and every grant, a re-authentication prompt asks the user to sign in again within the grace
+(services.offboarding), an answer only a directory can interpret asks the directory. Timeouts and 5xx are retried
+with backoff and never revoke anything. Groups follow core.groups: an unknown answer never removes a group.
 """
 
 from __future__ import annotations
@@ -11,19 +13,24 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Protocol
 
 from bot.core import audit_actions
 from bot.core.errors import InvalidGrantError, TokenRejected, TransientUpstreamError, UpstreamError
-from bot.core.model import Identity, LinkRecord, LinkStatus, VerifiedLogin
-from bot.core.notices import IdentityRevoked, IdentityRevokedDm, RefreshFailing
-from bot.core.ports import Clock, GroupSource, IdentityProvider, Sealer
+from bot.core.groups import GroupsAnswer
+from bot.core.model import Identity, LinkRecord, LinkStatus
+from bot.core.notices import RefreshFailing
+from bot.core.ports import AccountDirectory, AccountStatus, Clock, GroupSource, IdentityProvider, Sealer
 from bot.core.storage import LeaseStore, LinkStore, Transactions
+from bot.core.token_refusals import RefusalKind
 from bot.services.audit import AuditLog
+from bot.services.group_sources import ClaimGroups, unknown_reason, warn_unknown
+from bot.services.offboarding import LinkEnding, Offboarding, discard_token
 from bot.services.outbox import Outbox
 from bot.services.refusals import Refusals, identity_key
+
+__all__ = ["IdentitySync", "Offboarding", "RefreshOutcome", "RefreshReport", "discard_token"]
 
 log = logging.getLogger(__name__)
 
@@ -33,70 +40,12 @@ CIRCUIT_BREAK = 5
 """Consecutive failed refreshes that end a run early (the IdP looks down)."""
 
 
-class GrantRevoker(Protocol):
-    """What offboarding needs from the grants (services.grants.Lifecycle)."""
-
-    async def revoke_all_for_user(self, slack_user: str, *, reason: str) -> int:
-        """Revoke every open grant of the user; return how many."""
-        ...
-
-    async def revoke_for_removed_groups(self, slack_user: str, removed_groups: Sequence[str]) -> int:
-        """Revoke grants that depended on groups the user lost; return how many."""
-        ...
-
-    def withdraw_requests(self, slack_user: str, reason: str) -> int:
-        """Withdraw the account's undecided requests, inside the caller's transaction; return how many."""
-        ...
-
-
-class Offboarding:
-    """Revokes everything a Slack user holds through the bot (after their link was revoked or moved)."""
-
-    def __init__(self, grants: GrantRevoker) -> None:
-        self._grants = grants
-
-    async def offboard(self, slack_user: str, why: str) -> None:
-        """Revoke the user's grants; a failure is logged (the reconciler and the next run retry), never raised."""
-        try:
-            await self._grants.revoke_all_for_user(slack_user, reason=why)
-        except Exception:
-            log.exception("offboarding %s failed (grants may still be active)", slack_user)
-
-    def withdraw_requests(self, slack_user: str, why: str) -> int:
-        """Withdraw the account's undecided requests now, in the caller's transaction (no Rancher call needed)."""
-        return self._grants.withdraw_requests(slack_user, why)
-
-    async def groups_removed(self, slack_user: str, removed: tuple[str, ...]) -> None:
-        """Revoke grants that depended on removed groups; failures are logged, never raised."""
-        try:
-            await self._grants.revoke_for_removed_groups(slack_user, removed)
-        except Exception:
-            log.exception("revoking grants after a group change failed for %s", slack_user)
-
-
-async def discard_token(idp: IdentityProvider, refresh_token: str | None) -> None:
-    """Best-effort revocation at the IdP of a refresh token the bot will not keep."""
-    if not refresh_token:
-        return
-    try:
-        await idp.revoke(refresh_token)
-    except (UpstreamError, TokenRejected) as err:
-        log.warning("could not revoke a discarded refresh token: %s", err)
-
-
-class ClaimGroups:
-    """The groups the IdP put in the ID token (or userinfo): the default group source."""
-
-    async def groups(self, login: VerifiedLogin) -> tuple[str, ...] | None:
-        """The groups of the login as the IdP sent them."""
-        return login.groups
-
-
 class RefreshOutcome(StrEnum):
     """What one refresh did."""
 
     REFRESHED = "refreshed"
     REVOKED = "revoked"
+    RELINK = "relink"
     RETRY = "retry"
     SKIPPED = "skipped"
 
@@ -106,6 +55,7 @@ class RefreshReport:
     """Counts of one refresh run."""
 
     outcomes: dict[str, RefreshOutcome] = field(default_factory=dict)
+    relinks_expired: int = 0
 
     def count(self, outcome: RefreshOutcome) -> int:
         """How many links ended with `outcome`."""
@@ -129,6 +79,8 @@ class IdentitySync:
         offboarding: Offboarding,
         clock: Clock,
         group_source: GroupSource | None = None,
+        directory: AccountDirectory | None = None,
+        ending: LinkEnding | None = None,
         refresh_interval: int = 6 * 3600,
         retry_delays: Sequence[float] = (0.5, 2.0),
     ) -> None:
@@ -140,16 +92,21 @@ class IdentitySync:
         self._audit = audit
         self._outbox = outbox
         self._refusals = refusals
-        self._offboarding = offboarding
         self._clock = clock
         self._groups: GroupSource = group_source or ClaimGroups()
+        self._directory = directory
+        self._ending = ending or LinkEnding(
+            tx=tx, links=links, audit=audit, outbox=outbox, offboarding=offboarding, clock=clock
+        )
+        self._offboarding = offboarding
         self._refresh_interval = int(refresh_interval)
         self._retry_delays = tuple(retry_delays)
 
     async def refresh_all(self, now: int | None = None) -> RefreshReport:
-        """Refresh every active link that is due (the job body; schedule it often, links carry their own due time)."""
+        """End overdue re-links, then refresh every active link that is due (links carry their own due time)."""
         now = self._clock.now() if now is None else now
         report = RefreshReport()
+        report.relinks_expired = await self._ending.expire_relinks(now)
         failing = 0
         for record in self._links.active():
             if record.next_refresh_at is not None and record.next_refresh_at > now:
@@ -169,7 +126,7 @@ class IdentitySync:
         return report
 
     async def refresh_one(self, slack_user: str) -> RefreshOutcome:
-        """Refresh one link: rotate (compare-and-swap first), update groups, revoke on invalid_grant, back off."""
+        """Refresh one link: rotate (compare-and-swap first), update groups, end or back off on refusals."""
         record = self._links.get(slack_user)
         if record is None or record.identity.status is not LinkStatus.ACTIVE or not record.sealed_refresh_token:
             return RefreshOutcome.SKIPPED
@@ -195,8 +152,7 @@ class IdentitySync:
                 tokens = await self._idp.refresh_tokens(refresh_token)
                 break
             except InvalidGrantError as err:
-                await self._revoke_link(identity, err.message)
-                return RefreshOutcome.REVOKED
+                return await self._refused(identity, err)
             except TransientUpstreamError as err:
                 if attempt >= len(self._retry_delays):
                     return self._refresh_failed(record, err.message)
@@ -225,20 +181,26 @@ class IdentitySync:
             self._refusals.record(audit_actions.ID_TOKEN_REJECTED, slack_user, err.reason, notify=True, actor="idp")
             return self._refresh_failed(record, f"ID token rejected: {err.reason}")
         except UpstreamError as err:
-            return self._refresh_failed(record, err.message)
+            return self._refresh_failed(record, f"identity provider: {err.message}")
         try:
-            reported = await self._groups.groups(login)
-        except UpstreamError as err:
+            answer = await self._groups.groups(login)
+            unknown_why = "" if answer is not None else unknown_reason(login)
+        except TransientUpstreamError as err:
             return self._refresh_failed(record, f"group source: {err.message}")
-        groups = identity.groups if reported is None else reported
-        removed = tuple(g for g in identity.groups if g not in groups)
-        added = tuple(g for g in groups if g not in identity.groups)
+        except UpstreamError as err:
+            answer, unknown_why = None, f"group source refused: {err.message}"
+        new = self._with_groups(identity, answer)
+        before, after = identity.policy_groups, new.policy_groups
+        kept, had = set(after), set(before)
+        removed = tuple(g for g in before if g not in kept)
+        added = tuple(g for g in after if g not in had)
         with self._tx.atomic():
             self._links.record_refresh(
                 slack_user,
                 email=login.email or identity.email,
                 name=login.name or identity.name,
-                groups=groups,
+                groups=new.groups,
+                group_names=new.group_names,
                 at=now,
                 token_expires_at=login.access_token_expires_at,
                 next_refresh_at=now + self._refresh_interval,
@@ -252,11 +214,47 @@ class IdentitySync:
                     "rotated": tokens.refresh_token != refresh_token,
                     "groups_added": list(added),
                     "groups_removed": list(removed),
+                    "groups_known": answer is not None,
                 },
             )
+            if answer is None:
+                warn_unknown(
+                    self._audit, self._outbox, slack_user, unknown_why, now=now, at_link=False, kept=new.groups
+                )
         if removed:
             await self._offboarding.groups_removed(slack_user, removed)
         return RefreshOutcome.REFRESHED
+
+    @staticmethod
+    def _with_groups(identity: Identity, answer: GroupsAnswer | None) -> Identity:
+        """The identity with the answer's groups; an unknown answer keeps the ones it had (core.groups rule 3)."""
+        if answer is None:
+            return identity
+        names = tuple((g, answer.names[g]) for g in answer.ids if g in answer.names)
+        return replace(identity, groups=answer.ids, group_names=names)
+
+    async def _refused(self, identity: Identity, err: InvalidGrantError) -> RefreshOutcome:
+        """The IdP refused the refresh: end the link at once, ask for a new sign-in, or ask the directory first."""
+        kind = err.kind
+        if kind is RefusalKind.UNCONFIRMED:
+            status = await self._account_status(identity)
+            kind = RefusalKind.REAUTH if status is AccountStatus.ACTIVE else RefusalKind.DEACTIVATED
+        if kind is RefusalKind.REAUTH:
+            # False: the link stopped being active meanwhile (unlinked, revoked): nothing left to ask.
+            moved = self._ending.require_relink(identity, err.message)
+            return RefreshOutcome.RELINK if moved else RefreshOutcome.SKIPPED
+        await self._ending.deactivated(identity, err.message, reuse=kind is RefusalKind.REUSE)
+        return RefreshOutcome.REVOKED
+
+    async def _account_status(self, identity: Identity) -> AccountStatus:
+        """The directory's word on the account; UNKNOWN (treated as deactivated) without one or when it fails."""
+        if self._directory is None:
+            return AccountStatus.UNKNOWN
+        try:
+            return await self._directory.account_status(identity)
+        except UpstreamError as err:
+            log.warning("the directory could not confirm %s's account: %s", identity.slack_user, err)
+            return AccountStatus.UNKNOWN
 
     def _refresh_failed(self, record: LinkRecord, why: str) -> RefreshOutcome:
         """Count a failure and back off; never revoke (the IdP may be down)."""
@@ -281,31 +279,3 @@ class IdentitySync:
                     RefreshFailing(slack_user, why, failures, backoff),
                 )
         return RefreshOutcome.RETRY
-
-    async def _revoke_link(self, identity: Identity, message: str) -> None:
-        """invalid_grant: the IdP no longer vouches for this user. Revoke the link and everything it granted."""
-        slack_user = identity.slack_user
-        now = self._clock.now()
-        reuse = "reuse" in message.lower()
-        why = "refresh token reuse detected" if reuse else "identity provider refused the refresh (invalid_grant)"
-        with self._tx.atomic():
-            self._links.revoke(slack_user, now, why)
-            self._audit.record(
-                audit_actions.TOKEN_REUSE_DETECTED if reuse else audit_actions.USER_DEACTIVATED,
-                actor="idp",
-                target=slack_user,
-                outcome="refused",
-                reason=why,
-                details={
-                    "slack_user": slack_user,
-                    "subject": identity.subject,
-                    "why": message[:200],
-                    "error": message[:200],
-                },
-            )
-            who = identity.email or identity.subject
-            self._outbox.post(
-                "security", identity_key("deactivated", slack_user, now), IdentityRevoked(slack_user, who, reuse)
-            )
-            self._outbox.dm(slack_user, identity_key("deactivated-dm", slack_user, now), IdentityRevokedDm())
-        await self._offboarding.offboard(slack_user, why)

@@ -28,6 +28,8 @@ class Failure(StrEnum):
     DOMAIN_NOT_ALLOWED = "domain_not_allowed"
     IDP_UNAVAILABLE = "idp_unavailable"
     SLACK_UNAVAILABLE = "slack_unavailable"
+    NO_REFRESH_TOKEN = "no_refresh_token"  # noqa: S105 - a failure kind, not a secret
+    PRINCIPAL_MISSING = "principal_missing"
     CONFIRM_INVALID = "confirm_invalid"
     CONFIRM_EXPIRED = "confirm_expired"
     LINK_DECLINED = "link_declined"
@@ -94,8 +96,10 @@ class UnlinkResult:
 
 @dataclass(frozen=True)
 class LinkInfo:
-    """A link as `/access whoami` shows it."""
+    """A link as `/access whoami` shows it (`relink_by`: the IdP wants a new sign-in before then)."""
 
     identity: Identity
     refresh_failures: int
     next_refresh_at: int | None
+    monitored: bool = True
+    relink_by: int | None = None

@@ -16,14 +16,17 @@ from dataclasses import asdict
 from typing import NoReturn
 
 from bot.core import audit_actions
-from bot.core.errors import InvalidGrantError, NotLinked, TokenRejected, UpstreamError
+from bot.core.errors import InvalidGrantError, NotLinked, TokenRejected, TransientUpstreamError, UpstreamError
+from bot.core.groups import GroupsAnswer, label
+from bot.core.link_rules import email_unverified
 from bot.core.model import Identity, LinkRecord, LinkStatus, LoginAttempt, VerifiedLogin
 from bot.core.notices import LinkConfirmed, LinkMade, LinkMovedAway, LinkRemoved
-from bot.core.ports import Clock, IdentityProvider, Notifier, Sealer
+from bot.core.ports import Clock, GroupSource, IdentityProvider, Notifier, Sealer
 from bot.core.storage import LinkStore, LoginAttemptStore, Transactions
 from bot.services.audit import AuditLog
-from bot.services.identity_sync import Offboarding, discard_token
+from bot.services.group_sources import ClaimGroups, unknown_reason, warn_unknown
 from bot.services.link_outcomes import Failure, LinkInfo, LinkRefused, LinkResult, LinkStart, PendingLink, UnlinkResult
+from bot.services.offboarding import Offboarding, discard_token
 from bot.services.outbox import Outbox
 from bot.services.refusals import Refusals, identity_key
 
@@ -64,6 +67,10 @@ class LinkingService:
         refresh_interval: int = 6 * 3600,
         require_email_match: bool = True,
         allowed_email_domains: Sequence[str] = (),
+        email_verified: str = "if_present",
+        require_refresh_token: bool = True,
+        group_source: GroupSource | None = None,
+        principal_claim: str = "sub",
     ) -> None:
         self._tx = tx
         self._links = links
@@ -81,6 +88,10 @@ class LinkingService:
         self._refresh_interval = int(refresh_interval)
         self._require_email_match = require_email_match
         self._domains = tuple(d.lower().lstrip("@") for d in allowed_email_domains)
+        self._email_verified = email_verified  # required | if_present | ignore
+        self._require_refresh_token = require_refresh_token
+        self._groups: GroupSource = group_source or ClaimGroups()
+        self._principal_claim = principal_claim
 
     @property
     def secure_cookies(self) -> bool:
@@ -101,15 +112,23 @@ class LinkingService:
         return record.identity
 
     def whoami(self, slack_user: str) -> LinkInfo:
-        """The active link with its refresh bookkeeping, or NotLinked."""
-        record = self._active(slack_user)
+        """The link (active, or waiting for a new sign-in) with its refresh bookkeeping, or NotLinked."""
+        record = self._live(slack_user)
         if record is None:
             raise NotLinked("Your Slack account is not linked to your company identity.")
-        return LinkInfo(record.identity, record.refresh_failures, record.next_refresh_at)
+        return LinkInfo(
+            record.identity, record.refresh_failures, record.next_refresh_at, record.monitored, record.relink_by
+        )
 
     def _active(self, slack_user: str) -> LinkRecord | None:
         record = self._links.get(slack_user)
         return record if record is not None and record.identity.status is LinkStatus.ACTIVE else None
+
+    def _live(self, slack_user: str) -> LinkRecord | None:
+        """The active link, or one waiting for the user to sign in again."""
+        record = self._links.get(slack_user)
+        live = (LinkStatus.ACTIVE, LinkStatus.RELINK)
+        return record if record is not None and record.identity.status in live else None
 
     # --- the link flow -------------------------------------------------------------------------------
 
@@ -197,9 +216,37 @@ class LinkingService:
             raise LinkRefused(Failure.CODE_MISSING)
         login = await self._exchange(attempt, auth_code)
         await self._guard(slack_user, login)
+        await self._require_monitoring(slack_user, login)
         if not self._require_email_match:
-            return await self._hold(attempt, login)
-        return await self._store_link(slack_user, attempt.team_id, login)
+            return await self._hold(attempt, login)  # groups are read when the person confirms
+        answer = await self._link_groups(slack_user, login)
+        return await self._store_link(slack_user, attempt.team_id, login, answer)
+
+    async def _require_monitoring(self, slack_user: str, login: VerifiedLogin) -> None:
+        """Refuse a link the bot could never re-check (no refresh token) or never name in Rancher."""
+        if not login.principal_subject:
+            await discard_token(self._idp, login.refresh_token)
+            why = f"the identity provider sent no `{self._principal_claim}` claim (rancher.user_principal_claim)"
+            self._refusals.record(audit_actions.LOGIN_REFUSED, slack_user, why, notify=True)
+            raise LinkRefused(Failure.PRINCIPAL_MISSING, self._principal_claim)
+        if self._require_refresh_token and not login.refresh_token:
+            why = "the identity provider issued no refresh token, so offboarding there would go unnoticed"
+            self._refusals.record(audit_actions.LOGIN_REFUSED, slack_user, why, notify=True)
+            raise LinkRefused(Failure.NO_REFRESH_TOKEN)
+
+    async def _link_groups(self, slack_user: str, login: VerifiedLogin) -> GroupsAnswer | None:
+        """The groups to link with; a directory that is down refuses the link (try again), one that refuses is
+        "cannot tell"."""
+        try:
+            return await self._groups.groups(login)
+        except TransientUpstreamError as err:
+            log.warning("group source unavailable at link time: %s", err)
+            await discard_token(self._idp, login.refresh_token)
+            self._refusals.record(audit_actions.LOGIN_REFUSED, slack_user, "group source unavailable")
+            raise LinkRefused(Failure.IDP_UNAVAILABLE) from None
+        except UpstreamError as err:
+            log.warning("group source refused at link time: %s", err)
+            return None
 
     # --- confirmation when the email guard is off ------------------------------------------------------
 
@@ -252,7 +299,8 @@ class LinkingService:
                 extra={"subject": login.subject, "email": login.email},
             )
             raise LinkRefused(Failure.LINK_DECLINED)
-        return await self._store_link(slack_user, attempt.team_id, login)
+        answer = await self._link_groups(slack_user, login)
+        return await self._store_link(slack_user, attempt.team_id, login, answer)
 
     async def discard_unconfirmed(self, now: int) -> int:
         """Drop logins nobody confirmed in time and revoke their refresh tokens; return how many."""
@@ -267,7 +315,8 @@ class LinkingService:
 
     def _held_login(self, sealed: str) -> VerifiedLogin:
         fields = json.loads(self._sealer.unseal(sealed))
-        fields["groups"] = tuple(fields["groups"])
+        groups = fields["groups"]
+        fields["groups"] = tuple(groups) if groups is not None else None
         return VerifiedLogin(**fields)
 
     async def _exchange(self, attempt: LoginAttempt, auth_code: str) -> VerifiedLogin:
@@ -293,7 +342,9 @@ class LinkingService:
         why = ""
         if (self._require_email_match or self._domains) and not email:
             failure, why = Failure.EMAIL_MISSING, "identity has no email"
-        elif login.email_verified is False and (self._require_email_match or self._domains):
+        elif email_unverified(self._email_verified, login.email_verified) and (
+            self._require_email_match or self._domains
+        ):
             failure, why = Failure.EMAIL_UNVERIFIED, "email not verified at the identity provider"
         elif self._domains and email.rpartition("@")[2].lower() not in self._domains:
             failure, why = Failure.DOMAIN_NOT_ALLOWED, "email domain not allowed"
@@ -318,12 +369,16 @@ class LinkingService:
         )
         raise LinkRefused(failure)
 
-    async def _store_link(self, slack_user: str, team_id: str, login: VerifiedLogin) -> LinkResult:
+    async def _store_link(
+        self, slack_user: str, team_id: str, login: VerifiedLogin, answer: GroupsAnswer | None
+    ) -> LinkResult:
         now = self._clock.now()
-        previous_record = self._active(slack_user)
+        previous_record = self._live(slack_user)
         previous = previous_record.identity if previous_record is not None else None
         moved = self._links.active_by_subject(login.issuer, login.subject)
         other = moved.identity if moved is not None and moved.identity.slack_user != slack_user else None
+        ids = answer.ids if answer is not None else ()
+        names = dict(answer.names) if answer is not None else {}
         identity = Identity(
             slack_user=slack_user,
             team_id=team_id,
@@ -331,11 +386,14 @@ class LinkingService:
             subject=login.subject,
             email=login.email,
             name=login.name,
-            groups=login.groups,
+            groups=ids,
             linked_at=now,
             refreshed_at=now,
             token_expires_at=login.access_token_expires_at,
+            principal_subject=login.principal_subject if login.principal_subject != login.subject else "",
+            group_names=tuple((g, names[g]) for g in ids if g in names),
         )
+        labels = tuple(label(g, names) for g in ids)
         record = LinkRecord(
             identity=identity,
             sealed_refresh_token=self._sealer.seal(login.refresh_token) if login.refresh_token else None,
@@ -378,7 +436,8 @@ class LinkingService:
                 "issuer": login.issuer,
                 "subject": login.subject,
                 "email": login.email,
-                "groups": list(login.groups),
+                "groups": list(ids),
+                "monitored": record.monitored,
             }
             if previous is not None:
                 details["previous_subject"] = previous.subject
@@ -390,16 +449,22 @@ class LinkingService:
             made = LinkMade(
                 slack_user,
                 who,
-                login.groups,
+                labels,
                 previous=(previous.email or previous.subject) if previous is not None else None,
                 moved_from=other.slack_user if other is not None else None,
+                monitored=record.monitored,
+                groups_known=answer is not None,
             )
             self._outbox.post("security", identity_key("linked", slack_user, now), made)
             self._outbox.dm(
                 slack_user,
                 identity_key("linked-dm", slack_user, now),
-                LinkConfirmed(slack_user, login.name or login.email, who, login.groups),
+                LinkConfirmed(slack_user, login.name or login.email, who, labels, monitored=record.monitored),
             )
+            if answer is None:
+                warn_unknown(
+                    self._audit, self._outbox, slack_user, unknown_reason(login), now=now, at_link=True, kept=()
+                )
         # Revoke a replaced token only when it belonged to another IdP subject: revoking a token of the same
         # subject can end the very IdP session the new link was just issued in (e.g. Keycloak).
         old_token = previous_record.sealed_refresh_token if previous_record is not None else None

@@ -19,6 +19,8 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "token_failures",
             "token_reuse",
             "deactivations",
+            "relinks_required",
+            "relinks_expired",
             "logins_rejected",
             "slack_rejected",
         ),
@@ -82,8 +84,12 @@ def _title(digest: Digest, period_key: str, timezone: str) -> str:
 
 def _chain_line(digest: Digest) -> str:
     if digest.chain_ok:
-        return f"Audit chain: verified, {digest.chain_count} events, no broken link."
-    return f"Audit chain: BROKEN (checked {digest.chain_count} events); run `accessbot audit verify`."
+        line = f"Audit chain: verified, {digest.chain_count} events, no broken link."
+    else:
+        line = f"Audit chain: BROKEN (checked {digest.chain_count} events); run `accessbot audit verify`."
+    if digest.unmonitored_links:
+        line += f" Unmonitored links (no refresh token, never re-checked at the IdP): {digest.unmonitored_links}."
+    return line
 
 
 def _table(digest: Digest) -> list[str]:

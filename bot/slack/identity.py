@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.core import commands
 from bot.core.durations import format_duration
+from bot.core.groups import label
 from bot.slack.context import Caller, Reply, SlackDeps
 from bot.slack.mrkdwn import code, escape
+from bot.slack.notices import RELINK_ACTION
 
 LINK_ACTION = "identity_link_start"
 
@@ -81,7 +83,8 @@ async def whoami(deps: SlackDeps, caller: Caller, cmd: commands.Whoami) -> Reply
     ident = info.identity
     now = deps.clock.now()
     principals = deps.principals.of(ident)
-    groups = ", ".join(code(g) for g in ident.groups) or "_none_"
+    names = ident.names
+    groups = ", ".join(code(label(g, names)) for g in ident.groups) or "_none_"
     lines = [
         f"*You are* {escape(ident.name or ident.email)} ({code(ident.email or '-')})",
         f"*Subject* {code(ident.subject)} at {code(ident.issuer)}",
@@ -89,6 +92,17 @@ async def whoami(deps: SlackDeps, caller: Caller, cmd: commands.Whoami) -> Reply
         f"*Linked* {_ago(now, ident.linked_at)}",
         f"*Last refresh* {_ago(now, ident.refreshed_at)}",
     ]
+    if info.relink_by is not None:
+        when = datetime.fromtimestamp(info.relink_by, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lines.append(
+            f":key: Your identity provider asks you to sign in again: run `{deps.command} link`. Until then you "
+            f"cannot request or approve; your grants stay until {when}."
+        )
+    elif not info.monitored:
+        lines.append(
+            ":warning: *Unmonitored*: your identity provider issued no refresh token, so this link is never "
+            "re-checked there."
+        )
     if info.refresh_failures:
         lines.append(f":warning: The last {info.refresh_failures} refresh attempt(s) failed; retrying.")
     lines.append(f"*Rancher user principal* {code(principals.user_principal_id)}")
@@ -102,8 +116,16 @@ async def whoami(deps: SlackDeps, caller: Caller, cmd: commands.Whoami) -> Reply
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
-    """Acknowledge clicks on the link button (it opens a URL; Slack still sends the click)."""
+    """Acknowledge clicks on the link button; answer the re-sign-in DM's Link button with a fresh sign-in button."""
 
     @app.action(LINK_ACTION)
     async def on_link_click(ack: AsyncAck) -> None:
         await ack()
+
+    @app.action(RELINK_ACTION)
+    async def on_relink_click(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        user, team = body.get("user") or {}, body.get("team") or {}
+        caller = Caller(str(user.get("id", "")), str(team.get("id", "") or user.get("team_id", "")))
+        reply = await link(deps, caller, commands.Link())
+        await respond(text=reply.text, blocks=reply.blocks, replace_original=False)

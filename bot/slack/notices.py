@@ -20,6 +20,7 @@ from bot.core.notices import (
     ExtensionAsked,
     GrantChanged,
     GrantStatus,
+    GroupsUnknown,
     IdentityRevoked,
     IdentityRevokedDm,
     LinkConfirmed,
@@ -31,6 +32,10 @@ from bot.core.notices import (
     OrphanDeleted,
     RefreshFailing,
     RefusalKind,
+    RelinkExpired,
+    RelinkExpiredDm,
+    RelinkRequested,
+    RelinkRequired,
     RevocationOverdue,
     RevocationRecovered,
     StandingAccessFound,
@@ -41,6 +46,12 @@ from bot.slack.mrkdwn import code, context, escape, user
 
 Rendered = tuple[str, list[dict[str, Any]]]
 ANONYMOUS_WINDOW_TEXT = "5 minutes"
+RELINK_ACTION = "identity_relink"
+"""The Link button of a re-sign-in DM (bot.slack.identity answers its click with a fresh sign-in button)."""
+_UNMONITORED = (
+    "no refresh token was issued, so this link is *unmonitored*: the identity provider is never asked about it "
+    "again and a user disabled there keeps it"
+)
 _REFUSAL_LABELS = {RefusalKind.ID_TOKEN: "ID token rejected", RefusalKind.STATE: "Sign-in callback refused"}
 
 
@@ -61,6 +72,10 @@ def _binding(binding: RoleBinding) -> str:
 
 def _span(seconds: int) -> str:
     return format_duration(timedelta(seconds=seconds))
+
+
+def _at(epoch: int) -> str:
+    return f"{utc_iso(epoch).replace('T', ' ').removesuffix('Z')} UTC"
 
 
 class SlackNotices:
@@ -95,25 +110,52 @@ class SlackNotices:
                         )
                     )
                 return text, blocks
+            case RelinkRequested(_, why, deadline):
+                return self._relink_dm(why, deadline)
         return self.sentence(notice), []
+
+    def _relink_dm(self, why: str, deadline: int) -> Rendered:
+        text = (
+            f":key: Your identity provider asks you to sign in again ({escape(why)}). Until you do, you cannot "
+            f"request or approve access; your current grants stay until {_at(deadline)} and are revoked then "
+            f"unless you have signed in again. Click *Link* (or run `{self._command} link`)."
+        )
+        blocks: list[dict[str, Any]] = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}},
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": RELINK_ACTION,
+                        "text": {"type": "plain_text", "text": "Link"},
+                        "style": "primary",
+                        "value": "relink",
+                    }
+                ],
+            },
+        ]
+        return text, blocks
 
     def sentence(self, notice: Notice) -> str:
         """The text of a notice that is a single sentence."""
         match notice:
-            case LinkMade(slack_user, who, groups, previous, moved_from):
+            case LinkMade(slack_user, who, groups, previous, moved_from, monitored, groups_known):
+                shown = _groups(groups) if groups_known else "_unknown (the group source did not say)_"
                 if previous is None and moved_from is None:
-                    return f":link: {user(slack_user)} linked to {code(who)}. Groups: {_groups(groups)}."
-                was = [f"was {code(previous)}"] if previous is not None else []
-                if moved_from is not None:
-                    was.append(f"identity moved from {user(moved_from)}")
-                return (
-                    f":link: {user(slack_user)} relinked to {code(who)} ({'; '.join(was)}). Groups: {_groups(groups)}."
-                )
-            case LinkConfirmed(_, name, who, groups):
-                return (
+                    text = f":link: {user(slack_user)} linked to {code(who)}. Groups: {shown}."
+                else:
+                    was = [f"was {code(previous)}"] if previous is not None else []
+                    if moved_from is not None:
+                        was.append(f"identity moved from {user(moved_from)}")
+                    text = f":link: {user(slack_user)} relinked to {code(who)} ({'; '.join(was)}). Groups: {shown}."
+                return text if monitored else f"{text} :warning: {_UNMONITORED.capitalize()}."
+            case LinkConfirmed(_, name, who, groups, monitored):
+                text = (
                     f":white_check_mark: Your Slack account is now linked to *{escape(name)}* ({code(who)}). "
                     f"Groups: {_groups(groups)}."
                 )
+                return text if monitored else f"{text} :warning: Note: {_UNMONITORED}."
             case LinkMovedAway(who):
                 return (
                     f":lock: Your identity {code(who)} was linked to another Slack account, so this Slack account is "
@@ -148,6 +190,33 @@ class SlackNotices:
                     ":lock: Your identity link was revoked because your identity provider no longer accepts it "
                     "(account disabled, session ended, or a security check). Any access granted through this bot "
                     f"has been revoked. If you still need access, run `{self._command} link` again."
+                )
+            case RelinkRequired(slack_user, who, why, deadline):
+                return (
+                    f":key: The identity provider wants {user(slack_user)} ({code(who)}) to sign in again "
+                    f"({escape(why)}). They were asked to link again; their grants stay until {_at(deadline)}, "
+                    "then they are revoked unless the user has linked again."
+                )
+            case RelinkExpired(slack_user, who):
+                return (
+                    f":lock: {user(slack_user)} ({code(who)}) did not sign in again in time: link revoked, grants "
+                    "being revoked."
+                )
+            case RelinkExpiredDm():
+                return (
+                    ":lock: Your identity link was revoked because you did not sign in again in time, and any "
+                    f"access granted through this bot is being revoked. Run `{self._command} link` to link again."
+                )
+            case GroupsUnknown(slack_user, why, at_link):
+                if at_link:
+                    return (
+                        f":warning: {user(slack_user)} linked, but the group source could not say which groups they "
+                        f"have ({escape(why)}); they have no groups until it does."
+                    )
+                return (
+                    f":warning: The group source could not say which groups {user(slack_user)} has "
+                    f"({escape(why)}); their previous groups were kept. Check the identity provider's groups claim "
+                    "or directory access."
                 )
             case LoginRefused(kind, slack_user, why):
                 label = _REFUSAL_LABELS.get(kind, "Link refused")

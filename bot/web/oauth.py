@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from bot.core.groups import label
 from bot.services.link_outcomes import Failure, LinkRefused, LinkResult, PendingLink
 from bot.services.linking import CONFIRM_TTL
 
@@ -59,6 +60,15 @@ _SENTENCES: dict[Failure, tuple[str, str]] = {
     Failure.CONFIRM_INVALID: ("This confirmation cannot be used", "It is unknown or was already answered."),
     Failure.CONFIRM_EXPIRED: ("Confirmation expired", "The link was not confirmed in time and was discarded."),
     Failure.LINK_DECLINED: ("Not linked", "Nothing was linked, and your sign-in was discarded."),
+    Failure.NO_REFRESH_TOKEN: (
+        "Link refused",
+        "Your identity provider did not give the bot a refresh token, so it could never notice if your account were "
+        "disabled there. Your administrator has to allow offline access for the bot (see docs/providers/).",
+    ),
+    Failure.PRINCIPAL_MISSING: (
+        "Link refused",
+        "Your identity provider did not send the claim Rancher knows you by (rancher.user_principal_claim)",
+    ),
 }
 _UNAVAILABLE = {Failure.IDP_UNAVAILABLE, Failure.SLACK_UNAVAILABLE}
 
@@ -117,7 +127,7 @@ def _success_page(result: LinkResult) -> HTMLResponse:
     identity = result.identity
     assert identity is not None
     who = identity.name or identity.email or identity.subject
-    groups = "".join(f"<li><code>{html.escape(g)}</code></li>" for g in identity.groups)
+    groups = "".join(f"<li><code>{html.escape(label(g, identity.names))}</code></li>" for g in identity.groups)
     body = (
         f"<p>Your Slack account is now {'re' if result.relinked else ''}linked to "
         f"<strong>{html.escape(who)}</strong>"

@@ -53,6 +53,9 @@ async def metrics(request: Request) -> Response:
     """Prometheus text exposition."""
     components = _running(request)
     storage = components.storage
-    extra = {"accessbot_outbox_pending": float(storage.outbox.pending_count())}
+    extra = {
+        "accessbot_outbox_pending": float(storage.outbox.pending_count()),
+        "accessbot_links_unmonitored": float(storage.links.count_unmonitored()),
+    }
     body = METRICS.render(storage.grants.counts(), extra)
     return PlainTextResponse(body, media_type="text/plain; version=0.0.4")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from bot.core.model import (
     GrantChange,
     GrantState,
     HistoryEntry,
+    LinkRecord,
     LinkStatus,
     LoginAttempt,
     Target,
@@ -314,6 +316,51 @@ def test_refresh_results_and_failures_are_recorded(storage: Storage) -> None:
     assert record is not None
     assert (record.identity.email, record.identity.groups, record.identity.refreshed_at) == ("e@x", ("b",), 600)
     assert (record.refresh_failures, record.next_refresh_at) == (0, 900)
+
+
+def test_link_keeps_its_rancher_subject_and_group_names(storage: Storage) -> None:
+    """The principal claim's value and the groups' display names survive a save and a refresh."""
+    identity = factories.link(storage.links, "U1", "pairwise-sub", ["g-1"], now=10)
+    storage.links.save(LinkRecord(replace(identity, principal_subject="oid-1", group_names=(("g-1", "Platform"),))))
+    record = storage.links.get("U1")
+    assert record is not None
+    assert (record.identity.rancher_subject, record.identity.names) == ("oid-1", {"g-1": "Platform"})
+    assert record.identity.policy_groups == ("g-1", "Platform")
+    storage.links.record_refresh(
+        "U1", email="", name="", groups=("g-2",), at=20, token_expires_at=None, next_refresh_at=30,
+        group_names=(("g-2", "SRE"),),
+    )  # fmt: skip
+    record = storage.links.get("U1")
+    assert record is not None
+    assert (record.identity.groups, record.identity.names) == (("g-2",), {"g-2": "SRE"})
+
+
+def test_relink_is_a_compare_and_set_and_overdue_links_are_listed(storage: Storage) -> None:
+    """mark_relink moves only an active link; relink_overdue lists it once its deadline passed; it still holds the
+    subject."""
+    factories.link(storage.links, "U1", "s1", ["eng"], now=10, sealed_refresh_token="tok")
+    assert storage.links.mark_relink("U1", 100, "MFA required")
+    assert not storage.links.mark_relink("U1", 200, "again")
+    record = storage.links.get("U1")
+    assert record is not None
+    assert (record.identity.status, record.relink_by, record.revoked_reason) == (LinkStatus.RELINK, 100, "MFA required")
+    assert storage.links.active() == []
+    assert storage.links.relink_overdue(99) == []
+    assert [r.identity.slack_user for r in storage.links.relink_overdue(100)] == ["U1"]
+    found = storage.links.active_by_subject(factories.ISSUER, "s1")
+    assert found is not None
+    assert found.identity.slack_user == "U1"
+    storage.links.revoke("U1", 120, "not relinked")
+    assert storage.links.relink_overdue(200) == []
+
+
+def test_unmonitored_links_are_counted(storage: Storage) -> None:
+    """Active links without a refresh token are counted; revoked ones and ones with a token are not."""
+    factories.link(storage.links, "U1", "s1", [], now=10)
+    factories.link(storage.links, "U2", "s2", [], now=10, sealed_refresh_token="tok")
+    factories.link(storage.links, "U3", "s3", [], now=10)
+    storage.links.revoke("U3", 20, "unlinked")
+    assert storage.links.count_unmonitored() == 1
 
 
 def test_login_attempt_starts_once_and_is_used_once(storage: Storage) -> None:

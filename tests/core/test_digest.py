@@ -91,6 +91,8 @@ def _direct_counts(rows: list[Row], start: int, end: int) -> dict[str, int]:
         "token_failures": by_action[A.TOKEN_REFRESH_FAILED],
         "token_reuse": by_action[A.TOKEN_REUSE_DETECTED],
         "deactivations": by_action[A.USER_DEACTIVATED],
+        "relinks_required": by_action[A.LINK_RELINK_REQUIRED],
+        "relinks_expired": by_action[A.LINK_RELINK_EXPIRED],
         "logins_rejected": by_action[A.ID_TOKEN_REJECTED] + by_action[A.LOGIN_STATE_MISMATCH],
         "slack_rejected": by_action[A.SLACK_REQUEST_REJECTED],
         "grants_requested": by_action[A.GRANT_REQUESTED],

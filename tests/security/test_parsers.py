@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from bot.adapters.oidc import claim_flag
+from bot.adapters.oidc.claims import claim_flag
 from bot.cli.audit import parse_anchor
 from bot.config.base import Duration
 from bot.core import commands

@@ -21,9 +21,10 @@ class SqlLinks:
         return link_from_row(row) if row else None
 
     def active_by_subject(self, issuer: str, subject: str) -> LinkRecord | None:
-        """The active link of an IdP subject."""
+        """The live link of an IdP subject (active, or waiting for the user to sign in again)."""
         row = self._sql.one(
-            "select * from links where issuer = ? and subject = ? and status = 'active'", [issuer, subject]
+            "select * from links where issuer = ? and subject = ? and status in (?, ?)",
+            [issuer, subject, LinkStatus.ACTIVE.value, LinkStatus.RELINK.value],
         )
         return link_from_row(row) if row else None
 
@@ -47,7 +48,7 @@ class SqlLinks:
         """Mark a link revoked and forget its refresh token."""
         self._sql.execute(
             "update links set status = ?, refresh_token = null, revoked_at = ?, revoked_reason = ?, "
-            "next_refresh_at = null where slack_user = ?",
+            "next_refresh_at = null, relink_by = null where slack_user = ?",
             [LinkStatus.REVOKED.value, at, reason, slack_user],
         )
 
@@ -72,12 +73,22 @@ class SqlLinks:
         at: int,
         token_expires_at: int | None,
         next_refresh_at: int,
+        group_names: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        """Store what a successful refresh reported and when the next one is due."""
+        """Store what a successful refresh reported (groups with their display names) and when the next is due."""
         self._sql.execute(
-            "update links set email = ?, name = ?, groups = ?, refreshed_at = ?, token_expires_at = ?, "
-            "refresh_failures = 0, next_refresh_at = ? where slack_user = ?",
-            [email, name, json.dumps(list(groups)), at, token_expires_at, next_refresh_at, slack_user],
+            "update links set email = ?, name = ?, groups = ?, group_names = ?, refreshed_at = ?, "
+            "token_expires_at = ?, refresh_failures = 0, next_refresh_at = ? where slack_user = ?",
+            [
+                email,
+                name,
+                json.dumps(list(groups)),
+                json.dumps(dict(group_names)) if group_names else None,
+                at,
+                token_expires_at,
+                next_refresh_at,
+                slack_user,
+            ],
         )
 
     def record_refresh_failure(self, slack_user: str, failures: int, next_refresh_at: int) -> None:
@@ -86,6 +97,31 @@ class SqlLinks:
             "update links set refresh_failures = ?, next_refresh_at = ? where slack_user = ?",
             [failures, next_refresh_at, slack_user],
         )
+
+    def mark_relink(self, slack_user: str, by: int, reason: str) -> bool:
+        """Move an active link to `relink_needed` until `by` (compare-and-set on active); True when it moved."""
+        return bool(
+            self._sql.execute(
+                "update links set status = ?, relink_by = ?, revoked_reason = ?, next_refresh_at = null, "
+                "refresh_token = null where slack_user = ? and status = ?",
+                [LinkStatus.RELINK.value, by, reason, slack_user, LinkStatus.ACTIVE.value],
+            )
+        )
+
+    def relink_overdue(self, now: int) -> list[LinkRecord]:
+        """Links still waiting for a new sign-in whose deadline passed at `now`."""
+        rows = self._sql.query(
+            "select * from links where status = ? and relink_by <= ? order by relink_by, slack_user",
+            [LinkStatus.RELINK.value, now],
+        )
+        return [link_from_row(r) for r in rows]
+
+    def count_unmonitored(self) -> int:
+        """Active links the bot holds no refresh token for (never re-checked at the IdP)."""
+        row = self._sql.one(
+            "select count(*) as n from links where status = ? and refresh_token is null", [LinkStatus.ACTIVE.value]
+        )
+        return int(row["n"]) if row else 0
 
 
 class SqlLoginAttempts:

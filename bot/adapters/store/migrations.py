@@ -282,3 +282,19 @@ def m007_pending_links(db: Database) -> None:
     db.execute("alter table login_attempts add column confirm_hash text")
     db.execute("alter table login_attempts add column pending_until integer")
     db.execute("create unique index uq_login_attempts_confirm on login_attempts(confirm_hash)")
+
+
+@MIGRATIONS()
+def m131_identity_providers(db: Database) -> None:
+    """Links keep the Rancher subject claim, group display names and a re-link deadline (issue 13).
+
+    Plain SQL so the PostgreSQL adapter runs the same statements. A link awaiting a new sign-in still holds its
+    subject, so the one-active-link-per-subject index covers both states.
+    """
+    db.execute("alter table links add column principal_subject text")
+    db.execute("alter table links add column group_names text")
+    db.execute("alter table links add column relink_by integer")
+    db.execute("drop index if exists uq_links_subject")
+    db.execute(
+        "create unique index uq_links_subject on links(issuer, subject) where status in ('active', 'relink_needed')"
+    )

@@ -134,6 +134,9 @@ def link_row(record: LinkRecord) -> Row:
         "revoked_reason": record.revoked_reason or None,
         "refresh_failures": record.refresh_failures,
         "next_refresh_at": record.next_refresh_at,
+        "principal_subject": identity.principal_subject or None,
+        "group_names": json.dumps(dict(identity.group_names)) if identity.group_names else None,
+        "relink_by": record.relink_by,
     }
 
 
@@ -151,6 +154,8 @@ def link_from_row(row: Row) -> LinkRecord:
         refreshed_at=row["refreshed_at"],
         status=LinkStatus(row["status"]),
         token_expires_at=row["token_expires_at"],
+        principal_subject=row["principal_subject"] or "",
+        group_names=_group_names(row["group_names"]),
     )
     return LinkRecord(
         identity=identity,
@@ -159,7 +164,21 @@ def link_from_row(row: Row) -> LinkRecord:
         next_refresh_at=row["next_refresh_at"],
         revoked_at=row["revoked_at"],
         revoked_reason=row["revoked_reason"] or "",
+        relink_by=row["relink_by"],
     )
+
+
+def _group_names(text: str | None) -> tuple[tuple[str, str], ...]:
+    """Group display names stored as a JSON object (id → name); anything else reads as none."""
+    if not text:
+        return ()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ()
+    if not isinstance(data, dict):
+        return ()
+    return tuple((str(k), str(v)) for k, v in data.items() if isinstance(v, str))
 
 
 def attempt_row(attempt: LoginAttempt) -> Row:

@@ -54,7 +54,7 @@ class Approvals:
         already = [a.person for a in grant.approvals]
         if ident.slack_user == grant.slack_user:
             me = requester  # the requesting Slack account, whatever identity it is linked to now
-        ok, why = can_approve(rule, ident.groups, me, requester, already=already)
+        ok, why = can_approve(rule, ident.policy_groups, me, requester, already=already)
         if not ok:
             if me in already:
                 return DecisionOutcome("unchanged", why, grant)

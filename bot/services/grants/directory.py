@@ -66,8 +66,12 @@ class Directory:
 
     def identity(self, who: Identity | str) -> Identity:
         """The active linked identity of a Slack user (an Identity is re-read), or raise NotLinked."""
-        ident = self.maybe_identity(who.slack_user if isinstance(who, Identity) else who)
+        slack_user = who.slack_user if isinstance(who, Identity) else who
+        ident = self.maybe_identity(slack_user)
         if ident is None:
+            record = self._links.get(slack_user)
+            if record is not None and record.identity.status is LinkStatus.RELINK:
+                raise NotLinked("your identity provider asks you to sign in again before you can do this")
             raise NotLinked("your Slack account is not linked to your company identity")
         return ident
 
@@ -84,13 +88,15 @@ class Directory:
             return self.maybe_identity(person.removeprefix("slack:"))
         issuer, _, subject = person.partition("|")
         record = self._links.active_by_subject(issuer, subject)
-        return record.identity if record is not None else None
+        if record is None or record.identity.status is not LinkStatus.ACTIVE:
+            return None  # a link waiting for a new sign-in neither requests nor approves
+        return record.identity
 
     def still_approver(self, person: str, rule: Rule, requester: str) -> bool:
         """Whether an approval given earlier still counts: its person still linked, in an approver group, not the
         requester (unless the rule allows self-approval)."""
         ident = self.linked_person(person)
-        if ident is None or not set(rule.approval.groups) & set(ident.groups):
+        if ident is None or not set(rule.approval.groups) & set(ident.policy_groups):
             return False
         return rule.self_approval or person_key(ident.issuer, ident.subject) != requester
 
@@ -107,7 +113,7 @@ class Directory:
         if ident is None or ident.status is not LinkStatus.ACTIVE:
             return False
         rules = [rule] if rule is not None else list(self.policy.rules)
-        return any(set(r.approval.groups) & set(ident.groups) for r in rules)
+        return any(set(r.approval.groups) & set(ident.policy_groups) for r in rules)
 
     def sees_everyone(self, slack_user: str) -> bool:
         """Admins and approvers may see everyone's grants and who holds what."""

@@ -108,7 +108,7 @@ class Extensions:
         if ident.slack_user == grant.slack_user:
             me = requester
         approvers = [a if "|" in a else f"slack:{a}" for a in request.approvers]  # Slack ids: rows before m005
-        ok, why = can_approve(rule, ident.groups, me, requester, already=approvers)
+        ok, why = can_approve(rule, ident.policy_groups, me, requester, already=approvers)
         if not ok:
             if me in approvers:
                 return ExtendOutcome("unchanged", why, grant)

@@ -147,7 +147,7 @@ class Lifecycle:
         ident = self._dir.maybe_identity(grant.slack_user)
         if ident is None or ident.subject != grant.subject:
             return "the requester is no longer linked"
-        if grant.via_groups and not set(grant.via_groups) & set(ident.groups):
+        if grant.via_groups and not set(grant.via_groups) & set(ident.policy_groups):
             return "the requester is no longer in group " + ", ".join(grant.via_groups)
         return ""
 
@@ -347,7 +347,7 @@ class Lifecycle:
     async def revoke_for_removed_groups(self, slack_user: str, removed_groups: Sequence[str]) -> int:
         """Revoke grants whose `via_groups` no longer intersect the user's current groups."""
         ident = self._dir.maybe_identity(slack_user)
-        groups = (set(ident.groups) if ident is not None else set()) - set(removed_groups)
+        groups = (set(ident.policy_groups) if ident is not None else set()) - set(removed_groups)
         count = 0
         for grant in self._grants.find(slack_user=slack_user, states=OPEN):
             if set(grant.via_groups) & groups:

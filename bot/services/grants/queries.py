@@ -111,7 +111,7 @@ class GrantQueries:
             catalog = await self._dir.catalog()
         except UpstreamError:
             catalog = Catalog()
-        return rules_summary(self._dir.policy, ident.groups, catalog)
+        return rules_summary(self._dir.policy, ident.policy_groups, catalog)
 
     async def validate(self) -> list[str]:
         """Warnings about rules that cannot work against this Rancher (unknown roles, selectors matching nothing)."""

@@ -65,7 +65,9 @@ class Requests:
         resolved = await self._dir.resolve_target(target_text)
         catalog = await self._dir.catalog()
         policy = self._dir.policy
-        decision = evaluate(policy, AccessRequest(ident.groups, resolved, role, duration, reason, break_glass), catalog)
+        decision = evaluate(
+            policy, AccessRequest(ident.policy_groups, resolved, role, duration, reason, break_glass), catalog
+        )
         display, role_name = resolved.display, catalog.name(role)
         if not decision.allowed or decision.rule is None or decision.duration is None:
             self._audit.record(
@@ -122,7 +124,7 @@ class Requests:
                 approvals_required=decision.approvals_required,
                 binding_name=binding_name(gid),
                 user_principal_id=principals.user_principal_id,
-                via_groups=tuple(g for g in rule.groups if g in ident.groups),
+                via_groups=tuple(g for g in rule.groups if g in ident.policy_groups),
                 request_expires_at=now + int(policy.request_ttl.total_seconds()) if needs else None,
             )
             self._ledger.create(
@@ -163,7 +165,9 @@ class Requests:
 
     def _announce_break_glass(self, facts: GrantFacts, rule: Rule) -> None:
         approver_groups = set(rule.approval.groups or rule.groups)
-        mentions = sorted(ident.slack_user for ident in self._dir.linked() if set(ident.groups) & approver_groups)
+        mentions = sorted(
+            ident.slack_user for ident in self._dir.linked() if set(ident.policy_groups) & approver_groups
+        )
         self._ledger.break_glass(facts, mentions)
 
     async def options_for(self, who: Identity | str, *, break_glass: bool | None = None) -> list[Option]:
@@ -177,5 +181,5 @@ class Requests:
             for p in await self._rancher.list_projects()
             if p.cluster_id in clusters
         ]
-        options = requestable(self._dir.policy, ident.groups, catalog, targets)
+        options = requestable(self._dir.policy, ident.policy_groups, catalog, targets)
         return [o for o in options if break_glass is None or o.break_glass is break_glass]

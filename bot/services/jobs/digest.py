@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.core import audit_actions as A
 from bot.core import digest as digest_core
@@ -38,7 +38,7 @@ def build_period_digest(storage: Storage, start: int, end: int, keys: tuple[Chai
     audit = storage.audit
     check = check_chain(audit, keys)
     length = end - start
-    return digest_core.build_digest(
+    digest = digest_core.build_digest(
         audit.digest_rows(start, end, digest_core.DETAIL_ACTIONS),
         audit.digest_rows(start - length, start, digest_core.DETAIL_ACTIONS),
         start,
@@ -48,6 +48,7 @@ def build_period_digest(storage: Storage, start: int, end: int, keys: tuple[Chai
         counts=audit.action_counts(start, end),
         previous_counts=audit.action_counts(start - length, start),
     )
+    return replace(digest, unmonitored_links=storage.links.count_unmonitored())
 
 
 async def build_period_digest_off_loop(

@@ -1,20 +1,18 @@
 """The OpenID Connect client: discovery, JWKS, authorization URL, code exchange, strict ID-token checks, refresh.
 
-HTTP goes through a plain httpx.AsyncClient and JWS verification through joserfc; every claim is checked here
-explicitly (libraries.md §2.4: authlib's defaults skip `aud`). Implements core.ports.IdentityProvider.
+HTTP goes through a plain httpx.AsyncClient and JWS verification through joserfc; every claim is checked
+explicitly (validation.py). A refused token request is classified by core.token_refusals (re-authentication,
+deactivation, reuse). Implements core.ports.IdentityProvider.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
@@ -23,21 +21,17 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, KeySet
 
-from bot.core.errors import (
-    InvalidGrantError,
-    PermanentUpstreamError,
-    TokenRejected,
-    TransientUpstreamError,
-)
+from bot.adapters.oidc import validation
+from bot.adapters.oidc.claims import ClaimNames, build_login, groups_value, parse_refusal
+from bot.adapters.oidc.discovery import SERVICE, Metadata, choose_scopes, parse_metadata
+from bot.core.errors import InvalidGrantError, PermanentUpstreamError, TokenRejected, TransientUpstreamError
 from bot.core.model import VerifiedLogin
 from bot.core.ports import RefreshedTokens
+from bot.core.token_refusals import classify
 
 log = logging.getLogger(__name__)
 
-SERVICE = "identity provider"
-LEEWAY = 60
-_HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
-_MAX_TOKEN = 16_384
+GENERIC_SCOPES = ("openid", "email", "profile", "groups", "offline_access")
 
 
 def code_challenge(verifier: str) -> str:
@@ -46,30 +40,12 @@ def code_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def _b64decode(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-
-
-def _wants_post_auth(methods: object) -> bool:
-    """True when discovery lists client_secret_post but not client_secret_basic (the default when unlisted)."""
-    if not isinstance(methods, list) or not methods:
-        return False
-    return "client_secret_basic" not in methods and "client_secret_post" in methods
-
-
-@dataclass(frozen=True)
-class _Metadata:
-    issuer: str
-    authorization_endpoint: str
-    token_endpoint: str
-    jwks_uri: str
-    userinfo_endpoint: str | None
-    revocation_endpoint: str | None
-    post_auth: bool = False  # the IdP accepts only client_secret_post at its token endpoint
-
-
 class OidcClient:
-    """One relying party at one issuer; safe to share (caches are per instance, refreshed by TTL)."""
+    """One relying party at one issuer; safe to share (caches are per instance, refreshed by TTL).
+
+    `scopes` set: requested as they are. `scopes` None: `wanted_scopes` filtered by discovery's
+    `scopes_supported` (discovery.choose_scopes). `issuer_aliases` are further accepted `iss` values (Google).
+    """
 
     def __init__(
         self,
@@ -78,9 +54,13 @@ class OidcClient:
         client_id: str,
         client_secret: str,
         redirect_uri: str,
-        scopes: Sequence[str] = ("openid", "email", "profile"),
+        scopes: Sequence[str] | None = None,
+        wanted_scopes: Sequence[str] = GENERIC_SCOPES,
+        extra_auth_params: Mapping[str, str] | None = None,
         allowed_algorithms: Sequence[str] = ("RS256",),
         groups_claim: str = "groups",
+        claim_names: ClaimNames | None = None,
+        issuer_aliases: Sequence[str] = (),
         timeout: float = 10.0,
         metadata_ttl: float = 3600.0,
         jwks_ttl: float = 3600.0,
@@ -89,19 +69,22 @@ class OidcClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._issuer = issuer
+        self._issuers = frozenset({issuer, *issuer_aliases})
         self._client_id = client_id
         self.__secret = client_secret
         self._redirect_uri = redirect_uri
-        self._scopes = tuple(scopes)
+        self._scopes = tuple(scopes) if scopes is not None else None
+        self._wanted = tuple(wanted_scopes)
+        self._auth_params = dict(extra_auth_params or {})
         self._algorithms = tuple(a for a in allowed_algorithms if a != "none" and not a.startswith("HS"))
-        self._groups_claim = groups_claim
+        self._names = claim_names or ClaimNames(groups=groups_claim)
         self._metadata_ttl = metadata_ttl
         self._jwks_ttl = jwks_ttl
         self._jwks_refetch_interval = jwks_refetch_interval
         self._clock = clock
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._metadata: _Metadata | None = None
+        self._metadata: Metadata | None = None
         self._metadata_at = 0.0
         self._keys: KeySet | None = None
         self._keys_at = 0.0
@@ -116,6 +99,21 @@ class OidcClient:
     def issuer(self) -> str:
         """The configured issuer identifier."""
         return self._issuer
+
+    @property
+    def client_id(self) -> str:
+        """The bot's client id at the provider."""
+        return self._client_id
+
+    @property
+    def allowed_algorithms(self) -> tuple[str, ...]:
+        """The asymmetric algorithms an ID token may be signed with."""
+        return self._algorithms
+
+    @property
+    def extra_auth_params(self) -> dict[str, str]:
+        """The extra authorization parameters sent with every sign-in."""
+        return dict(self._auth_params)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this instance created it."""
@@ -139,26 +137,27 @@ class OidcClient:
     def _json(response: httpx.Response, what: str) -> dict[str, Any]:
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise PermanentUpstreamError(SERVICE, f"{what} is not JSON", status=response.status_code) from None
         if not isinstance(data, dict):
             raise PermanentUpstreamError(SERVICE, f"{what} is not a JSON object", status=response.status_code)
         return data
 
-    def _client_auth(self) -> dict[str, str]:
-        # RFC 6749 §2.3.1: form-encode both parts before Basic encoding.
-        raw = f"{quote(self._client_id, safe='')}:{quote(self.__secret, safe='')}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+    def client_credentials(self) -> tuple[str, str]:
+        """(client_id, client_secret): for adapters acting as the same app (Microsoft Graph)."""
+        return self._client_id, self.__secret
 
-    def _authenticated(self, meta: _Metadata, form: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    def _authenticated(self, meta: Metadata, form: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         """Form and headers carrying the client's credentials the way the IdP says it accepts them."""
         if meta.post_auth:
             return {**form, "client_id": self._client_id, "client_secret": self.__secret}, {}
-        return dict(form), self._client_auth()
+        # RFC 6749 §2.3.1: form-encode both parts before Basic encoding.
+        raw = f"{quote(self._client_id, safe='')}:{quote(self.__secret, safe='')}".encode()
+        return dict(form), {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
 
     # --- discovery and keys ------------------------------------------------------------------------------
 
-    async def metadata(self) -> _Metadata:
+    async def metadata(self) -> Metadata:
         """The discovery document (cached for metadata_ttl); its `issuer` must equal the configured one."""
         now = self._clock()
         if self._metadata is not None and now - self._metadata_at < self._metadata_ttl:
@@ -172,20 +171,19 @@ class OidcClient:
         data = self._json(response, "discovery document")
         if data.get("issuer") != self._issuer:
             raise TokenRejected("discovery issuer mismatch")
-        try:
-            meta = _Metadata(
-                issuer=str(data["issuer"]),
-                authorization_endpoint=str(data["authorization_endpoint"]),
-                token_endpoint=str(data["token_endpoint"]),
-                jwks_uri=str(data["jwks_uri"]),
-                userinfo_endpoint=str(data["userinfo_endpoint"]) if data.get("userinfo_endpoint") else None,
-                revocation_endpoint=str(data["revocation_endpoint"]) if data.get("revocation_endpoint") else None,
-                post_auth=_wants_post_auth(data.get("token_endpoint_auth_methods_supported")),
-            )
-        except KeyError as err:
-            raise PermanentUpstreamError(SERVICE, f"discovery document lacks {err.args[0]}") from None
+        meta = parse_metadata(data)
         self._metadata, self._metadata_at = meta, now
         return meta
+
+    async def token_endpoint(self) -> str:
+        """The provider's token endpoint (from discovery)."""
+        return (await self.metadata()).token_endpoint
+
+    async def scopes(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(requested, dropped): the configured scopes, else the wished ones discovery lists."""
+        if self._scopes is not None:
+            return self._scopes, ()
+        return choose_scopes(self._wanted, (await self.metadata()).scopes_supported)
 
     async def _fetch_keys(self) -> KeySet:
         meta = await self.metadata()
@@ -227,16 +225,18 @@ class OidcClient:
             return self._keys.keys[0] if len(self._keys.keys) == 1 else None
         return next((k for k in self._keys.keys if k.kid == kid), None)
 
-    # --- authorization ---------------------------------------------------------------------------------
+    # --- authorization and tokens ------------------------------------------------------------------------
 
     async def authorization_url(self, state: str, nonce: str, code_verifier: str) -> str:
-        """The authorization endpoint URL for a code flow with PKCE (S256), state and nonce."""
+        """The authorization endpoint URL for a code flow with PKCE (S256), state, nonce and the extra parameters."""
         meta = await self.metadata()
+        requested, _ = await self.scopes()
         params = {
+            **self._auth_params,
             "response_type": "code",
             "client_id": self._client_id,
             "redirect_uri": self._redirect_uri,
-            "scope": " ".join(self._scopes),
+            "scope": " ".join(requested),
             "state": state,
             "nonce": nonce,
             "code_challenge": code_challenge(code_verifier),
@@ -257,21 +257,15 @@ class OidcClient:
         )
         if response.status_code == 200:
             return self._json(response, "token response")
-        error, description = "", ""
-        try:
-            body = response.json()
-            if isinstance(body, dict):
-                error = str(body.get("error", ""))[:64]
-                description = str(body.get("error_description", ""))[:200]
-        except ValueError:
-            pass
-        if error == "invalid_grant":
-            raise InvalidGrantError(f"invalid_grant: {description}" if description else "invalid_grant")
+        refusal = parse_refusal(response.status_code, response.content)
+        kind = classify(refusal)
+        if kind is not None:
+            raise InvalidGrantError(refusal.summary(), kind=kind, refusal=refusal)
         raise PermanentUpstreamError(
             SERVICE,
-            f"token endpoint refused ({error or 'HTTP ' + str(response.status_code)})",
+            f"token endpoint refused ({refusal.error or 'HTTP ' + str(response.status_code)})",
             status=response.status_code,
-            code=error,
+            code=refusal.error,
         )
 
     async def exchange_code(self, code: str, code_verifier: str, expected_nonce: str) -> VerifiedLogin:
@@ -367,14 +361,8 @@ class OidcClient:
         self, raw: str, *, nonce: str | None, access_token: str | None = None
     ) -> dict[str, Any]:
         """Verify signature and claims; `nonce=None` means a refresh (no nonce expected). Raise TokenRejected."""
-        header = self._header(raw)
-        alg = header.get("alg")
-        if not isinstance(alg, str) or not alg:
-            raise TokenRejected("algorithm missing")
-        if alg.lower() == "none":
-            raise TokenRejected("algorithm none not allowed")
-        if alg not in self._algorithms:
-            raise TokenRejected(f"algorithm {alg[:16]} not allowed")
+        header = validation.header(raw)
+        alg = validation.check_algorithm(header.get("alg"), self._algorithms)
         kid = header.get("kid")
         key = await self._key_for(kid if isinstance(kid, str) else None)
         try:
@@ -385,64 +373,16 @@ class OidcClient:
         except (ValueError, TypeError):
             raise TokenRejected("malformed token") from None
         claims = dict(token.claims)
-        self._check_claims(claims, nonce)
+        validation.check_claims(
+            claims, issuers=self._issuers, client_id=self._client_id, nonce=nonce, now=self._clock()
+        )
         at_hash = claims.get("at_hash")
-        if at_hash is not None and access_token is not None and at_hash != self._half_hash(access_token, alg):
+        if at_hash is not None and access_token is not None and at_hash != validation.half_hash(access_token, alg):
             raise TokenRejected("at_hash mismatch")
         return claims
 
-    @staticmethod
-    def _header(raw: str) -> dict[str, Any]:
-        if len(raw) > _MAX_TOKEN or raw.count(".") != 2:
-            raise TokenRejected("malformed token")
-        try:
-            header = json.loads(_b64decode(raw.split(".", 1)[0]))
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise TokenRejected("malformed token") from None
-        if not isinstance(header, dict):
-            raise TokenRejected("malformed token")
-        return header
-
-    def _check_claims(self, claims: Mapping[str, Any], nonce: str | None) -> None:
-        if claims.get("iss") != self._issuer:
-            raise TokenRejected("issuer mismatch")
-        aud = claims.get("aud")
-        audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-        if self._client_id not in audiences:
-            raise TokenRejected("audience mismatch")
-        azp = claims.get("azp")
-        if (len(audiences) > 1 or azp is not None) and azp != self._client_id:
-            raise TokenRejected("azp mismatch")
-        now = self._clock()
-        exp, iat, nbf = _number(claims.get("exp")), _number(claims.get("iat")), _number(claims.get("nbf"))
-        if exp is None:
-            raise TokenRejected("expiry missing")
-        if now > exp + LEEWAY:
-            raise TokenRejected("token expired")
-        if iat is None:
-            raise TokenRejected("issue time missing")
-        if iat > now + LEEWAY:
-            raise TokenRejected("issued in the future")
-        if nbf is not None and nbf > now + LEEWAY:
-            raise TokenRejected("not valid yet")
-        if nonce is not None:
-            got = claims.get("nonce")
-            if not got:
-                raise TokenRejected("nonce missing")
-            if got != nonce:
-                raise TokenRejected("nonce mismatch")
-        sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub:
-            raise TokenRejected("subject missing")
-
-    @staticmethod
-    def _half_hash(value: str, alg: str) -> str:
-        hasher = _HASHES.get(alg[-3:], hashlib.sha512 if alg == "EdDSA" else hashlib.sha256)
-        digest = hasher(value.encode("ascii")).digest()
-        return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
-
     def _expires_at(self, token: Mapping[str, Any]) -> int | None:
-        expires_at, expires_in = _number(token.get("expires_at")), _number(token.get("expires_in"))
+        expires_at, expires_in = validation.number(token.get("expires_at")), validation.number(token.get("expires_in"))
         if expires_at is not None:
             return int(expires_at)
         if expires_in is not None:
@@ -452,57 +392,30 @@ class OidcClient:
     async def _login(
         self, claims: Mapping[str, Any], token: Mapping[str, Any], access_token: str | None
     ) -> VerifiedLogin:
+        """The login: ID-token claims, completed from userinfo (missing names, email, or the groups source)."""
+        names = self._names
         merged = dict(claims)
-        if (self._groups_claim not in merged or "email" not in merged) and access_token:
+        wanted = (names.groups, names.email, "email_verified", "name")
+        needs_userinfo = names.groups_from == "userinfo" or any(n not in merged for n in (names.groups, names.email))
+        info: dict[str, Any] = {}
+        if needs_userinfo and access_token:
             try:
                 info = await self.userinfo(access_token)
             except PermanentUpstreamError:
                 info = {}
             if info and info.get("sub") != merged.get("sub"):
                 raise TokenRejected("userinfo subject mismatch")
-            for name in (self._groups_claim, "email", "email_verified", "name"):
-                if name not in merged and name in info:
+            for name in wanted:
+                if name not in merged and name in info and name != names.groups:
                     merged[name] = info[name]
+            if names.groups_from == "id_token" and names.groups not in merged and names.groups in info:
+                merged[names.groups] = info[names.groups]
         refresh_token = token.get("refresh_token")
-        return VerifiedLogin(
+        return build_login(
             issuer=self._issuer,
-            subject=str(merged["sub"]),
-            email=str(merged.get("email") or ""),
-            email_verified=claim_flag(merged.get("email_verified")),
-            name=str(merged.get("name") or merged.get("preferred_username") or ""),
-            groups=_groups(merged.get(self._groups_claim)),
+            claims=merged,
+            names=names,
             refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
             access_token_expires_at=self._expires_at(token),
+            userinfo_groups=groups_value(info.get(names.groups)) if info else None,
         )
-
-
-def claim_flag(value: object) -> bool | None:
-    """A boolean claim as IdPs send it: None when absent; True only for `true`, `1`, `"true"` or `"1"`.
-
-    OIDC Core 1.0 section 5.1 types `email_verified` as a JSON boolean, but claim-mapping layers that pass user
-    attributes through send `"true"`/`"false"` strings or 1/0. Anything else that is present counts as false: an
-    unreadable flag must not pass the email guard.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value == 1
-    if isinstance(value, str):
-        return value.strip().lower() in {"true", "1"}
-    return False
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-def _groups(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,) if value else ()
-    if isinstance(value, list):
-        return tuple(dict.fromkeys(str(v) for v in value if isinstance(v, str) and v))
-    return ()
