@@ -131,11 +131,6 @@ def parse_config(data: Any) -> Config:
     return config
 
 
-def warnings(config: Config) -> list[str]:
-    """Things a valid configuration should make you check (printed by check-config, logged at start)."""
-    return pairing.warnings(config.oidc, config.rancher)
-
-
 def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read, substitute and validate the configuration file; raise ConfigError on any problem."""
     env = os.environ if environ is None else environ
@@ -191,8 +186,9 @@ def summary(config: Config) -> list[str]:
 
 
 def warnings(config: Config) -> list[str]:
-    """Settings that are valid but weaken a guarantee the README makes, each as one sentence."""
-    out: list[str] = []
+    """Settings that are valid but weaken a guarantee the README makes, or depend on set-up elsewhere, each as one
+    sentence (printed by check-config, logged at start)."""
+    out: list[str] = list(pairing.warnings(config.oidc, config.rancher))
     if not config.oidc.require_email_match:
         out.append(
             "oidc.require_email_match is false: the IdP email is not compared with the Slack profile email, so "

@@ -5,14 +5,11 @@ Keeping links honest afterwards (refresh, groups, offboarding) is services.ident
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import logging
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import NoReturn
 
 from bot.core import audit_actions
@@ -25,6 +22,7 @@ from bot.core.ports import Clock, GroupSource, IdentityProvider, Notifier, Seale
 from bot.core.storage import LinkStore, LoginAttemptStore, Transactions
 from bot.services.audit import AuditLog
 from bot.services.group_sources import ClaimGroups, unknown_reason, warn_unknown
+from bot.services.held_logins import HeldLogins, token_hash
 from bot.services.link_outcomes import Failure, LinkInfo, LinkRefused, LinkResult, LinkStart, PendingLink, UnlinkResult
 from bot.services.offboarding import Offboarding, discard_token
 from bot.services.outbox import Outbox
@@ -36,13 +34,7 @@ _ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 ATTEMPT_RETENTION = 86400
 """Seconds expired login attempts are kept before they are purged."""
 MAX_STATE_CHARS = 256
-"""Longest OAuth `state`, attempt id or confirmation token looked up at all (ours are 32 to 43 characters)."""
-CONFIRM_TTL = 300
-"""Seconds a signed-in person has to confirm a link when the email guard is off; then the login is discarded."""
-
-
-def _hash(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+"""Longest OAuth `state` or attempt id looked up at all (ours are 43 and 32 characters)."""
 
 
 class LinkingService:
@@ -92,6 +84,7 @@ class LinkingService:
         self._require_refresh_token = require_refresh_token
         self._groups: GroupSource = group_source or ClaimGroups()
         self._principal_claim = principal_claim
+        self._held = HeldLogins(attempts=attempts, sealer=sealer, idp=idp, refusals=refusals, clock=clock)
 
     @property
     def secure_cookies(self) -> bool:
@@ -166,7 +159,7 @@ class LinkingService:
             log.warning("identity provider unavailable at link start: %s", err)
             raise LinkRefused(Failure.IDP_UNAVAILABLE) from None
         cookie = secrets.token_urlsafe(32)
-        if not self._attempts.start(attempt_id, _hash(cookie), self._clock.now()):
+        if not self._attempts.start(attempt_id, token_hash(cookie), self._clock.now()):
             raise LinkRefused(Failure.START_INVALID)  # another browser opened it meanwhile
         return LinkStart(redirect_url=url, cookie=cookie)
 
@@ -205,7 +198,7 @@ class LinkingService:
             self._state_refused(slack_user, Failure.STATE_REPLAYED, "state already used")
         if not cookie:
             self._state_refused(slack_user, Failure.COOKIE_MISSING, "login cookie missing")
-        if not attempt.cookie_hash or not hmac.compare_digest(_hash(cookie), attempt.cookie_hash):
+        if not attempt.cookie_hash or not hmac.compare_digest(token_hash(cookie), attempt.cookie_hash):
             self._state_refused(slack_user, Failure.COOKIE_MISMATCH, "login cookie mismatch")
         if error is not None:
             shown = error if _ERROR_CODE.fullmatch(error) else "invalid_error"
@@ -251,73 +244,34 @@ class LinkingService:
     # --- confirmation when the email guard is off ------------------------------------------------------
 
     async def _hold(self, attempt: LoginAttempt, login: VerifiedLogin) -> LinkResult:
-        """Keep the verified login sealed on its attempt and ask the person which Slack user they are linking.
-
-        Without the email guard, whoever opens someone's start URL would otherwise complete that person's link;
-        the page names the Slack user so that a person lured into it can refuse.
-        """
+        """Hold the verified login and ask the person which Slack user they are linking (services.held_logins)."""
         try:
             slack_name = await self._notifier.user_name(attempt.slack_user) or ""
         except UpstreamError as err:
             log.warning("cannot read the Slack profile name: %s", err)
             await discard_token(self._idp, login.refresh_token)
             raise LinkRefused(Failure.SLACK_UNAVAILABLE) from None
-        token = secrets.token_urlsafe(32)
-        sealed = self._sealer.seal(json.dumps(asdict(login)))
-        self._attempts.hold(attempt.id, sealed, _hash(token), self._clock.now() + CONFIRM_TTL)
-        pending = PendingLink(token, attempt.slack_user, slack_name, login.email, login.name)
-        return LinkResult(pending=pending)
+        token = self._held.hold(attempt, login)
+        return LinkResult(pending=PendingLink(token, attempt.slack_user, slack_name, login.email, login.name))
 
     async def confirm(self, *, token: str | None, cookie: str | None, accept: bool, source: str = "") -> LinkResult:
         """The person's answer to the confirmation page: link, or discard the login (and its refresh token)."""
         try:
-            return await self._confirm(token or "", cookie or "", accept, source)
+            attempt, login = await self._held.release(token or "", cookie or "", source)
+            if not accept:
+                await discard_token(self._idp, login.refresh_token)
+                why = "the person who signed in declined to link this Slack user"
+                extra = {"subject": login.subject, "email": login.email}
+                self._refusals.record(audit_actions.LOGIN_REFUSED, attempt.slack_user, why, notify=True, extra=extra)
+                raise LinkRefused(Failure.LINK_DECLINED)
+            answer = await self._link_groups(attempt.slack_user, login)
+            return await self._store_link(attempt.slack_user, attempt.team_id, login, answer)
         except LinkRefused as refused:
             return LinkResult(failure=refused.failure, reason=refused.reason)
 
-    async def _confirm(self, token: str, cookie: str, accept: bool, source: str) -> LinkResult:
-        attempt = self._attempts.by_confirm(_hash(token)) if token and len(token) <= MAX_STATE_CHARS else None
-        if attempt is None or attempt.sealed_pending is None:
-            self._state_refused("", Failure.CONFIRM_INVALID, "unknown or used link confirmation", source=source)
-        slack_user = attempt.slack_user
-        if not cookie or not attempt.cookie_hash or not hmac.compare_digest(_hash(cookie), attempt.cookie_hash):
-            self._state_refused(slack_user, Failure.COOKIE_MISMATCH, "login cookie mismatch at confirmation")
-        sealed = attempt.sealed_pending
-        if not self._attempts.take(attempt.id, sealed):
-            self._state_refused(slack_user, Failure.CONFIRM_INVALID, "link confirmation already used")
-        login = self._held_login(sealed)
-        if attempt.pending_until is None or attempt.pending_until <= self._clock.now():
-            await discard_token(self._idp, login.refresh_token)
-            self._state_refused(slack_user, Failure.CONFIRM_EXPIRED, "link confirmation expired", notify=False)
-        if not accept:
-            await discard_token(self._idp, login.refresh_token)
-            self._refusals.record(
-                audit_actions.LOGIN_REFUSED,
-                slack_user,
-                "the person who signed in declined to link this Slack user",
-                notify=True,
-                extra={"subject": login.subject, "email": login.email},
-            )
-            raise LinkRefused(Failure.LINK_DECLINED)
-        answer = await self._link_groups(slack_user, login)
-        return await self._store_link(slack_user, attempt.team_id, login, answer)
-
     async def discard_unconfirmed(self, now: int) -> int:
         """Drop logins nobody confirmed in time and revoke their refresh tokens; return how many."""
-        dropped = 0
-        for attempt in self._attempts.unconfirmed(now):
-            sealed = attempt.sealed_pending
-            if sealed is None or not self._attempts.take(attempt.id, sealed):
-                continue
-            dropped += 1
-            await discard_token(self._idp, self._held_login(sealed).refresh_token)
-        return dropped
-
-    def _held_login(self, sealed: str) -> VerifiedLogin:
-        fields = json.loads(self._sealer.unseal(sealed))
-        groups = fields["groups"]
-        fields["groups"] = tuple(groups) if groups is not None else None
-        return VerifiedLogin(**fields)
+        return await self._held.discard_unconfirmed(now)
 
     async def _exchange(self, attempt: LoginAttempt, auth_code: str) -> VerifiedLogin:
         slack_user = attempt.slack_user

@@ -12,8 +12,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from bot.core.groups import label
+from bot.services.held_logins import CONFIRM_TTL
 from bot.services.link_outcomes import Failure, LinkRefused, LinkResult, PendingLink
-from bot.services.linking import CONFIRM_TTL
 
 if TYPE_CHECKING:
     from bot.services.linking import LinkingService

@@ -30,7 +30,7 @@ from bot.cli import main
 from bot.core import audit_actions
 from bot.core.model import LinkStatus
 from bot.demo import botconfig
-from bot.services.linking import CONFIRM_TTL
+from bot.services.held_logins import CONFIRM_TTL
 from tests.conftest import SLACK_ALICE, SLACK_BOB, RunningBot, RunningIdP, wait_until
 from tests.security.conftest import MovableClock, cli_config
 from tests.slack.test_identity import sign_in
