@@ -31,7 +31,7 @@ from bot.services.jobs.lease import LeaderLease, default_owner_id
 from bot.services.jobs.reconcile import Reconciler, ReconcileSettings
 from bot.services.jobs.sweep import RevocationSweep, SweepSettings
 from bot.services.linking import LinkingService
-from bot.services.outbox import Outbox
+from bot.services.outbox import Outbox, OutboxSettings
 from bot.services.refusals import Refusals
 from bot.slack.app import build_app
 from bot.slack.context import SlackDeps
@@ -139,6 +139,8 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         renderer=SlackNotices(slack_config.command),
         notifier=notifier,
         clock=clock,
+        audit=audit,
+        settings=OutboxSettings(run_budget=max(1.0, sc.outbox_interval.total_seconds())),
         channels={
             "grants": channels.grants,
             "approvals": channels.approvals,

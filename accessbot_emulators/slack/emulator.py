@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from accessbot_emulators.serving import serve_in_loop, serve_in_thread
+from accessbot_emulators.slack.rates import slack_limits
 from accessbot_emulators.slack.records import (
     Call,
     DirectoryUser,
@@ -192,6 +193,37 @@ class SlackEmulator:
             failure = Failure(status=status, error="service_unavailable", retry_after=None, remaining=count)
         with self._lock:
             self._api.state.failures.setdefault(method, []).append(failure)
+
+    def enforce_rate_limits(self, *, per_channel_per_second: float = 1.0, burst: float = 1.0) -> None:
+        """Answer 429 + Retry-After past Slack's documented rates (see rates.py) until the next `reset()`."""
+        with self._lock:
+            self._api.state.rates = slack_limits(per_channel_per_second=per_channel_per_second, burst=burst)
+
+    def rate_limited(self) -> int:
+        """How many calls were answered 429 because of `enforce_rate_limits` since the last reset."""
+        with self._lock:
+            return self._api.state.rates.limited if self._api.state.rates is not None else 0
+
+    def truncated(self) -> int:
+        """Messages whose text Slack would have cut at 40,000 characters since the last reset."""
+        with self._lock:
+            return self._api.state.truncated
+
+    def seed_message(self, channel: str, text: str) -> str:
+        """Put a message the bot posted earlier into `channel` (setup for edits); return its ts."""
+        with self._lock:
+            ts = self._api.state.next_ts()
+            self._api.state.messages[ts] = {
+                "channel": channel,
+                "ts": ts,
+                "text": text,
+                "blocks": [],
+                "thread_ts": None,
+                "args": {},
+                "edits": 0,
+                "time": time.time(),
+            }
+            return ts
 
     def set_down(self, down: bool = True) -> None:
         """While down, every endpoint answers 503."""

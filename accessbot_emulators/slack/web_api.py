@@ -10,23 +10,28 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from accessbot_emulators.slack import limits
 from accessbot_emulators.slack.records import Call, DirectoryUser, Ephemeral
 from accessbot_emulators.slack.state import State
-from accessbot_emulators.slack.workspace import Workspace, dm_channel_id, mpim_channel_id
+from accessbot_emulators.slack.workspace import Workspace, dm_channel_id, mpim_channel_id, trigger_issued_at
 
-MAX_MESSAGE_BLOCKS = 50
-MAX_VIEW_BLOCKS = 100
-MAX_TEXT_CHARS = 40_000
+TRIGGER_LIFETIME = 3.0
+"""api.slack.com/docs/triggers: "Triggers expire in three seconds" and "may only be used once"."""
+MAX_VIEW_BYTES = 250_000
+"""views.open "view_too_large": "greater than 250kb" (docs.slack.dev/reference/methods/views.open)."""
+MAX_DM_USERS = 8
+"""conversations.open "too_many_users": "Needs at most 8 users to open" (api.slack.com/methods/conversations.open)."""
 
 _JSON_ARGS = ("blocks", "attachments", "view", "metadata", "files")
 
 
 class SlackError(Exception):
-    """An `ok: false` answer with HTTP 200."""
+    """An `ok: false` answer with HTTP 200 (`extra` adds fields such as `errors` or `response_metadata`)."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, **extra: Any) -> None:
         super().__init__(error)
         self.error = error
+        self.extra = extra
 
 
 class WebApi:
@@ -72,6 +77,9 @@ class WebApi:
             payload = {"ok": False, "error": "not_authed"}
         elif not hmac.compare_digest(str(token), self.workspace.bot_token):
             payload = {"ok": False, "error": "invalid_auth"}
+        elif self.state.rates is not None and (wait := self.state.rates.check(method, str(args.get("channel") or ""))):
+            status, payload = 429, {"ok": False, "error": "ratelimited"}  # rates.py cites the limits
+            extra["Retry-After"] = str(wait)
         else:
             handler = self._methods().get(method)
             if handler is None:
@@ -81,7 +89,7 @@ class WebApi:
                     args = self._decode_json_args(args)
                     payload = {"ok": True, **handler(args)}
                 except SlackError as exc:
-                    payload = {"ok": False, "error": exc.error}
+                    payload = {"ok": False, "error": exc.error, **exc.extra}
         self.state.calls.append(
             Call(
                 method=method,
@@ -135,8 +143,7 @@ class WebApi:
             return dm_channel_id(channel)
         return channel
 
-    @staticmethod
-    def _message_content(args: Mapping[str, Any]) -> tuple[str | None, list[Any]]:
+    def _message_content(self, args: Mapping[str, Any]) -> tuple[str | None, list[Any]]:
         text = args.get("text")
         blocks = args.get("blocks") or []
         attachments = args.get("attachments") or []
@@ -144,10 +151,15 @@ class WebApi:
             raise SlackError("invalid_blocks")
         if not text and not blocks and not attachments:
             raise SlackError("no_text")
-        if text is not None and len(str(text)) > MAX_TEXT_CHARS:
-            raise SlackError("msg_too_long")
-        if len(blocks) > MAX_MESSAGE_BLOCKS:
-            raise SlackError("invalid_blocks")
+        problems = limits.message_problems(blocks)
+        if problems:
+            messages = [f"[ERROR] {p}" for p in problems]
+            raise SlackError("invalid_blocks", errors=problems, response_metadata={"messages": messages})
+        if text is not None and len(str(text)) > limits.MESSAGE_TEXT:
+            # Slack posts it cut to 40,000 characters with a warning (api.slack.com/changelog/
+            # 2018-04-truncating-really-long-messages); recorded so tests can insist it never happens.
+            text = str(text)[: limits.MESSAGE_TEXT]
+            self.state.truncated += 1
         return (None if text is None else str(text)), blocks
 
     def _message_object(self, ts: str, text: str | None, blocks: list[Any], thread_ts: Any) -> dict[str, Any]:
@@ -247,9 +259,13 @@ class WebApi:
         users = [u.strip() for u in str(args.get("users") or "").split(",") if u.strip()]
         if not users:
             raise SlackError("users_list_not_supplied")
+        if len(users) > MAX_DM_USERS:
+            raise SlackError("too_many_users")
         for user in users:
             if user not in self.directory:
                 raise SlackError("user_not_found")
+            if self.directory[user].deleted:  # "user_disabled: A specified user has been disabled" (same page)
+                raise SlackError("user_disabled")
         channel_id = dm_channel_id(users[0]) if len(users) == 1 else mpim_channel_id(users)
         already = channel_id in self.state.opened
         self.state.opened.add(channel_id)
@@ -305,18 +321,30 @@ class WebApi:
         view = args.get("view")
         if not isinstance(view, dict) or view.get("type") != kind:
             raise SlackError("invalid_arguments")
-        blocks = view.get("blocks") or []
-        if not isinstance(blocks, list) or len(blocks) > MAX_VIEW_BLOCKS:
-            raise SlackError("invalid_blocks")
+        if len(json.dumps(view)) > MAX_VIEW_BYTES:
+            raise SlackError("view_too_large")
         if kind == "modal" and not isinstance(view.get("title"), dict):
             raise SlackError("invalid_arguments")
+        problems = limits.view_problems(view)
+        if problems:
+            raise SlackError("invalid_arguments", response_metadata={"messages": [f"[ERROR] {p}" for p in problems]})
         return view
+
+    def _exchange_trigger(self, trigger_id: str) -> None:
+        """Refuse a trigger older than three seconds or used before (api.slack.com/docs/triggers)."""
+        issued = trigger_issued_at(trigger_id)
+        if issued is not None and time.time() - issued > TRIGGER_LIFETIME:
+            raise SlackError("expired_trigger_id")
+        if trigger_id in self.state.exchanged:
+            raise SlackError("exchanged_trigger_id")
+        self.state.exchanged.add(trigger_id)
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         trigger_id = args.get("trigger_id") or args.get("interactivity_pointer")
         if not trigger_id:
             raise SlackError("invalid_arguments")
         view = self._valid_view(args, "modal")
+        self._exchange_trigger(str(trigger_id))
         view_id = self.state.next_id("V")
         obj = self._view_object(view_id, view, view_id)
         self.state.views[view_id] = {

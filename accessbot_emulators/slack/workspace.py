@@ -43,9 +43,21 @@ def mpim_channel_id(user_ids: list[str]) -> str:
     return "G" + hashlib.sha256(joined.encode()).hexdigest()[:10].upper()
 
 
-def new_trigger_id() -> str:
-    """Return a trigger id shaped like Slack's (`<digits>.<digits>.<hex32>`)."""
-    return f"{secrets.randbelow(10**12)}.{secrets.randbelow(10**11)}.{secrets.token_hex(16)}"
+def new_trigger_id(issued_at: float | None = None) -> str:
+    """Return a trigger id shaped like Slack's (`<digits>.<digits>.<hex32>`), its first part the issue time in ms.
+
+    The emulator reads the time back to refuse triggers older than three seconds, as Slack does.
+    """
+    issued_ms = int((time.time() if issued_at is None else issued_at) * 1000)
+    return f"{issued_ms}.{secrets.randbelow(10**11)}.{secrets.token_hex(16)}"
+
+
+def trigger_issued_at(trigger_id: str) -> float | None:
+    """When a trigger id made by `new_trigger_id` was issued (epoch seconds), None for foreign ones."""
+    head = trigger_id.split(".", 1)[0]
+    if not head.isdigit() or len(head) != 13:
+        return None
+    return int(head) / 1000
 
 
 def now_ts() -> str:

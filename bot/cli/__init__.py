@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from bot import __version__
-from bot.cli import audit, dev, digest, generate, grants, policy, prepare, rancher, serve
+from bot.cli import audit, dev, digest, generate, grants, outbox, policy, prepare, rancher, serve
 from bot.cli.context import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Command
 from bot.core.errors import BotError, ConfigError, UserError
 
@@ -23,6 +23,7 @@ REGISTRARS = (
     rancher.register,
     policy.register,
     grants.register,
+    outbox.register,
     digest.register,
 )
 """Every command group, in the order `accessbot --help` lists them."""

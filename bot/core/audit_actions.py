@@ -29,6 +29,8 @@ Details keys (all optional for readers; writers should include them):
 - drift.*: {"grant_id" (when known), "binding_id", "role", "target", "why"}
 - digest.posted: {"period_start", "period_end", "events"}
 - config.loaded: {"rules", "path"}
+- outbox.parked / outbox.retried / outbox.dropped: {"message_id", "key", "kind", "channel", "attempts",
+  "last_error"}; `target` is `outbox:<id>`, `reason` why Slack refused it (parked)
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ DRIFT_UNTAGGED: Final = "drift.untagged"
 # --- operations ---------------------------------------------------------------------------------------
 DIGEST_POSTED: Final = "digest.posted"
 CONFIG_LOADED: Final = "config.loaded"
+OUTBOX_PARKED: Final = "outbox.parked"
+OUTBOX_RETRIED: Final = "outbox.retried"
+OUTBOX_DROPPED: Final = "outbox.dropped"
 
 ALL: Final[tuple[str, ...]] = (
     LINK_CREATED,
@@ -102,4 +107,7 @@ ALL: Final[tuple[str, ...]] = (
     DRIFT_UNTAGGED,
     DIGEST_POSTED,
     CONFIG_LOADED,
+    OUTBOX_PARKED,
+    OUTBOX_RETRIED,
+    OUTBOX_DROPPED,
 )

@@ -20,6 +20,7 @@ class Metrics:
         self.command_buckets: dict[tuple[str, float], int] = defaultdict(int)
         self.job_runs: dict[str, int] = defaultdict(int)
         self.job_failures: dict[str, int] = defaultdict(int)
+        self.outbox: dict[str, int] = defaultdict(int)
 
     def count_request(self, route: str, status: int) -> None:
         """Count one HTTP request by route and status."""
@@ -41,6 +42,11 @@ class Metrics:
             self.job_runs[job] += 1
             if not ok:
                 self.job_failures[job] += 1
+
+    def count_outbox(self, outcome: str) -> None:
+        """Count one outbox delivery outcome: `sent`, `failed` (will retry), `parked`, `retry` or `drop`."""
+        with self._lock:
+            self.outbox[outcome] += 1
 
     def render(self, grants_by_state: Mapping[str, int], extra: Mapping[str, float] | None = None) -> str:
         """The Prometheus text exposition."""
@@ -68,6 +74,10 @@ class Metrics:
                     "# TYPE accessbot_job_failures_total counter"]  # fmt: skip
             for job, n in sorted(self.job_failures.items()):
                 out.append(f'accessbot_job_failures_total{{job="{job}"}} {n}')
+            out += ["# HELP accessbot_outbox_deliveries_total Outbox outcomes: sent, failed, parked, retry, drop.",
+                    "# TYPE accessbot_outbox_deliveries_total counter"]  # fmt: skip
+            for outcome, n in sorted(self.outbox.items()):
+                out.append(f'accessbot_outbox_deliveries_total{{outcome="{outcome}"}} {n}')
         out += ["# HELP accessbot_grants Grants by state.", "# TYPE accessbot_grants gauge"]
         for state, n in sorted(grants_by_state.items()):
             out.append(f'accessbot_grants{{state="{state}"}} {n}')

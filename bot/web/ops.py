@@ -53,6 +53,10 @@ async def metrics(request: Request) -> Response:
     """Prometheus text exposition."""
     components = _running(request)
     storage = components.storage
-    extra = {"accessbot_outbox_pending": float(storage.outbox.pending_count())}
+    outbox = storage.outbox.counts()
+    extra = {
+        "accessbot_outbox_pending": float(outbox.get("pending", 0)),
+        "accessbot_outbox_parked": float(outbox.get("parked", 0)),
+    }
     body = METRICS.render(storage.grants.counts(), extra)
     return PlainTextResponse(body, media_type="text/plain; version=0.0.4")

@@ -29,7 +29,7 @@ from bot.demo import botconfig
 from bot.services.audit import AuditLog
 from bot.services.identity_sync import IdentitySync, Offboarding, RefreshOutcome
 from bot.services.linking import Failure, LinkingService, LinkRefused, LinkResult
-from bot.services.outbox import Outbox
+from bot.services.outbox import Outbox, OutboxSettings
 from bot.services.refusals import Refusals
 from bot.slack.notices import SlackNotices
 from tests import factories
@@ -131,7 +131,9 @@ async def rig(tmp_path: Path, slack: SlackEmulator, idp: RunningIdP) -> AsyncIte
         renderer=SlackNotices("/access"),
         notifier=notifier,
         clock=clock,
+        audit=audit,
         channels=botconfig.CHANNELS,
+        settings=OutboxSettings(lane_pace=0.0, rate=1000.0),
     )
     oidc = OidcClient(
         issuer=idp.url,
