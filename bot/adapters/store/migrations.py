@@ -263,5 +263,5 @@ def m121_outbox_status(db: Database) -> None:
         kind = str(row["kind"])
         priority = 2 if kind == "update" else 1
         db.execute("update outbox set order_key = ?, priority = ? where id = ?", [str(ref), priority, row["id"]])
-    db.execute("create index idx_outbox_due on outbox(status, priority, next_attempt_at, id)")
+    db.execute("create index idx_outbox_due on outbox(status, priority, id)")
     db.execute("create index idx_outbox_order on outbox(order_key, status, id)")
