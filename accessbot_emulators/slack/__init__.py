@@ -4,6 +4,7 @@ from accessbot_emulators.slack.emulator import SlackEmulator
 from accessbot_emulators.slack.payloads import (
     app_home_opened_event,
     block_actions_payload,
+    block_suggestion_payload,
     interaction_body,
     json_body,
     slash_command_body,
@@ -41,6 +42,7 @@ __all__ = [
     "View",
     "app_home_opened_event",
     "block_actions_payload",
+    "block_suggestion_payload",
     "dm_channel_id",
     "interaction_body",
     "json_body",

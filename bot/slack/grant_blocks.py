@@ -26,6 +26,7 @@ REQUEST_CALLBACK = "grant_request"
 CHOICE_BLOCK, CHOICE_ACTION = "target_role", "choice"
 DURATION_BLOCK, REASON_BLOCK, TICKET_BLOCK, VALUE_ACTION = "duration", "reason", "ticket", "value"
 MAX_OPTIONS = 100  # static_select: at most 100 options in all groups together
+MAX_QUERY = 100  # characters of a typed query the options loader reads
 OPTION_SEPARATOR = "|"
 
 _STATE_WORDS = {
@@ -334,6 +335,26 @@ def option_groups(options: Sequence[Option], query: str = "") -> list[Block]:
         groups.setdefault(o.target.display, []).append(_option(o))
         count += 1
     return [{"label": {"type": "plain_text", "text": label[:75]}, "options": opts} for label, opts in groups.items()]
+
+
+def _modal(blocks: list[Block]) -> Block:
+    return {
+        "type": "modal",
+        "callback_id": REQUEST_CALLBACK,
+        "title": {"type": "plain_text", "text": "Request access"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
+
+
+def loading_modal() -> Block:
+    """The form as it opens, before the bot knows what the requester may ask for."""
+    return _modal([section(":hourglass_flowing_sand: Loading what you may request…")])
+
+
+def problem_modal(text: str) -> Block:
+    """The form when the choices could not be loaded (the text is already escaped mrkdwn)."""
+    return _modal([section(text)])
 
 
 def request_modal(options: Sequence[Option], *, private_metadata: str = "") -> Block:

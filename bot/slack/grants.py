@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 
 from bot.core import commands
 from bot.core.durations import parse_duration
@@ -16,6 +18,18 @@ from bot.slack.context import Caller, Reply, SlackDeps
 
 log = logging.getLogger(__name__)
 
+OPTIONS_BUDGET = 2.5
+"""Seconds the options loader may take: Slack gives a block_suggestion three seconds (the rest is the network)."""
+
+
+def _forget(tasks: set[asyncio.Task[Any]]) -> Any:
+    def done(task: asyncio.Task[Any]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("loading request options failed: %s", type(task.exception()).__name__)
+
+    return done
+
 
 # --- commands -----------------------------------------------------------------------------------------------
 
@@ -24,16 +38,39 @@ async def on_request(deps: SlackDeps, caller: Caller, cmd: commands.Request) -> 
     """`/access request TARGET ROLE …`, or the request form when no target is given."""
     svc = deps.grants.requests
     if cmd.interactive:
-        options = await svc.options_for(caller.user_id)
-        if caller.client is None or not caller.trigger_id:
-            raise UserError("the request form cannot be opened here", f"use {commands.usage('request', deps.command)}")
-        await caller.client.views_open(trigger_id=caller.trigger_id, view=gb.request_modal(options))
+        await _open_form(deps, caller)
         return None
     outcome = await svc.request(
         caller.user_id, cmd.target, cmd.role, cmd.duration, cmd.reason, cmd.ticket, break_glass=cmd.break_glass
     )
     text, blocks = gb.request_reply(outcome)
     return Reply(text, blocks)
+
+
+async def _open_form(deps: SlackDeps, caller: Caller) -> None:
+    """Open the form at once with a loading view (a trigger_id lives three seconds), then fill it in.
+
+    api.slack.com/docs/triggers: triggers expire in three seconds and work once; Rancher may take longer than
+    that on a cold cache, so nothing slow runs before views.open.
+    """
+    deps.grants.directory.identity(caller.user_id)  # local: unlinked people get the usual answer, not a form
+    usage = f"use {commands.usage('request', deps.command)}"
+    if caller.client is None or not caller.trigger_id:
+        raise UserError("the request form cannot be opened here", usage)
+    try:
+        opened = await caller.client.views_open(trigger_id=caller.trigger_id, view=gb.loading_modal())
+    except SlackApiError as err:
+        log.warning("views.open failed: %s", err.response.get("error") if err.response is not None else err)
+        raise UserError("Slack did not open the request form (it waits three seconds at most)", usage) from None
+    view_id = str((opened.get("view") or {}).get("id") or "")
+    try:
+        view = gb.request_modal(await deps.grants.requests.options_for(caller.user_id))
+    except (UserError, UpstreamError) as err:
+        view = gb.problem_modal(_failure_text(err, deps))
+    try:
+        await caller.client.views_update(view_id=view_id, view=view)
+    except SlackApiError:
+        log.warning("could not fill in the request form", exc_info=True)
 
 
 async def on_grants(deps: SlackDeps, caller: Caller, cmd: commands.Grants) -> Reply:
@@ -156,16 +193,29 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack()
         await decide_extension(body, respond, "deny")
 
+    loading: set[asyncio.Task[Any]] = set()  # option loads that outlived their answer: they warm the cache
+
     @app.options(gb.CHOICE_ACTION)
     async def on_options(ack: AsyncAck, body: dict[str, Any]) -> None:
         user_id = str((body.get("user") or {}).get("id", ""))
+        task = asyncio.ensure_future(deps.grants.requests.options_for(user_id))
+        loading.add(task)
+        task.add_done_callback(_forget(loading))
         try:
-            options = await deps.grants.requests.options_for(user_id)
+            options = await asyncio.wait_for(asyncio.shield(task), OPTIONS_BUDGET)
+        except TimeoutError:  # Slack waits three seconds: answer with what there is, keep loading for the next key
+            log.info("request options not ready within %.1f s; answering empty", OPTIONS_BUDGET)
+            await ack(options=[])
+            return
         except Exception:
             log.warning("could not load request options", exc_info=True)
             await ack(options=[])
             return
-        await ack(option_groups=gb.option_groups(options, str(body.get("value", ""))))
+        groups = gb.option_groups(options, str(body.get("value", ""))[: gb.MAX_QUERY])
+        if groups:
+            await ack(option_groups=groups)
+        else:
+            await ack(options=[])
 
     @app.view(gb.REQUEST_CALLBACK)
     async def on_submit(ack: AsyncAck, body: dict[str, Any], client: Any) -> None:

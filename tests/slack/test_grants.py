@@ -137,7 +137,7 @@ def test_request_form_opens_and_its_submission_activates(gbot: RunningBot, ranch
     """A bare `request` opens a modal with a static select; submitting it activates and DMs the outcome."""
     response, _key = gbot.command(ALICE, "request")
     assert response.status_code == 200
-    view = gbot.slack.wait_for(lambda: (gbot.slack.views("modal") or [None])[-1])
+    view = gbot.slack.wait_for(lambda: next((v for v in gbot.slack.views("modal") if v.updates), None))
     select = view.blocks[0]["element"]
     assert select["type"] == "static_select"
     values = [o["value"] for g in select["option_groups"] for o in g["options"]]
