@@ -246,6 +246,8 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         settings=DigestSettings(sc.digest.day, sc.digest.time, sc.digest.timezone),
     )
     expiry_warning = int(sc.expiry_warning.total_seconds())
+    secret = slack_config.signing_secret
+    signing_secret = secret.get_secret_value() if secret is not None else ""  # "": Socket Mode only, HTTP refused
 
     async def warn_expiring(now: int) -> int:
         return await grants.lifecycle.warn_expiring(now, expiry_warning)
@@ -286,8 +288,8 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         grants=grants,
         access=access,
         deps=deps,
-        bolt=build_app(deps, slack_client, slack_config.signing_secret.get_secret_value()),
-        guard=RequestGuard(slack_config.signing_secret.get_secret_value(), audit, clock),
+        bolt=build_app(deps, slack_client, signing_secret),
+        guard=RequestGuard(signing_secret, audit, clock),
         scheduler=scheduler,
     )
 

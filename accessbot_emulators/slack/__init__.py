@@ -14,6 +14,7 @@ from accessbot_emulators.slack.records import Call, DirectoryUser, Ephemeral, Me
 from accessbot_emulators.slack.signing import SlackSigner
 from accessbot_emulators.slack.workspace import (
     APP_ID,
+    APP_TOKEN,
     BOT_ID,
     BOT_TOKEN,
     BOT_USER_ID,
@@ -25,6 +26,7 @@ from accessbot_emulators.slack.workspace import (
 
 __all__ = [
     "APP_ID",
+    "APP_TOKEN",
     "BOT_ID",
     "BOT_TOKEN",
     "BOT_USER_ID",

@@ -29,10 +29,12 @@ from accessbot_emulators.slack.records import (
     UploadedFile,
     View,
 )
+from accessbot_emulators.slack.socket_mode import SocketModeServer
 from accessbot_emulators.slack.state import Failure
 from accessbot_emulators.slack.web_api import WebApi
 from accessbot_emulators.slack.workspace import (
     APP_ID,
+    APP_TOKEN,
     BOT_ID,
     BOT_NAME,
     BOT_TOKEN,
@@ -61,6 +63,7 @@ class SlackEmulator:
         bot_id: str = BOT_ID,
         bot_user_id: str = BOT_USER_ID,
         bot_name: str = BOT_NAME,
+        app_token: str = APP_TOKEN,
     ) -> None:
         """Configure the workspace; the server starts with `running()` or `serve_async()`."""
         self.bot_token = bot_token
@@ -72,8 +75,13 @@ class SlackEmulator:
         self.bot_user_id = bot_user_id
         self.bot_name = bot_name
         self._lock = threading.RLock()
-        workspace = Workspace(bot_token, team_id, team_domain, team_name, app_id, bot_id, bot_user_id, bot_name)
-        self._api = WebApi(workspace, lambda: self.base_url)
+        self.app_token = app_token
+        workspace = Workspace(
+            bot_token, team_id, team_domain, team_name, app_id, bot_id, bot_user_id, bot_name, app_token
+        )
+        self.socket_mode = SocketModeServer(app_id)
+        self._socket_running = False
+        self._api = WebApi(workspace, lambda: self.base_url, self._socket_url)
         self._base_url: str | None = None
         self._loop_thread: int | None = None
         self.add_user(bot_user_id, None, bot_name, real_name=bot_name, is_bot=True, team_id=team_id)
@@ -92,8 +100,12 @@ class SlackEmulator:
     def running(cls, **kwargs: Any) -> Iterator[SlackEmulator]:
         """Serve a new emulator from a background thread on 127.0.0.1 (random port) for the block's duration."""
         emulator = cls(**kwargs)
-        with serve_in_thread(emulator.app, lifespan="off", name="slack-emulator", timeout_graceful_shutdown=2) as url:
+        with (
+            serve_in_thread(emulator.app, lifespan="off", name="slack-emulator", timeout_graceful_shutdown=2) as url,
+            emulator.socket_mode.running(),
+        ):
             emulator._base_url = url
+            emulator._socket_running = True
             yield emulator
 
     @classmethod
@@ -109,6 +121,9 @@ class SlackEmulator:
             yield emulator
 
     # ---- addresses ------------------------------------------------------------------------------------------
+
+    def _socket_url(self) -> str | None:
+        return self.socket_mode.new_url() if self._socket_running else None
 
     @property
     def base_url(self) -> str:

@@ -40,12 +40,15 @@ class WebApi:
     Not thread-safe on its own: the emulator calls it under its lock.
     """
 
-    def __init__(self, workspace: Workspace, base_url: Callable[[], str]) -> None:
-        """Answer for `workspace`; `base_url` gives the emulator's address (for upload and file URLs)."""
+    def __init__(
+        self, workspace: Workspace, base_url: Callable[[], str], socket_url: Callable[[], str | None] = lambda: None
+    ) -> None:
+        """Answer for `workspace`; `base_url` gives the emulator's address, `socket_url` a Socket Mode URL."""
         self.workspace = workspace
         self.state = State()
         self.directory: dict[str, DirectoryUser] = {}
         self._base_url = base_url
+        self._socket_url = socket_url
 
     def reset(self) -> None:
         """Forget calls, conversations, views, files and pending failures; keep the directory."""
@@ -75,6 +78,8 @@ class WebApi:
             payload = {"ok": False, "error": body_error}
         elif not token:
             payload = {"ok": False, "error": "not_authed"}
+        elif method == "apps.connections.open":
+            payload = self._connections_open(str(token))
         elif not hmac.compare_digest(str(token), self.workspace.bot_token):
             payload = {"ok": False, "error": "invalid_auth"}
         elif self.state.rates is not None and (wait := self.state.rates.check(method, str(args.get("channel") or ""))):
@@ -116,6 +121,15 @@ class WebApi:
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
         }
+
+    def _connections_open(self, token: str) -> dict[str, Any]:
+        """Socket Mode's WebSocket URL, for the app-level token only (socket_mode.py cites the method page)."""
+        if hmac.compare_digest(token, self.workspace.bot_token):
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if not hmac.compare_digest(token, self.workspace.app_token):
+            return {"ok": False, "error": "invalid_auth"}
+        url = self._socket_url()
+        return {"ok": True, "url": url} if url else {"ok": False, "error": "internal_error"}
 
     @staticmethod
     def _decode_json_args(args: dict[str, Any]) -> dict[str, Any]:

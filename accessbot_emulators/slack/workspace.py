@@ -15,6 +15,7 @@ BOT_ID = "B0TEST0001"
 BOT_USER_ID = "U0BOT00001"
 BOT_NAME = "accessbot"
 BOT_TOKEN = "xoxb-test-bot-token"
+APP_TOKEN = "xapp-1-A0TEST0001-test-app-token"  # app-level token for Socket Mode (apps.connections.open)
 VERIFICATION_TOKEN = "legacy-verification-token"
 
 
@@ -30,6 +31,7 @@ class Workspace:
     bot_id: str = BOT_ID
     bot_user_id: str = BOT_USER_ID
     bot_name: str = BOT_NAME
+    app_token: str = APP_TOKEN
 
 
 def dm_channel_id(user_id: str) -> str:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 
 from bot.cli.context import EXIT_OK, Add, Subparsers, config_from, storage_from
-from bot.config import load_config, summary
+from bot.config import load_config, summary, warnings
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate a configuration file and print a summary."""
+    """Validate a configuration file and print a summary, then a warning per suspicious value."""
     config = load_config(args.path or args.config)
     print("OK")
     for line in summary(config):
         print("  " + line)
+    for line in warnings(config):
+        print(f"warning: {line}")
     return EXIT_OK
 
 

@@ -4,6 +4,7 @@ from bot.config.loading import DEFAULT_CONFIG_PATH, load_config, parse_config, s
 from bot.config.oidc import OidcConfig
 from bot.config.policy import ApprovalConfig, PolicyConfig, RuleConfig
 from bot.config.rancher import RancherConfig
+from bot.config.review import warnings
 from bot.config.root import Config
 from bot.config.schedule import DigestConfig, ScheduleConfig
 from bot.config.security import SecurityConfig
@@ -28,4 +29,5 @@ __all__ = [
     "parse_config",
     "substitute_env",
     "summary",
+    "warnings",
 ]

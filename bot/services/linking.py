@@ -57,6 +57,7 @@ class Failure(StrEnum):
     DOMAIN_NOT_ALLOWED = "domain_not_allowed"
     IDP_UNAVAILABLE = "idp_unavailable"
     SLACK_UNAVAILABLE = "slack_unavailable"
+    OTHER_WORKSPACE = "other_workspace"
 
 
 class LinkRefused(Exception):
@@ -293,6 +294,9 @@ class LinkingService:
             except UpstreamError as err:
                 log.warning("cannot read the Slack profile email: %s", err)
                 await discard_token(self._idp, login.refresh_token)
+                if err.code in ("user_not_found", "user_not_visible"):  # a member of another workspace (users.info)
+                    self._refusals.record(audit_actions.LOGIN_REFUSED, slack_user, "Slack user of another workspace")
+                    raise LinkRefused(Failure.OTHER_WORKSPACE) from None
                 raise LinkRefused(Failure.SLACK_UNAVAILABLE) from None
             if not slack_email or slack_email.strip().casefold() != email.casefold():
                 failure, why = Failure.EMAIL_MISMATCH, "email does not match the Slack profile"

@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot.core import commands
 from bot.core.errors import NotLinked, UpstreamError, UserError
@@ -47,12 +47,25 @@ async def run_command(deps: SlackDeps, handlers: Handlers, caller: Caller, text:
         return Reply(messages.internal_error(caller.request_id))
 
 
+def _from_another_workspace(body: dict[str, Any], context: AsyncBoltContext) -> bool:
+    """True when the command comes from a workspace other than the one the bot token belongs to (auth.test)."""
+    result = context.authorize_result
+    ours = getattr(result, "team_id", None) if result is not None else None
+    theirs = body.get("team_id")
+    return bool(ours and theirs and str(theirs) != str(ours))
+
+
 def register(app: AsyncApp, deps: SlackDeps, handlers: Handlers) -> None:
     """Attach the slash-command listener."""
 
     @app.command(deps.command)
-    async def on_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
+    async def on_command(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any, context: AsyncBoltContext
+    ) -> None:
         await ack()
+        if _from_another_workspace(body, context):
+            await respond(text=messages.other_workspace(deps.command), response_type="ephemeral")
+            return
         started = time.monotonic()
         caller = Caller(
             user_id=str(body.get("user_id", "")),

@@ -32,6 +32,14 @@ def user_error(err: UserError, command: str) -> str:
     return text
 
 
+def other_workspace(command: str) -> str:
+    """The answer to someone whose Slack account belongs to another workspace than the bot's."""
+    return (
+        f":information_source: `{command}` works for people of the workspace it is installed in, and your Slack "
+        "account belongs to another one, so I cannot link it or act for it. Ask in your own workspace."
+    )
+
+
 def upstream_error(err: UpstreamError) -> str:
     """A short sentence for an outside system's failure, with no internals."""
     if err.service == "Rancher" and err.status and err.status < 500 and err.message:

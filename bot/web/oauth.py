@@ -52,6 +52,11 @@ _SENTENCES: dict[Failure, tuple[str, str]] = {
     Failure.DOMAIN_NOT_ALLOWED: ("Link refused", "Your email domain is not allowed to link."),
     Failure.IDP_UNAVAILABLE: ("Try again later", "The identity provider is not answering right now."),
     Failure.SLACK_UNAVAILABLE: ("Try again later", "Slack is not answering right now."),
+    Failure.OTHER_WORKSPACE: (
+        "Link refused",
+        "Your Slack account belongs to another workspace than the one this bot serves, so it cannot be linked. "
+        "Link from your account in that workspace.",
+    ),
 }
 _UNAVAILABLE = {Failure.IDP_UNAVAILABLE, Failure.SLACK_UNAVAILABLE}
 

@@ -520,3 +520,10 @@ async def test_idp_supplied_text_cannot_ping_the_channel(rig: Rig) -> None:
     assert texts
     assert not any("<!channel>" in t or "<!here>" in t for t in texts)
     assert any("&lt;!channel&gt;" in t for t in texts)
+
+
+async def test_a_slack_user_of_another_workspace_is_told_so(rig: Rig) -> None:
+    """users.info answers user_not_found for someone outside the workspace: the link is refused as such, audited."""
+    result = await rig.link("U0ELSEWHR1", "alice")
+    assert result.failure is Failure.OTHER_WORKSPACE
+    assert [r.reason for r in rig.audit(audit_actions.LOGIN_REFUSED)] == ["Slack user of another workspace"]
