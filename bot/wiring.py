@@ -161,6 +161,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         principals=mapping,
         grant_label=config.rancher.grant_label,
         admins=frozenset(slack_config.admins),
+        approver_usergroups=slack_config.approver_usergroups,
     )
     refusals = Refusals(tx=tx, audit=audit, outbox=outbox, clock=clock)
     offboarding = Offboarding(grants.lifecycle)

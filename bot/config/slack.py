@@ -10,6 +10,7 @@ from bot.config.base import FrozenModel, require_http_url
 
 _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{6,20}")
 _USER_ID = re.compile(r"[UW][A-Z0-9]{6,20}")
+_USERGROUP_ID = re.compile(r"S[A-Z0-9]{6,20}")
 
 
 class SlackChannels(FrozenModel):
@@ -43,12 +44,21 @@ class SlackConfig(FrozenModel):
     command: str = "/access"
     channels: SlackChannels = SlackChannels()
     admins: tuple[str, ...] = ()
+    approver_usergroups: dict[str, str] = Field(default_factory=dict)  # IdP approver group -> Slack user group id
 
     @field_validator("signing_secret")
     @classmethod
     def _http_needs_a_signing_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is None and info.data.get("app_token") is None:
             raise ValueError("is required (or set slack.app_token and run `accessbot serve --socket-mode`)")
+        return value
+
+    @field_validator("approver_usergroups")
+    @classmethod
+    def _usergroup_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        for group, usergroup in value.items():
+            if not _USERGROUP_ID.fullmatch(usergroup):
+                raise ValueError(f"{group} maps to something that is not a Slack user group id (S…, like S0123ABCDEF)")
         return value
 
     @field_validator("admins")

@@ -67,10 +67,15 @@ class GrantChanged:
 
 @dataclass(frozen=True)
 class BreakGlassUsed:
-    """A break-glass grant went active: announced to the approvers (mentioned) and the security channel."""
+    """A break-glass grant went active: announced to the approvers and the security channel.
+
+    `usergroups` are the Slack user groups of the approver groups (when configured); `mentions` every linked
+    approver (the renderer names a few of them when there is no user group).
+    """
 
     facts: GrantFacts
     mentions: tuple[str, ...]
+    usergroups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

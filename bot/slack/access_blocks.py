@@ -10,7 +10,7 @@ from bot.core.durations import format_duration
 from bot.core.effective_access import AccessReport, Right
 from bot.core.model import Grant, Scope
 from bot.services.grants import HoldersReport
-from bot.slack.mrkdwn import escape, user
+from bot.slack.mrkdwn import clip, escape, line_sections, user
 
 Block = dict[str, Any]
 
@@ -122,7 +122,9 @@ def who_blocks(report: HoldersReport, *, max_blocks: int = MAX_MESSAGE_BLOCKS) -
         role = mrkdwn_escape(holder.role_name)
         who = mrkdwn_escape(holder.subject) + (f" ({user(holder.slack_user)})" if holder.slack_user else "")
         lines.append(f"• {icon} {who} · {role} · _{mrkdwn_escape(holder.source_text)}_")
-    blocks.extend(_list_sections(lines, "", max_sections=max_blocks - len(blocks) - 1))
+    narrower = f"{report.cluster_name}/PROJECT" if not report.project_name else report.where
+    more = f"narrow with `/access who {mrkdwn_escape(narrower)}`" if not report.project_name else ""
+    blocks.extend(line_sections(lines, max_blocks - len(blocks), more=more))
     return blocks
 
 
@@ -146,13 +148,11 @@ def _header(text: str) -> Block:
 
 
 def _section(text: str) -> Block:
-    if len(text) > MAX_SECTION_CHARS:
-        text = text[: MAX_SECTION_CHARS - 1] + "…"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION_CHARS)}}
 
 
 def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:MAX_SECTION_CHARS]}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, MAX_SECTION_CHARS)}]}
 
 
 def _identity(report: AccessReport) -> Block:

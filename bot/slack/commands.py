@@ -82,7 +82,7 @@ def register(app: AsyncApp, deps: SlackDeps, handlers: Handlers) -> None:
         if reply.text or reply.blocks:
             try:
                 await respond(
-                    text=reply.text,
+                    text=messages.fallback(reply.text),
                     blocks=reply.blocks,
                     response_type="ephemeral",
                     replace_original=False,

@@ -12,7 +12,7 @@ from bot.core.model import Grant, GrantState
 from bot.core.notices import GrantFacts, HolderEvent
 from bot.core.policy import Option, RuleSummary
 from bot.services.grants import DecisionOutcome, ExtendOutcome, RequestOutcome
-from bot.slack.mrkdwn import code, context, escape, section, user
+from bot.slack.mrkdwn import code, context, escape, fallback, line_sections, section, user
 
 Block = dict[str, Any]
 Rendered = tuple[str, list[Block]]
@@ -26,6 +26,7 @@ REQUEST_CALLBACK = "grant_request"
 CHOICE_BLOCK, CHOICE_ACTION = "target_role", "choice"
 DURATION_BLOCK, REASON_BLOCK, TICKET_BLOCK, VALUE_ACTION = "duration", "reason", "ticket", "value"
 MAX_OPTIONS = 100  # static_select: at most 100 options in all groups together
+MAX_MESSAGE_BLOCKS = 50  # docs.slack.dev/reference/block-kit/blocks: up to 50 blocks in each message
 MAX_QUERY = 100  # characters of a typed query the options loader reads
 OPTION_SEPARATOR = "|"
 
@@ -41,6 +42,11 @@ _STATE_WORDS = {
     GrantState.REVOKED: ":red_circle: revoked",
     GrantState.FAILED: ":x: failed",
 }
+
+
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """`1 approval`, `2 approvals` (`nouns` when the plural is irregular)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def when(ts: int) -> str:
@@ -115,6 +121,21 @@ def _buttons(block_id: str, *pairs: tuple[str, str, str, str | None]) -> Block:
     return {"type": "actions", "block_id": block_id[:255], "elements": elements}
 
 
+MAX_MENTIONS = 20
+"""People named in one break-glass announcement when no Slack user group is configured."""
+
+
+def _approvers(mentions: Sequence[str], usergroups: Sequence[str]) -> str:
+    """`<!subteam^S…>` for each user group; else up to MAX_MENTIONS people and how many more."""
+    if usergroups:
+        return " ".join(f"<!subteam^{''.join(ch for ch in u if ch.isalnum())}>" for u in usergroups)
+    if not mentions:
+        return "_no linked approvers to mention_"
+    named = " ".join(user(m) for m in mentions[:MAX_MENTIONS])
+    left = len(mentions) - MAX_MENTIONS
+    return named + (f" and {plural(left, 'more linked approver')}" if left > 0 else "")
+
+
 class GrantBlocks:
     """The Block Kit renderer the granting service uses for channel messages and DMs."""
 
@@ -153,12 +174,12 @@ class GrantBlocks:
             blocks.append(context(f"Reason: {escape(g.reason)}"))
         return text, blocks
 
-    def break_glass(self, facts: GrantFacts, mentions: Sequence[str]) -> Rendered:
-        """The break-glass announcement with every linked approver mentioned."""
+    def break_glass(self, facts: GrantFacts, mentions: Sequence[str], usergroups: Sequence[str] = ()) -> Rendered:
+        """The break-glass announcement: the approvers' user groups, else at most 20 approvers and a count."""
         g = facts.grant
-        who = " ".join(user(m) for m in mentions) or "_no linked approvers to mention_"
+        who = _approvers(mentions, usergroups)
         text = f":rotating_light: BREAK-GLASS {g.id}: {escape(facts.role)} on {escape(facts.target)}"
-        text += f" for {user(g.slack_user)} — {escape(g.reason)} {' '.join(user(m) for m in mentions)}"
+        text += f" for {user(g.slack_user)} — {escape(g.reason)} ({who})"
         blocks = [
             section(f":rotating_light: *Break-glass access* {_summary(facts)}"),
             section(_details(facts)),
@@ -259,14 +280,15 @@ def grants_list(views: Sequence[GrantFacts], *, everyone: bool = False) -> Rende
     if not views:
         line = "No open grants." if everyone else "You have no grants yet. Ask with `request TARGET ROLE`."
         return line, [section(line)]
-    head = "*Open grants*" if everyone else "*Your grants*"
-    lines = [head]
-    for v in views[:40]:
+    head = f"*Open grants* ({len(views)})" if everyone else "*Your grants*"
+    lines = []
+    for v in views:
         g = v.grant
         holder = f" · {user(g.slack_user)}" if everyone else ""
         lines.append(f"{code(g.id)} *{escape(v.role)}* on *{escape(v.target)}*{holder} — {_status_line(v)}")
-    text = "\n".join(lines)
-    return text, [section(text)]
+    more = "operators see every one with `accessbot grants list`" if everyone else ""
+    blocks = [section(head), *line_sections(lines, MAX_MESSAGE_BLOCKS - 1, more=more)]
+    return fallback("\n".join([head, *lines])), blocks
 
 
 def rules_reply(rules: Sequence[RuleSummary]) -> Rendered:
@@ -274,8 +296,9 @@ def rules_reply(rules: Sequence[RuleSummary]) -> Rendered:
     if not rules:
         line = "No rule lets you request anything. Ask your platform team which group you need."
         return line, [section(line)]
-    blocks: list[Block] = [section("*What you may request*")]
-    for r in rules[:45]:
+    blocks: list[Block] = [section(f"*What you may request* ({plural(len(rules), 'rule')})")]
+    shown = rules[: MAX_MESSAGE_BLOCKS - 2]
+    for r in shown:
         where = ", ".join(code(x) for x in (*r.clusters, *r.projects)) or "labelled clusters"
         if r.cluster_labels:
             where += " with labels " + ", ".join(code(f"{k}={v}") for k, v in r.cluster_labels)
@@ -297,7 +320,9 @@ def rules_reply(rules: Sequence[RuleSummary]) -> Rendered:
         blocks.append(
             section(f"*{escape(r.name)}* — {roles}\non {where}\n" + " · ".join(conditions)),
         )
-    return "What you may request", blocks
+    if len(rules) > len(shown):
+        blocks.append(context(f"…and {len(rules) - len(shown)} more; ask for one with `request TARGET ROLE`"))
+    return f"What you may request: {plural(len(rules), 'rule')}", blocks
 
 
 def option_value(option: Option) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bot.core import commands
 from bot.core.errors import NotLinked, UpstreamError, UserError
-from bot.slack.mrkdwn import code, escape
+from bot.slack.mrkdwn import code, escape, fallback
 
-__all__ = ["code", "escape"]
+__all__ = ["code", "escape", "fallback"]
 
 
 def help_text(command: str, topic: str = "") -> str:

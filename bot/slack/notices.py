@@ -35,7 +35,7 @@ from bot.core.notices import (
 )
 from bot.slack.digest_blocks import render_digest_blocks, render_digest_text
 from bot.slack.grant_blocks import GrantBlocks
-from bot.slack.mrkdwn import code, escape, user
+from bot.slack.mrkdwn import code, escape, fallback, user
 
 Rendered = tuple[str, list[dict[str, Any]]]
 ANONYMOUS_WINDOW_TEXT = "5 minutes"
@@ -69,7 +69,11 @@ class SlackNotices:
         self._grants = GrantBlocks()
 
     def render(self, notice: Notice) -> Rendered:
-        """Fallback text and blocks for one notice (text-only notices have no blocks)."""
+        """Fallback text (at most 4,000 characters) and blocks for one notice (text-only notices have no blocks)."""
+        text, blocks = self._render(notice)
+        return fallback(text), blocks
+
+    def _render(self, notice: Notice) -> Rendered:
         match notice:
             case GrantStatus(facts):
                 return self._grants.status(facts)
@@ -77,8 +81,8 @@ class SlackNotices:
                 return self._grants.approval(facts)
             case GrantChanged(facts, event):
                 return self._grants.dm(facts, event)
-            case BreakGlassUsed(facts, mentions):
-                return self._grants.break_glass(facts, mentions)
+            case BreakGlassUsed(facts, mentions, usergroups):
+                return self._grants.break_glass(facts, mentions, usergroups)
             case ExtensionAsked(facts, extra_s, number):
                 return self._grants.extension_request(facts, extra_s, number)
             case DigestReady(digest, period_key, timezone):

@@ -155,9 +155,9 @@ class Ledger:
         g = facts.grant
         return self._outbox.dm(g.slack_user, f"dm:{g.id}:{event.value}{suffix}", GrantChanged(facts, event))
 
-    def break_glass(self, facts: GrantFacts, mentions: Sequence[str]) -> None:
+    def break_glass(self, facts: GrantFacts, mentions: Sequence[str], usergroups: Sequence[str] = ()) -> None:
         """Announce a break-glass grant in the approvals and security channels."""
-        notice = BreakGlassUsed(facts, tuple(mentions))
+        notice = BreakGlassUsed(facts, tuple(mentions), tuple(usergroups))
         for channel in ("approvals", "security"):
             self._outbox.post(channel, f"breakglass:{facts.grant.id}:{channel}", notice)
 

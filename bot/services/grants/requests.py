@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import timedelta
 
 from bot.core import audit_actions as A
@@ -37,7 +38,9 @@ class Requests:
         rancher: RancherApi,
         audit: AuditLog,
         clock: Clock,
+        approver_usergroups: Mapping[str, str] | None = None,
     ) -> None:
+        self._usergroups = dict(approver_usergroups or {})
         self._dir = directory
         self._ledger = ledger
         self._bindings = bindings
@@ -163,9 +166,11 @@ class Requests:
         return RequestOutcome("duplicate", message, display, role_name, grant=grant)
 
     def _announce_break_glass(self, facts: GrantFacts, rule: Rule) -> None:
-        approver_groups = set(rule.approval.groups or rule.groups)
+        groups = rule.approval.groups or rule.groups
+        approver_groups = set(groups)
         mentions = sorted(ident.slack_user for ident in self._dir.linked() if set(ident.groups) & approver_groups)
-        self._ledger.break_glass(facts, mentions)
+        usergroups = tuple(dict.fromkeys(self._usergroups[g] for g in groups if g in self._usergroups))
+        self._ledger.break_glass(facts, mentions, usergroups)
 
     async def options_for(self, who: Identity | str, *, break_glass: bool | None = None) -> list[Option]:
         """Every (target, role) the user may request, for the request form."""
