@@ -6,6 +6,7 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from typing import TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.cli.context import EXIT_OK, Add, Subparsers, config_from, storage_from
 from bot.core.durations import parse_moment
@@ -23,13 +24,20 @@ def cmd_digest(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from bot.slack.digest_blocks import render_digest_text  # noqa: PLC0415
 
     config = config_from(args)
+    timezone = args.timezone or config.schedule.digest.timezone
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UserError(
+            f"--timezone {timezone[:60]} is not a time zone", "an IANA name like Europe/Berlin or UTC"
+        ) from None
     now = datetime.now(UTC)
     since, until = _moment(args.since, now), _moment(args.until, now)
     if since >= until:
         raise UserError("--since must be before --until", "for example `accessbot digest --since 7d`")
     with storage_from(args) as storage:
         digest = build_period_digest(storage, since, until)
-    (out or sys.stdout).write(render_digest_text(digest, timezone=args.timezone or config.schedule.digest.timezone))
+    (out or sys.stdout).write(render_digest_text(digest, timezone=timezone))
     return EXIT_OK
 
 

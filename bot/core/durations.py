@@ -95,18 +95,30 @@ def to_spec(value: timedelta) -> str:
     return out or "0s"
 
 
+MAX_EPOCH = 253_402_300_799
+"""9999-12-31T23:59:59Z: the last moment Python's datetime (and so every report) can show."""
+
+
 def parse_moment(text: str, now: datetime) -> int:
     """A point in time as epoch seconds: `7d` (that long before `now`), an ISO time (UTC unless it says), or epoch."""
+    shown = text if len(text) <= 40 else text[:40] + "…"
     if text.isdigit():
+        if len(text) > 11 or int(text) > MAX_EPOCH:
+            raise UserError(f"`{shown}` is too far in the future (epoch seconds up to {MAX_EPOCH})")
         return int(text)
     try:
-        return int((now - parse_duration(text)).timestamp())
+        span = parse_duration(text)
     except UserError:
-        pass
+        span = None
+    if span is not None:
+        try:
+            return int((now - span).timestamp())
+        except (OverflowError, ValueError):
+            raise UserError(f"`{shown}` reaches back before the year 1", "use something like 7d or 365d") from None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise UserError(f"`{text}` is neither a duration (7d) nor an ISO time (2026-11-01T00:00)") from None
+        raise UserError(f"`{shown}` is neither a duration (7d) nor an ISO time (2026-11-01T00:00)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())

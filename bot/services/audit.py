@@ -66,6 +66,11 @@ class AuditLog:
                     return event
         raise RuntimeError("the audit head kept moving while appending; another writer is racing")
 
+    def first_event_at(self) -> int | None:
+        """When the oldest event was recorded (None for an empty log)."""
+        first = next(iter(self._store.events(batch=1)), None)
+        return first.ts if first is not None else None
+
     def verify(self) -> audit_chain.ChainCheck:
         """Walk the whole chain and report the first broken event, if any."""
         return check_chain(self._store)

@@ -664,9 +664,21 @@ async def test_digest_numbers_equal_counts_over_the_audit_table(world: World) ->
     assert csv_file.filename == f"accessbot-grants-{key}.csv"
 
 
+async def test_a_fresh_install_posts_no_digest_for_a_week_before_it_existed(world: World) -> None:
+    """With no record older than this week, Monday's digest of last week is skipped; the next week's is posted."""
+    monday = _week_start(datetime.fromtimestamp(T0, UTC)) + 7 * 86400 + 9 * 3600 + 5
+    world.clock.value = monday - 3600  # installed on Monday morning
+    world.audit.record(A.LINK_CREATED, actor="U0USER0001", target="U0USER0001")
+    assert await world.jobs.post_digest(monday) is None
+    assert factories.queued_keys(world.store, CHANNELS["digest"], "digest:") == []
+    assert await world.jobs.post_digest(monday + 7 * 86400) is not None
+
+
 async def test_digest_is_posted_once_per_period_across_restarts(world: World, tmp_path: Path) -> None:
     """A second process (a restart) finds the period claimed and posts nothing."""
     monday = _week_start(datetime.fromtimestamp(T0, UTC)) + 9 * 3600 + 5
+    world.clock.value = monday - 3 * 86400  # the bot was running during the week before
+    world.audit.record(A.LINK_CREATED, actor="U0USER0001", target="U0USER0001")
     assert await world.jobs.post_digest(monday - 3600) is None  # before Monday 09:00: not due yet
     assert await world.jobs.post_digest(monday) is not None
     other = open_storage(world.db_path, migrate=False)
