@@ -73,7 +73,7 @@ def cmd_grants_revoke(args: argparse.Namespace, out: TextIO | None = None) -> in
 
     grant = run_with_bot(go, args)
     print(f"{grant.id}: {grant.state.value}", file=out)
-    return EXIT_OK if grant.state in (GrantState.REVOKED, GrantState.DENIED) else EXIT_FAIL
+    return EXIT_OK if grant.state in (GrantState.REVOKED, GrantState.WITHDRAWN) else EXIT_FAIL
 
 
 def register(sub: Subparsers, add: Add) -> None:

@@ -20,7 +20,9 @@ Details keys (all optional for readers; writers should include them):
   "break_glass" (bool), "self_service" (bool)}; in addition:
   - grant.approved: one event per approver's approval, plus {"approver", "approvals" (count so far),
     "approvals_required", "final" (bool: this approval completed the request)}
-  - grant.denied: {"approver" (absent when the policy denied), "why"}
+  - grant.denied: {"approver", "why"} (an approver's Deny, with their reason)
+  - grant.refused: {"why"} (the policy refused the request; events before issue 12 logged these as grant.denied)
+  - grant.withdrawn: {"why"} (an undecided request closed: by its requester, an admin, offboarding, lost groups)
   - grant.active: {"binding_id", "expires_at"}
   - grant.extended: {"extra_s", "extensions"}, and `duration_s` is the new total
   - grant.revoked / grant.expired: {"held_s" (seconds the grant was active)}
@@ -53,7 +55,9 @@ SLACK_REQUEST_REJECTED: Final = "slack.request_rejected"
 # --- grants -------------------------------------------------------------------------------------------
 GRANT_REQUESTED: Final = "grant.requested"
 GRANT_APPROVED: Final = "grant.approved"
-GRANT_DENIED: Final = "grant.denied"
+GRANT_DENIED: Final = "grant.denied"  # by an approver
+GRANT_REFUSED: Final = "grant.refused"  # by the policy, when asked
+GRANT_WITHDRAWN: Final = "grant.withdrawn"  # an undecided request closed by its requester, an admin or offboarding
 GRANT_REQUEST_EXPIRED: Final = "grant.request_expired"
 GRANT_ACTIVATING: Final = "grant.activating"
 GRANT_ACTIVE: Final = "grant.active"
@@ -92,6 +96,8 @@ ALL: Final[tuple[str, ...]] = (
     GRANT_REQUESTED,
     GRANT_APPROVED,
     GRANT_DENIED,
+    GRANT_REFUSED,
+    GRANT_WITHDRAWN,
     GRANT_REQUEST_EXPIRED,
     GRANT_ACTIVATING,
     GRANT_ACTIVE,

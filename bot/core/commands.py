@@ -71,9 +71,10 @@ class Grants:
 
 @dataclass(frozen=True)
 class Revoke:
-    """End a grant early."""
+    """End a grant early (or withdraw a request), with an optional reason shown to the holder."""
 
     grant_id: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ USAGE: dict[str, tuple[str, str]] = {
         "ask for a role for a while (no arguments: open a form)",
     ),
     "grants": ("grants [all]", "your time-boxed grants (all: everyone's, for approvers and admins)"),
-    "revoke": ("revoke GRANT_ID", "end a grant now"),
+    "revoke": ("revoke GRANT_ID [because REASON…]", "end a grant now (the holder is told who and why)"),
     "extend": ("extend GRANT_ID DURATION", "add time to a grant, within the rule's limits"),
     "who": ("who TARGET", "who holds which role on a cluster or project (approvers and admins)"),
     "rules": ("rules", "what you may request, and on which conditions"),
@@ -228,9 +229,14 @@ def parse(text: str) -> Command:
             raise UserError("`grants` takes nothing or `all`", f"usage: {usage('grants')}")
         return Grants(all=bool(args))
     if head == "revoke":
-        if len(args) != 1:
-            raise UserError("`revoke` needs exactly one grant id", f"usage: {usage('revoke')}")
-        return Revoke(_grant_id(args[0], "revoke"))
+        if not args or (len(args) > 1 and args[1].lower() not in ("because", "reason")):
+            raise UserError("`revoke` needs one grant id, then optionally `because …`", f"usage: {usage('revoke')}")
+        reason = " ".join(args[2:]).strip()
+        if len(args) > 1 and not reason:
+            raise UserError("`because` needs a reason after it", f"usage: {usage('revoke')}")
+        if len(reason) > MAX_REASON:
+            raise UserError(f"the reason is {len(reason)} characters long (at most {MAX_REASON})")
+        return Revoke(_grant_id(args[0], "revoke"), reason)
     if head == "extend":
         if len(args) < 2:
             raise UserError("`extend` needs a grant id and a duration", f"usage: {usage('extend')}")

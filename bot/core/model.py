@@ -200,6 +200,7 @@ class GrantState(StrEnum):
     REQUESTED = "requested"
     APPROVED = "approved"
     DENIED = "denied"
+    WITHDRAWN = "withdrawn"
     EXPIRED_REQUEST = "expired_request"
     ACTIVATING = "activating"
     ACTIVE = "active"

@@ -30,6 +30,7 @@ class HolderEvent(StrEnum):
 
     APPROVED = "approved"
     DENIED = "denied"
+    WITHDRAWN = "withdrawn"
     ACTIVE = "active"
     EXPIRED = "expired"
     REVOKED = "revoked"
@@ -58,11 +59,20 @@ class ApprovalCard:
 
 
 @dataclass(frozen=True)
+class ApproverAsked:
+    """A DM asking one approver of the rule to Approve or Deny a request (besides the approvals-channel card)."""
+
+    facts: GrantFacts
+
+
+@dataclass(frozen=True)
 class GrantChanged:
-    """A DM to the requester or holder about one event of their grant."""
+    """A DM to the requester or holder about one event of their grant; `by` and `why` when someone ended it."""
 
     facts: GrantFacts
     event: HolderEvent
+    by: str = ""
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -238,6 +248,7 @@ class DigestAttachment:
 Notice = (
     GrantStatus
     | ApprovalCard
+    | ApproverAsked
     | GrantChanged
     | BreakGlassUsed
     | ExtensionAsked

@@ -9,6 +9,7 @@ from typing import Any
 from bot.core.durations import format_duration
 from bot.core.effective_access import AccessReport, Right
 from bot.core.model import Grant, Scope
+from bot.core.notices import GrantFacts
 from bot.services.grants import HoldersReport
 from bot.slack.mrkdwn import clip, escape, line_sections, user
 
@@ -18,6 +19,8 @@ MAX_MESSAGE_BLOCKS = 50
 MAX_HOME_BLOCKS = 100
 MAX_SECTION_CHARS = 3000
 MAX_HEADER_CHARS = 150
+MAX_HOME_REQUESTS = 10
+"""Requests shown with buttons in the App Home (two blocks each)."""
 NARROW_HINT = "narrow with `/access list CLUSTER`"
 
 
@@ -88,9 +91,11 @@ def app_home_view(
     pending: Sequence[Grant],
     now: int,
     problem: str = "",
+    awaiting: Sequence[GrantFacts] = (),
+    awaiting_total: int = 0,
     max_blocks: int = MAX_HOME_BLOCKS,
 ) -> dict[str, Any]:
-    """The App Home tab: active grants, pending requests, then what the user can access."""
+    """The App Home tab: requests awaiting your approval, active grants, pending requests, what you can access."""
     names = dict(report.names) if report else {}
     roles = {r.role_id: r.role_name for r in report.rights} if report else {}
     blocks: list[Block] = [_header("Rancher access")]
@@ -98,6 +103,21 @@ def app_home_view(
         blocks.append(_identity(report))
     if problem:
         blocks.append(_section(f":warning: {mrkdwn_escape(problem)}"))
+    if awaiting:
+        blocks.append(_section(f"*Awaiting your approval* ({awaiting_total or len(awaiting)})"))
+        for facts in awaiting[:MAX_HOME_REQUESTS]:
+            g = facts.grant
+            blocks.append(
+                _section(
+                    f"`{mrkdwn_escape(g.id)}` {user(g.slack_user)} asks for *{mrkdwn_escape(facts.role)}* on "
+                    f"*{mrkdwn_escape(facts.target)}* for {format_duration(timedelta(seconds=g.duration_s))}"
+                    + (f"\n_{mrkdwn_escape(g.reason)}_" if g.reason else "")
+                )
+            )
+            blocks.append(approve_deny(g.id))
+        left = (awaiting_total or len(awaiting)) - min(len(awaiting), MAX_HOME_REQUESTS)
+        if left > 0:
+            blocks.append(_context(f"…and {left} more in the approvals channel"))
     blocks.append(_section("*Active grants*"))
     grant_lines = [_grant_line(g, names, roles, now, pending=False) for g in active]
     blocks.extend(_list_sections(grant_lines, "No active grants."))
@@ -109,6 +129,20 @@ def app_home_view(
         room = max_blocks - len(blocks)
         blocks.extend(rights_blocks(report.rights, max_blocks=room, empty=_empty_text(report)))
     return {"type": "home", "blocks": blocks[:max_blocks]}
+
+
+def approve_deny(grant_id: str) -> Block:
+    """Approve / Deny buttons for one request (the same actions as the approvals card)."""
+    return {
+        "type": "actions",
+        "block_id": f"home-decide:{grant_id}"[:255],
+        "elements": [
+            {"type": "button", "action_id": "grant_approve", "style": "primary", "value": grant_id,
+             "text": {"type": "plain_text", "text": "Approve"}},
+            {"type": "button", "action_id": "grant_deny", "style": "danger", "value": grant_id,
+             "text": {"type": "plain_text", "text": "Deny"}},
+        ],
+    }  # fmt: skip
 
 
 def who_blocks(report: HoldersReport, *, max_blocks: int = MAX_MESSAGE_BLOCKS) -> list[Block]:

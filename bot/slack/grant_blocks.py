@@ -23,6 +23,7 @@ EXTEND = "grant_extend"
 EXT_APPROVE = "grant_ext_approve"
 EXT_DENY = "grant_ext_deny"
 REQUEST_CALLBACK = "grant_request"
+DENY_CALLBACK = "grant_deny_reason"
 CHOICE_BLOCK, CHOICE_ACTION = "target_role", "choice"
 DURATION_BLOCK, REASON_BLOCK, TICKET_BLOCK, VALUE_ACTION = "duration", "reason", "ticket", "value"
 MAX_OPTIONS = 100  # static_select: at most 100 options in all groups together
@@ -34,6 +35,7 @@ _STATE_WORDS = {
     GrantState.REQUESTED: ":hourglass_flowing_sand: waiting for approval",
     GrantState.APPROVED: ":white_check_mark: approved",
     GrantState.DENIED: ":no_entry: denied",
+    GrantState.WITHDRAWN: ":leftwards_arrow_with_hook: withdrawn",
     GrantState.EXPIRED_REQUEST: ":hourglass: request expired, nobody decided",
     GrantState.ACTIVATING: ":gear: activating",
     GrantState.ACTIVE: ":large_green_circle: active",
@@ -95,11 +97,11 @@ def _status_line(facts: GrantFacts) -> str:
     line = state_word(g.state)
     if g.state is GrantState.ACTIVE and g.expires_at is not None:
         line += f" until {when(g.expires_at)} ({format_duration(time_left(g, facts.now))} left)"
-    elif g.state in (GrantState.EXPIRED, GrantState.REVOKED, GrantState.DENIED) and g.ended_at is not None:
+    elif g.state in (GrantState.EXPIRED, GrantState.REVOKED, GrantState.DENIED, GrantState.WITHDRAWN) and g.ended_at:
         line += f" at {when(g.ended_at)}"
     if g.state is GrantState.FAILED and g.failure:
         line += f": {escape(g.failure)}"
-    if g.state is GrantState.DENIED and g.failure:
+    if g.state in (GrantState.DENIED, GrantState.WITHDRAWN) and g.failure:
         line += f" ({escape(g.failure)})"
     if g.extensions:
         line += f" · extended {g.extensions}×"
@@ -119,6 +121,23 @@ def _buttons(block_id: str, *pairs: tuple[str, str, str, str | None]) -> Block:
             button["style"] = style
         elements.append(button)
     return {"type": "actions", "block_id": block_id[:255], "elements": elements}
+
+
+def _actor(by: str) -> str:
+    """Who did something, as people read it: a mention, `the command line (cli:ops)`, or the bot itself."""
+    if by.startswith("cli:"):
+        return f"an operator on the command line ({escape(by[4:])})"
+    if by in ("system", ""):
+        return "the bot"
+    return user(by)
+
+
+def _extendable(facts: GrantFacts) -> bool:
+    """Whether the grant's rule allows one more extension with time left under its maximum."""
+    rule, g = facts.rule, facts.grant
+    if rule is None or g.activated_at is None or g.expires_at is None or g.extensions >= rule.max_extensions:
+        return False
+    return rule.max_duration > timedelta(seconds=g.expires_at - g.activated_at)
 
 
 MAX_MENTIONS = 20
@@ -145,7 +164,8 @@ class GrantBlocks:
         text = f"Access request {g.id}: {escape(facts.role)} on {escape(facts.target)} for {user(g.slack_user)}"
         blocks: list[Block] = [section(f":key: Access request {_summary(facts)}"), section(_details(facts))]
         decisions = _decisions(g)
-        need = f"{len([a for a in g.approvals if a.decision == 'approve'])}/{g.approvals_required} approvals"
+        given = len([a for a in g.approvals if a.decision == "approve"])
+        need = f"{given}/{plural(g.approvals_required, 'approval')}"
         if g.state is GrantState.REQUESTED:
             if decisions:
                 blocks.append(context(" · ".join(decisions) + f" ({need})"))
@@ -163,6 +183,20 @@ class GrantBlocks:
             blocks.append(section(f"{outcome}" + (f": {'; '.join(decisions)}" if decisions else "")))
             if g.state not in (GrantState.DENIED, GrantState.EXPIRED_REQUEST):
                 blocks.append(context(_status_line(facts)))
+        return text, blocks
+
+    def ask(self, facts: GrantFacts) -> Rendered:
+        """The DM to one approver: the request, and Approve/Deny (Deny asks for a reason)."""
+        g = facts.grant
+        need = plural(g.approvals_required, "approval")
+        text = f":key: {user(g.slack_user)} asks for {escape(facts.role)} on {escape(facts.target)} ({need} needed)"
+        blocks: list[Block] = [
+            section(f":key: Your approval is asked: {_summary(facts)}"),
+            section(_details(facts)),
+        ]
+        if g.request_expires_at is not None:
+            blocks.append(context(f"Expires {when(g.request_expires_at)} if nobody decides; {need} needed."))
+        blocks.append(_buttons(f"decide:{g.id}", (APPROVE, "Approve", g.id, "primary"), (DENY, "Deny", g.id, "danger")))
         return text, blocks
 
     def status(self, facts: GrantFacts) -> Rendered:
@@ -187,16 +221,20 @@ class GrantBlocks:
         ]
         return text, blocks
 
-    def dm(self, facts: GrantFacts, event: HolderEvent) -> Rendered:
-        """A DM to the requester or holder about one event."""
+    def dm(self, facts: GrantFacts, event: HolderEvent, *, by: str = "", why: str = "") -> Rendered:
+        """A DM to the requester or holder about one event; who ended or decided it, and why, when known."""
         g = facts.grant
         what = _summary(facts)
+        ended = f" by {_actor(by)}" if by else ""
+        because = f": {escape(why)}" if why else ""
         sentences = {
             "approved": f":white_check_mark: Your request {code(g.id)} for {what} was approved.",
-            "denied": f":no_entry: Your request {code(g.id)} for {what} was denied.",
+            "denied": f":no_entry: Your request {code(g.id)} for {what} was denied{ended}{because}.",
+            "withdrawn": f":leftwards_arrow_with_hook: Your request {code(g.id)} for {what} was withdrawn"
+            f"{ended}{because}.",
             "active": f":large_green_circle: {code(g.id)} is active: {what}.",
             "expired": f":white_circle: {code(g.id)} expired: {what} was removed.",
-            "revoked": f":red_circle: {code(g.id)} was revoked: {what} was removed.",
+            "revoked": f":red_circle: {code(g.id)} was revoked{ended}{because}: {what} was removed.",
             "failed": f":x: {code(g.id)} could not be activated.",
             "request_expired": f":hourglass: Your request {code(g.id)} for {what} expired; nobody decided in time.",
             "extended": f":stopwatch: {code(g.id)} was extended.",
@@ -210,7 +248,10 @@ class GrantBlocks:
         if event in ("approved", "denied") and decisions:
             blocks.append(context(" · ".join(decisions)))
         if event == "expiring":
-            blocks.append(_buttons(f"extend:{g.id}", (EXTEND, "Extend", g.id, "primary")))
+            if _extendable(facts):
+                blocks.append(_buttons(f"extend:{g.id}", (EXTEND, "Extend", g.id, "primary")))
+            else:
+                blocks.append(context("The rule allows no more time for this grant; request it again when it ends."))
         return text, blocks
 
     def extension_request(self, facts: GrantFacts, extra_s: int, number: int) -> Rendered:
@@ -244,9 +285,9 @@ def request_reply(outcome: RequestOutcome) -> Rendered:
     if outcome.status == "active" and g is not None and g.expires_at is not None:
         line = f":large_green_circle: {code(g.id)} is active: {what} until {when(g.expires_at)}."
     elif outcome.status == "pending" and g is not None:
-        n = g.approvals_required
         line = (
-            f":hourglass_flowing_sand: Request {code(g.id)} for {what} needs {n} approval(s); the approvers were asked."
+            f":hourglass_flowing_sand: Request {code(g.id)} for {what} needs "
+            f"{plural(g.approvals_required, 'approval')}; the approvers were asked."
         )
     elif outcome.status == "activating" and g is not None:
         line = f":gear: {code(g.id)} for {what} is recorded; Rancher did not answer yet, it will be finished shortly."
@@ -306,7 +347,9 @@ def rules_reply(rules: Sequence[RuleSummary]) -> Rendered:
         if r.break_glass:
             approval = "break-glass: self-approved, announced to approvers"
         elif r.approvals_required:
-            approval = f"{r.approvals_required} approval(s) from {', '.join(code(g) for g in r.approval_groups)}"
+            approval = (
+                f"{plural(r.approvals_required, 'approval')} from {', '.join(code(g) for g in r.approval_groups)}"
+            )
         else:
             approval = "no approval"
         conditions = [
@@ -316,7 +359,7 @@ def rules_reply(rules: Sequence[RuleSummary]) -> Rendered:
         if r.require_reason:
             conditions.append("reason required")
         if r.max_extensions:
-            conditions.append(f"{r.max_extensions} extension(s)")
+            conditions.append(plural(r.max_extensions, "extension"))
         blocks.append(
             section(f"*{escape(r.name)}* — {roles}\non {where}\n" + " · ".join(conditions)),
         )
@@ -369,6 +412,33 @@ def _modal(blocks: list[Block]) -> Block:
         "title": {"type": "plain_text", "text": "Request access"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": blocks,
+    }
+
+
+def deny_modal(grant_id: str, *, private_metadata: str) -> Block:
+    """Deny asks the approver why; the reason goes to the requester and into the audit log."""
+    return {
+        "type": "modal",
+        "callback_id": DENY_CALLBACK,
+        "title": {"type": "plain_text", "text": "Deny the request"},
+        "submit": {"type": "plain_text", "text": "Deny"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": private_metadata,
+        "blocks": [
+            section(f"Deny {code(grant_id)}? The requester sees your reason."),
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": {"type": "plain_text", "text": "Why?"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": VALUE_ACTION,
+                    "multiline": True,
+                    "min_length": 3,
+                    "max_length": 500,
+                },
+            },
+        ],
     }
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.core import commands
 from bot.core.durations import parse_duration
 from bot.core.errors import UpstreamError, UserError
-from bot.slack import access_blocks, messages
+from bot.slack import access, access_blocks, messages
 from bot.slack import grant_blocks as gb
 from bot.slack.context import Caller, Reply, SlackDeps
 
@@ -83,7 +85,7 @@ async def on_grants(deps: SlackDeps, caller: Caller, cmd: commands.Grants) -> Re
 
 async def on_revoke(deps: SlackDeps, caller: Caller, cmd: commands.Revoke) -> Reply:
     """`/access revoke GRANT_ID`."""
-    grant = await deps.grants.lifecycle.revoke_by(caller.user_id, cmd.grant_id)
+    grant = await deps.grants.lifecycle.revoke_by(caller.user_id, cmd.grant_id, cmd.reason)
     return Reply(f"{messages.code(grant.id)} is now {gb.state_word(grant.state)}.")
 
 
@@ -130,11 +132,27 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str]:
     return user_id, str(actions[0].get("value", ""))
 
 
+async def _dm(client: Any, user_id: str, text: str) -> None:
+    """Tell the person who submitted a form something (Bolt gives view handlers no response_url)."""
+    try:
+        await client.chat_postMessage(channel=user_id, text=text)
+    except Exception:
+        log.warning("could not DM %s", user_id, exc_info=True)
+
+
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     """Attach the approve/deny/extend buttons, the request form and its option loader."""
 
-    async def decide(body: dict[str, Any], respond: AsyncRespond, decision: str) -> None:
+    async def decide(body: dict[str, Any], respond: AsyncRespond, decision: str, client: Any = None) -> None:
         user_id, grant_id = _clicked(body)
+        if (body.get("view") or {}).get("type") == "home":  # clicked in App Home: no response_url, republish it
+            try:
+                await deps.grants.approvals.decide(grant_id, user_id, decision)
+            except (UserError, UpstreamError):
+                log.info("a decision from App Home was refused", exc_info=True)
+            if client is not None:
+                await client.views_publish(user_id=user_id, view=await access.home_view(deps, user_id))
+            return
         try:
             outcome = await deps.grants.approvals.decide(grant_id, user_id, decision)
         except Exception as err:
@@ -149,14 +167,59 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await _say(respond, gb.decision_reply(outcome), replace=False)
 
     @app.action(gb.APPROVE)
-    async def on_approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def on_approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
         await ack()
-        await decide(body, respond, "approve")
+        await decide(body, respond, "approve", client)
 
     @app.action(gb.DENY)
-    async def on_deny(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def on_deny(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
         await ack()
-        await decide(body, respond, "deny")
+        user_id, grant_id = _clicked(body)
+        metadata = json.dumps({"grant": grant_id[:40], "response_url": str(body.get("response_url") or "")[:2000]})
+        try:  # the trigger lives three seconds: open the reason form before anything slow
+            await client.views_open(
+                trigger_id=str(body.get("trigger_id") or ""),
+                view=gb.deny_modal(grant_id[:40], private_metadata=metadata),
+            )
+        except SlackApiError:
+            log.warning("could not open the deny form for %s", user_id, exc_info=True)
+            await _say(
+                respond, ":warning: The form for your reason did not open; please click Deny again.", replace=False
+            )
+
+    @app.view(gb.DENY_CALLBACK)
+    async def on_deny_reason(ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
+        user_id = str((body.get("user") or {}).get("id", ""))
+        view = body.get("view") or {}
+        values: dict[str, Any] = (view.get("state") or {}).get("values") or {}
+        reason = str(((values.get(gb.REASON_BLOCK) or {}).get(gb.VALUE_ACTION) or {}).get("value") or "").strip()
+        if not 3 <= len(reason) <= commands.MAX_REASON:
+            await ack(
+                response_action="errors", errors={gb.REASON_BLOCK: f"Between 3 and {commands.MAX_REASON} characters."}
+            )
+            return
+        try:
+            meta = json.loads(str(view.get("private_metadata") or "{}"))
+        except ValueError:
+            meta = {}
+        meta = meta if isinstance(meta, dict) else {}
+        await ack()
+        try:
+            outcome = await deps.grants.approvals.decide(str(meta.get("grant") or ""), user_id, "deny", reason)
+        except Exception as err:
+            if not isinstance(err, UserError | UpstreamError):
+                log.exception("deny from the form failed")
+            await _dm(client, user_id, _failure_text(err, deps))
+            return
+        url = str(meta.get("response_url") or "")
+        if outcome.facts is not None and outcome.status != "unchanged" and url.startswith(("https://", "http://")):
+            text, blocks = gb.RENDERER.approval(outcome.facts)
+            try:
+                await AsyncWebhookClient(url).send(text=text, blocks=blocks, replace_original=True)
+            except Exception:
+                log.warning("could not update the message Deny was clicked in", exc_info=True)
+        elif outcome.status == "unchanged":
+            await _dm(client, user_id, gb.decision_reply(outcome))
 
     @app.action(gb.EXTEND)
     async def on_extend_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

@@ -90,7 +90,10 @@ async def whoami(deps: SlackDeps, caller: Caller, cmd: commands.Whoami) -> Reply
         f"*Last refresh* {_ago(now, ident.refreshed_at)}",
     ]
     if info.refresh_failures:
-        lines.append(f":warning: The last {info.refresh_failures} refresh attempt(s) failed; retrying.")
+        failed = info.refresh_failures
+        lines.append(
+            f":warning: The last {'refresh attempt' if failed == 1 else f'{failed} refresh attempts'} failed; retrying."
+        )
     lines.append(f"*Rancher user principal* {code(principals.user_principal_id)}")
     if principals.user_id:
         lines.append(f"*Rancher user id* {code(principals.user_id)}")

@@ -10,6 +10,7 @@ from bot.core.durations import format_duration
 from bot.core.model import Grant, RoleBinding
 from bot.core.notices import (
     ApprovalCard,
+    ApproverAsked,
     BindingMissing,
     BindingRepaired,
     BreakGlassUsed,
@@ -79,8 +80,10 @@ class SlackNotices:
                 return self._grants.status(facts)
             case ApprovalCard(facts):
                 return self._grants.approval(facts)
-            case GrantChanged(facts, event):
-                return self._grants.dm(facts, event)
+            case ApproverAsked(facts):
+                return self._grants.ask(facts)
+            case GrantChanged(facts, event, by, why):
+                return self._grants.dm(facts, event, by=by, why=why)
             case BreakGlassUsed(facts, mentions, usergroups):
                 return self._grants.break_glass(facts, mentions, usergroups)
             case ExtensionAsked(facts, extra_s, number):

@@ -61,7 +61,11 @@ def test_valid_text_parses_to_command(text: str, expected: c.Command) -> None:
         ("reqest a b", "`reqest` is not a command I know", "did you mean `request`?"),
         ("frobnicate", "`frobnicate` is not a command I know", "try `help`"),
         ("link now", "`link` takes no arguments", "usage: /access link"),
-        ("revoke", "`revoke` needs exactly one grant id", "usage: /access revoke GRANT_ID"),
+        (
+            "revoke",
+            "`revoke` needs one grant id, then optionally `because …`",
+            "usage: /access revoke GRANT_ID [because REASON…]",
+        ),
         ("revoke 12", "`12` is not a grant id (they look like g-12)", "usage"),
         ("extend g-1", "`extend` needs a grant id and a duration", "usage"),
         ("extend g-1 soon", "`soon` is not a duration", "30m"),
@@ -118,4 +122,4 @@ def test_every_subcommand_has_usage() -> None:
         "rules",
         "unlink",
     }
-    assert c.usage("revoke") == "/access revoke GRANT_ID"
+    assert c.usage("revoke") == "/access revoke GRANT_ID [because REASON…]"

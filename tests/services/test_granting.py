@@ -340,13 +340,16 @@ async def test_break_glass_is_announced_with_approver_mentions(world: World) -> 
 
 
 async def test_offboarding_revokes_grants_and_closes_requests(world: World) -> None:
-    """revoke_all_for_user revokes active grants and denies pending requests."""
+    """revoke_all_for_user revokes active grants and withdraws pending requests (its own outcome, not a denial)."""
     active = await world.grants.requests.request("U0ALICE001", "dev-eu/payments", "project-member")
     pending = await world.grants.requests.request("U0ALICE001", "prod-eu/checkout", "project-member", reason="x")
     n = await world.grants.lifecycle.revoke_all_for_user("U0ALICE001", reason="offboarded")
     assert n == 2
     assert world.grants.directory.get(active.grant.id).state is GrantState.REVOKED  # type: ignore[union-attr]
-    assert world.grants.directory.get(pending.grant.id).state is GrantState.DENIED  # type: ignore[union-attr]
+    assert world.grants.directory.get(pending.grant.id).state is GrantState.WITHDRAWN  # type: ignore[union-attr]
+    actions = [e.action for e in world.store.audit.events()]
+    assert "grant.withdrawn" in actions
+    assert "grant.denied" not in actions
 
 
 async def test_removed_group_revokes_grants_that_depended_on_it(world: World) -> None:

@@ -81,9 +81,10 @@ def test_expired_request_says_nobody_decided() -> None:
 
 
 def test_expiring_dm_has_an_extend_button() -> None:
-    """The expiry warning offers Extend with the grant id."""
+    """The expiry warning offers Extend with the grant id (under a rule that allows one)."""
     grant = _grant(state=GrantState.ACTIVE, activated_at=NOW, expires_at=NOW + 300)
-    _, blocks = gb.RENDERER.dm(_view(grant), HolderEvent.EXPIRING)
+    rule = Rule("r", ("eng",), ("project-member",), timedelta(hours=4), timedelta(hours=1), max_extensions=1)
+    _, blocks = gb.RENDERER.dm(GrantFacts(grant, "prod/<b>", "Project <Member>", NOW, rule), HolderEvent.EXPIRING)
     (actions,) = [b for b in blocks if b["type"] == "actions"]
     assert actions["elements"][0]["action_id"] == gb.EXTEND
     assert actions["elements"][0]["value"] == "g-7"
@@ -150,3 +151,28 @@ def test_request_reply_for_denial_escapes_the_explanation() -> None:
     dumped = json.dumps(blocks)
     assert "&lt;!here&gt;" in dumped
     assert "<!here>" not in dumped
+
+
+def _active(**changes: object) -> Grant:
+    values: dict[str, object] = {"state": GrantState.ACTIVE, "activated_at": NOW - 3000, "expires_at": NOW + 600}
+    return _grant(**{**values, **changes})
+
+
+def test_expiry_dm_offers_extend_only_when_the_rule_allows_it() -> None:
+    """Extend appears while the rule allows another extension with room left; otherwise the DM says so instead."""
+    roomy = Rule("r", ("eng",), ("project-member",), timedelta(hours=4), timedelta(hours=1), max_extensions=1)
+    none = Rule("r", ("eng",), ("project-member",), timedelta(hours=4), timedelta(hours=1), max_extensions=0)
+    full = Rule("r", ("eng",), ("project-member",), timedelta(seconds=3600), timedelta(hours=1), max_extensions=2)
+    for rule, offered in ((roomy, True), (none, False), (full, False)):
+        _, blocks = gb.RENDERER.dm(GrantFacts(_active(), "dev-eu/p", "Member", NOW, rule), HolderEvent.EXPIRING)
+        assert ("grant_extend" in json.dumps(blocks)) is offered, rule
+        assert ("allows no more time" in json.dumps(blocks)) is not offered
+
+
+def test_the_holders_dm_names_who_ended_the_grant_and_why() -> None:
+    """A revocation DM names the person (a mention), or the command line, and the reason, escaped."""
+    facts = GrantFacts(_active(state=GrantState.REVOKED), "dev-eu/p", "Member", NOW, RULE)
+    text, _ = gb.RENDERER.dm(facts, HolderEvent.REVOKED, by="U0BOB00001", why="INC-9 <!channel>")
+    assert "revoked by <@U0BOB00001>: INC-9 &lt;!channel&gt;" in text
+    text, _ = gb.RENDERER.dm(facts, HolderEvent.REVOKED, by="cli:ops", why="audit")
+    assert "by an operator on the command line (ops): audit" in text

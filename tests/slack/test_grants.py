@@ -121,16 +121,35 @@ def test_self_approval_by_button_is_refused(gbot: RunningBot) -> None:
     assert _grants(gbot, BOB)[0].state is GrantState.REQUESTED
 
 
-def test_deny_by_button_closes_the_request(gbot: RunningBot, rancher: RancherEmulator) -> None:
-    """Carol's Deny ends the request, replaces the buttons and creates no binding."""
+def test_deny_asks_for_a_reason_and_the_requester_reads_who_and_why(gbot: RunningBot, rancher: RancherEmulator) -> None:
+    """Carol's Deny opens a reason form; submitting it ends the request, edits the card, DMs Alice who and why."""
     gbot.ask(ALICE, "request prod-eu/checkout project-member because look")
     (grant,) = _grants(gbot, ALICE)
     _, key, _, _ = _click(gbot, CAROL, gb.DENY, grant.id)
+    form = gbot.slack.wait_for(
+        lambda: next((v for v in gbot.slack.views("modal") if v.view.get("callback_id") == gb.DENY_CALLBACK), None)
+    )
+    assert _grants(gbot, ALICE)[0].state is GrantState.REQUESTED  # nothing happens before the reason
+    short = view_submission_payload(CAROL, gb.DENY_CALLBACK, {gb.REASON_BLOCK: {gb.VALUE_ACTION: "no"}},
+                                    private_metadata=str(form.view["private_metadata"]))  # fmt: skip
+    refused = gbot.post_signed(interaction_body(short))
+    assert refused.json()["response_action"] == "errors"
+    payload = view_submission_payload(
+        CAROL,
+        gb.DENY_CALLBACK,
+        {gb.REASON_BLOCK: {gb.VALUE_ACTION: "not during the freeze"}},
+        private_metadata=str(form.view["private_metadata"]),
+    )
+    assert gbot.post_signed(interaction_body(payload)).status_code == 200
     response = gbot.slack.wait_for(lambda: (gbot.slack.responses(key) or [None])[-1])
     assert response.replace_original
     assert f"denied by <@{CAROL}>" in json.dumps(response.blocks)
     assert _grants(gbot, ALICE)[0].state is GrantState.DENIED
     assert _tagged(rancher, grant.id) == []
+    dm = gbot.slack.wait_for(lambda: next((m for m in gbot.slack.dms(ALICE) if "denied" in (m.text or "")), None), 10)
+    assert f"was denied by <@{CAROL}>: not during the freeze" in (dm.text or "")
+    (event,) = gbot.audit("grant.denied")
+    assert (event.actor, event.reason) == (CAROL, "not during the freeze")
 
 
 def test_request_form_opens_and_its_submission_activates(gbot: RunningBot, rancher: RancherEmulator) -> None:
@@ -363,3 +382,57 @@ def test_approvals_card_ends_showing_the_active_grant(
         final = bot.slack.message(card.ts)
         assert final is not None
         assert "active" in (json.dumps(final.blocks) + (final.text or "")).lower()
+
+
+def test_each_linked_approver_gets_a_dm_with_approve_and_deny(gbot: RunningBot) -> None:
+    """A request needing sre approval DMs Bob and Carol (sre) with both buttons; Alice (the requester) gets none."""
+    gbot.ask(ALICE, "request prod-eu/checkout project-member because look")
+    (grant,) = _grants(gbot, ALICE)
+    for approver in (BOB, CAROL):
+        dm = gbot.slack.wait_for(lambda a=approver: next(iter(gbot.slack.dms(a)), None), timeout=10)  # type: ignore[misc]
+        assert "Your approval is asked" in json.dumps(dm.blocks)
+        labels = [e["text"]["text"] for b in dm.blocks if b["type"] == "actions" for e in b["elements"]]
+        assert labels == ["Approve", "Deny"]
+        assert grant.id in json.dumps(dm.blocks)
+    assert not any("Your approval is asked" in json.dumps(m.blocks) for m in gbot.slack.dms(ALICE))
+
+
+def test_app_home_shows_requests_awaiting_your_approval(gbot: RunningBot) -> None:
+    """Carol's Home lists Alice's request under "Awaiting your approval" with Approve/Deny; Alice's does not."""
+    from accessbot_emulators.slack import app_home_opened_event, json_body
+    from tests.conftest import TEAM
+
+    gbot.ask(ALICE, "request prod-eu/checkout project-member because look")
+    (grant,) = _grants(gbot, ALICE)
+    for who in (CAROL, ALICE):
+        gbot.post_signed(json_body(app_home_opened_event(who, team_id=TEAM)), content_type="application/json")
+    carol = wait_until(lambda: gbot.slack.home(CAROL))
+    text = json.dumps(carol.blocks)
+    assert "Awaiting your approval* (1)" in text
+    assert grant.id in text
+    assert "grant_approve" in text
+    alice = wait_until(lambda: gbot.slack.home(ALICE))
+    assert "Awaiting your approval" not in json.dumps(alice.blocks)
+
+
+def test_revoke_with_a_reason_tells_the_holder_who_and_why(gbot: RunningBot) -> None:
+    """An admin revokes Alice's grant with a reason; her DM names the admin and the reason; it is audited."""
+    admin = "UADMIN0001"
+    gbot.ask(ALICE, "request dev-eu/payments project-member for 2h")
+    (grant,) = _grants(gbot, ALICE)
+    assert "revoked" in gbot.ask(admin, f"revoke {grant.id} because INC-9 is over").text
+    dm = gbot.slack.wait_for(lambda: next((m for m in gbot.slack.dms(ALICE) if "revoked" in (m.text or "")), None), 10)
+    assert f"was revoked by <@{admin}>: INC-9 is over" in (dm.text or "")
+    (event,) = gbot.audit("grant.revoked")
+    assert (event.actor, event.reason) == (admin, "INC-9 is over")
+
+
+def test_withdrawing_a_pending_request_is_its_own_outcome(gbot: RunningBot) -> None:
+    """Alice revoking her own undecided request withdraws it: state withdrawn, audited as such, not a denial."""
+    gbot.ask(ALICE, "request prod-eu/checkout project-member because look")
+    (grant,) = _grants(gbot, ALICE)
+    reply = gbot.ask(ALICE, f"revoke {grant.id}")
+    assert "withdrawn" in reply.text
+    assert _grants(gbot, ALICE)[0].state is GrantState.WITHDRAWN
+    assert gbot.audit("grant.withdrawn")
+    assert gbot.audit("grant.denied") == []

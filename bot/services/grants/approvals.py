@@ -111,7 +111,9 @@ class Approvals:
                 facts = self._dir.facts(updated, names)
                 self._ledger.card(facts)
                 self._ledger.status(facts)
-                if status != "recorded":
+                if status == "denied":
+                    self._ledger.tell(facts, HolderEvent.DENIED, by=ident.slack_user, why=comment)
+                elif status != "recorded":
                     self._ledger.tell(facts, HolderEvent(status))
         except _Unchanged:
             return DecisionOutcome("unchanged", f"{grant.id} was already decided", self._dir.reload(grant.id))

@@ -13,6 +13,7 @@ from bot.core.grant_lifecycle import GrantEvent, sources, transition
 from bot.core.model import Grant, GrantChange, GrantState, HistoryEntry
 from bot.core.notices import (
     ApprovalCard,
+    ApproverAsked,
     BreakGlassUsed,
     ExtensionAsked,
     GrantChanged,
@@ -145,15 +146,25 @@ class Ledger:
             key = f"{ref}:{g.state.value}:{len(g.approvals)}"
             self._outbox.update(ref, key, ApprovalCard(facts), channel_name="approvals")
 
+    def ask(self, facts: GrantFacts, approvers: Sequence[str]) -> None:
+        """DM each approver the request with Approve/Deny (urgent: it goes before DMs and edits)."""
+        g = facts.grant
+        for approver in approvers:
+            self._outbox.dm(approver, f"ask:{g.id}:{approver}", ApproverAsked(facts), urgent=True)
+
     def refresh_card(self, facts: GrantFacts) -> None:
         """Bring the approvals card (if this grant has one) to the grant's latest state, after queued edits."""
         if self._outbox.queued(f"approval:{facts.grant.id}:post"):
             self.card(facts)
 
-    def tell(self, facts: GrantFacts, event: HolderEvent, suffix: str = "") -> bool:
-        """DM the requester or holder about one event (once per grant, event and `suffix`); True when queued now."""
+    def tell(self, facts: GrantFacts, event: HolderEvent, suffix: str = "", *, by: str = "", why: str = "") -> bool:
+        """DM the requester or holder about one event (once per grant, event and `suffix`); True when queued now.
+
+        `by` is who ended or decided it (a Slack user id, `system`, `cli:…`) and `why` their reason, when known.
+        """
         g = facts.grant
-        return self._outbox.dm(g.slack_user, f"dm:{g.id}:{event.value}{suffix}", GrantChanged(facts, event))
+        notice = GrantChanged(facts, event, by=by, why=why)
+        return self._outbox.dm(g.slack_user, f"dm:{g.id}:{event.value}{suffix}", notice)
 
     def break_glass(self, facts: GrantFacts, mentions: Sequence[str], usergroups: Sequence[str] = ()) -> None:
         """Announce a break-glass grant in the approvals and security channels."""

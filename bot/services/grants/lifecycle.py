@@ -24,6 +24,7 @@ from bot.services.grants.ledger import AuditNote, Ledger
 log = logging.getLogger(__name__)
 
 S = GrantState
+MAX_REASON = 500
 
 
 class Lifecycle:
@@ -167,7 +168,10 @@ class Lifecycle:
             facts = self._dir.facts(updated, names)
             self._ledger.status(facts)
             self._ledger.refresh_card(facts)
-            self._ledger.tell(facts, HolderEvent.EXPIRED if expired else HolderEvent.REVOKED)
+            if expired:
+                self._ledger.tell(facts, HolderEvent.EXPIRED)
+            else:
+                self._ledger.tell(facts, HolderEvent.REVOKED, by=actor, why=reason)
         return updated
 
     async def revoke(self, grant_id: str, *, actor: str, reason: str) -> Grant:
@@ -193,44 +197,46 @@ class Lifecycle:
         )
         if not allowed:
             raise NotAllowed(f"only the holder, an approver of rule {grant.rule} or an admin can revoke {grant.id}")
-        why = reason or ("revoked by the holder" if slack_user == grant.slack_user else f"revoked by {slack_user}")
-        return await self.end(grant.id, actor=slack_user, reason=why)
+        return await self.end(grant.id, actor=slack_user, reason=reason.strip()[:MAX_REASON])
 
     async def end(self, grant_id: str, *, actor: str, reason: str) -> Grant:
         """End a grant whatever its open state (withdraw a request, revoke a grant); callers check permission."""
         grant = self._dir.get(grant_id)
         if grant.state is S.REQUESTED:
-            return self.withdraw(grant, actor, reason)
+            return await self.withdraw(grant, actor, reason)
         if grant.state in (S.ACTIVE, S.ACTIVATING, S.REVOKING, S.APPROVED):
             if grant.state is S.APPROVED:
                 grant = await self.activate(grant, actor=actor)
             return await self.revoke(grant.id, actor=actor, reason=reason)
         raise UserError(f"{grant.id} is already {grant.state.value}")
 
-    def withdraw(self, grant: Grant, actor: str, reason: str) -> Grant:
-        """Close an undecided request (withdrawn, offboarded, groups lost) as denied."""
+    async def withdraw(self, grant: Grant, actor: str, reason: str) -> Grant:
+        """Close an undecided request as withdrawn (by its requester, an admin, offboarding, lost groups)."""
+        names = await self._dir.names(grant)
         with self._ledger.tx.atomic():
             updated = self._ledger.move(
                 grant,
-                GrantEvent.DENY,
+                GrantEvent.WITHDRAW,
                 actor=actor,
                 reason=reason,
                 change=GrantChange(ended_at=self._clock.now(), failure=reason[:500]),
                 note=AuditNote(
-                    A.GRANT_DENIED, grant.target.key, outcome="denied", reason=reason, details={"why": reason}
+                    A.GRANT_WITHDRAWN, names[0], outcome="withdrawn", reason=reason, details={"why": reason}
                 ),
             )
             if updated is None:
                 return self._dir.reload(grant.id)
-            facts = self._dir.bare_facts(updated)
+            facts = self._dir.facts(updated, names)
             self._ledger.card(facts)
             self._ledger.status(facts)
+            if actor != grant.slack_user:
+                self._ledger.tell(facts, HolderEvent.WITHDRAWN, by=actor, why=reason)
         return updated
 
     async def _close(self, grant: Grant, reason: str) -> None:
         """Offboarding one open grant: withdraw a request, activate-then-revoke an approved one, revoke the rest."""
         if grant.state is S.REQUESTED:
-            self.withdraw(grant, "system", reason)
+            await self.withdraw(grant, "system", reason)
             return
         if grant.state is S.APPROVED:
             await self.activate(grant, actor="system")
