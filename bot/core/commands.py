@@ -120,6 +120,7 @@ _GRANT_ID = re.compile(r"^g-\d{1,12}$")
 _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:*-]{0,252}(/[A-Za-z0-9][A-Za-z0-9._:* -]{0,252})?$")
 _ROLE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,252}$")
 MAX_REASON = 500
+MAX_TICKET = 64
 _BREAK_GLASS = ("breakglass", "break-glass")
 
 
@@ -176,7 +177,9 @@ def _parse_request(words: list[str]) -> Request:
         elif word == "ticket" and not ticket:
             if i + 1 >= len(rest):
                 raise UserError("`ticket` needs an id, like `ticket OPS-123`", f"usage: {usage('request')}")
-            ticket = rest[i + 1][:64]
+            ticket = rest[i + 1]
+            if len(ticket) > MAX_TICKET:
+                raise UserError(f"the ticket is {len(ticket)} characters long (at most {MAX_TICKET})")
             i += 2
         elif word in _BREAK_GLASS:
             break_glass = True
@@ -193,6 +196,13 @@ def _parse_request(words: list[str]) -> Request:
             )
     if len(reason) > MAX_REASON:
         raise UserError(f"the reason is {len(reason)} characters long (at most {MAX_REASON})")
+    if not break_glass and any(w.lower().strip(".,;:!") in _BREAK_GLASS for w in reason.split()):
+        raise UserError(
+            "`breakglass` is inside your reason, so this would not be a break-glass request",
+            f"put it before `because`: `request {target} {role} breakglass because {reason}`"
+            if len(reason) < 200
+            else "put `breakglass` before `because`",
+        )
     if break_glass and not reason:
         raise UserError("break-glass access needs a reason", "add `because …` (it is posted to the security channel)")
     return Request(target=target, role=role, duration=duration, reason=reason, ticket=ticket, break_glass=break_glass)

@@ -123,3 +123,25 @@ def test_every_subcommand_has_usage() -> None:
         "unlink",
     }
     assert c.usage("revoke") == "/access revoke GRANT_ID [because REASON…]"
+
+
+def test_breakglass_anywhere_before_the_reason_is_recognised() -> None:
+    """`breakglass` before `for` or after the duration both make a break-glass request."""
+    first = c.parse("request prod-eu cluster-owner breakglass for 30m because INC-7")
+    second = c.parse("request prod-eu cluster-owner for 30m breakglass because INC-7")
+    assert first.break_glass  # type: ignore[union-attr]
+    assert second.break_glass  # type: ignore[union-attr]
+
+
+def test_breakglass_inside_the_reason_is_refused_with_a_hint() -> None:
+    """`because INC-7 breakglass` would be a plain request with an odd reason: refused, saying where it goes."""
+    with pytest.raises(UserError) as caught:
+        c.parse("request prod-eu cluster-owner for 30m because INC-7 breakglass")
+    assert "inside your reason" in caught.value.message
+    assert "request prod-eu cluster-owner breakglass because INC-7 breakglass" in caught.value.hint
+
+
+def test_a_ticket_over_64_characters_is_refused_with_its_limit() -> None:
+    """`ticket` longer than 64 characters is refused, never silently cut."""
+    with pytest.raises(UserError, match=r"65 characters long \(at most 64\)"):
+        c.parse("request dev-eu project-member ticket " + "T" * 65)

@@ -170,10 +170,6 @@ class Directory:
         """A grant with its names, its rule and the time now, for a notice."""
         return GrantFacts(grant, names[0], names[1], self._clock.now(), self.rule(grant.rule))
 
-    def bare_facts(self, grant: Grant) -> GrantFacts:
-        """A grant named by its ids (when the names were not looked up)."""
-        return self.facts(grant, (grant.target.key, grant.role_id))
-
     async def facts_of(self, grant: Grant) -> GrantFacts:
         """A grant with its names looked up, for rendering."""
         return self.facts(grant, await self.names(grant))

@@ -67,7 +67,7 @@ class Lifecycle:
         why = self._unhonourable(current)
         if why:
             await self._bindings.delete(current)
-            return self._fail(current, why)
+            return await self._fail(current, why)
         return await self._finish(current, adopt=True)
 
     def _unhonourable(self, grant: Grant) -> str:
@@ -85,10 +85,10 @@ class Lifecycle:
         try:
             binding = await self._bindings.ensure(grant, adopt=adopt, user=user)
         except ConflictError as err:
-            return self._fail(grant, f"Rancher refused the binding: {err.message}")
+            return await self._fail(grant, f"Rancher refused the binding: {err.message}")
         except PermanentUpstreamError as err:
             if err.status in REFUSALS:
-                return self._fail(grant, f"Rancher refused the binding ({err.status}): {err.message}")
+                return await self._fail(grant, f"Rancher refused the binding ({err.status}): {err.message}")
             raise
         names = await self._dir.names(grant)
         now = self._clock.now()
@@ -118,7 +118,8 @@ class Lifecycle:
             self._ledger.tell(facts, HolderEvent.ACTIVE)
         return updated
 
-    def _fail(self, grant: Grant, why: str) -> Grant:
+    async def _fail(self, grant: Grant, why: str) -> Grant:
+        names = await self._dir.names(grant)
         with self._ledger.tx.atomic():
             updated = self._ledger.move(
                 grant,
@@ -126,11 +127,11 @@ class Lifecycle:
                 actor="system",
                 reason=why,
                 change=GrantChange(failure=why[:500], ended_at=self._clock.now()),
-                note=AuditNote(A.GRANT_FAILED, grant.target.key, outcome="failed", reason=why, details={"why": why}),
+                note=AuditNote(A.GRANT_FAILED, names[0], outcome="failed", reason=why, details={"why": why}),
             )
             if updated is None:
                 return self._dir.reload(grant.id)
-            facts = self._dir.bare_facts(updated)
+            facts = self._dir.facts(updated, names)
             self._ledger.status(facts)
             self._ledger.refresh_card(facts)
             self._ledger.tell(facts, HolderEvent.FAILED)

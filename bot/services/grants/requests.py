@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from bot.core import audit_actions as A
+from bot.core.errors import UserError
 from bot.core.grant_lifecycle import OPEN
 from bot.core.model import Grant, GrantState, Identity, Target
 from bot.core.notices import GrantFacts
@@ -62,7 +63,9 @@ class Requests:
     ) -> RequestOutcome:
         """Ask for `role` on a target: decide by policy, then activate now or ask the approvers."""
         ident = self._dir.identity(who)
-        reason, ticket, role = reason.strip(), ticket.strip()[:MAX_TICKET], role.strip().lower()
+        reason, ticket, role = reason.strip(), ticket.strip(), role.strip().lower()
+        if len(ticket) > MAX_TICKET:
+            raise UserError(f"the ticket is {len(ticket)} characters long (at most {MAX_TICKET})")
         resolved = await self._dir.resolve_target(target_text)
         catalog = await self._dir.catalog()
         policy = self._dir.policy
