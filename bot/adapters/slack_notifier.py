@@ -121,6 +121,10 @@ class SlackNotifier:
 
     async def dm(self, user: str, text: str, blocks: Sequence[Mapping[str, object]] | None = None) -> str:
         """Open (or reuse) the DM channel with a user and post there."""
+        return await self.post(await self.open_dm(user), text, blocks)
+
+    async def open_dm(self, user: str) -> str:
+        """The DM channel with a user (conversations.open once per user and process)."""
         channel = self._dm_channels.get(user)
         if channel is None:
             response = await self._call("conversations.open", users=user)
@@ -129,7 +133,7 @@ class SlackNotifier:
                 raise PermanentUpstreamError("Slack", "conversations.open answered without a channel")
             channel = str(found)
             self._dm_channels[user] = channel
-        return await self.post(channel, text, blocks)
+        return channel
 
     async def upload(self, channel: str, filename: str, content: bytes, comment: str) -> None:
         """Upload a file into a channel (files.getUploadURLExternal, the upload URL, completeUploadExternal)."""

@@ -133,11 +133,12 @@ class Outbox:
         payload = {"text": text, "blocks": blocks, "ref": ref}
         return self._enqueue(key, "update", channel or "", payload, priority=Priority.BULK, order_key=ref)
 
-    def dm(self, user: str, key: str, notice: Notice, *, urgent: bool = False) -> bool:
-        """Queue a direct message to a Slack user (`urgent`: an approver asked to decide)."""
+    def dm(self, user: str, key: str, notice: Notice, *, urgent: bool = False, ref: str = "") -> bool:
+        """Queue a direct message to a Slack user (`urgent`: an approver asked to decide; `ref`: edited later)."""
         text, blocks = self._renderer.render(notice)
         priority = Priority.URGENT if urgent else Priority.NORMAL
-        return self._enqueue(key, "dm", user, {"text": text, "blocks": blocks}, priority=priority, order_key="")
+        payload = {"text": text, "blocks": blocks, "ref": ref}
+        return self._enqueue(key, "dm", user, payload, priority=priority, order_key=ref)
 
     def file(self, channel_name: str, key: str, filename: str, content: str, comment: Notice) -> bool:
         """Queue a file upload (e.g. the digest CSV) to a configured channel."""
@@ -332,7 +333,11 @@ class Outbox:
             ts = await self._notifier.post(message.channel, text, blocks)
             return ts, ((ref, message.channel, ts) if ref else None)
         if message.kind == "dm":
-            return await self._notifier.dm(message.channel, text, blocks), None
+            if not ref:
+                return await self._notifier.dm(message.channel, text, blocks), None
+            channel = await self._notifier.open_dm(message.channel)
+            ts = await self._notifier.post(channel, text, blocks)
+            return ts, (ref, channel, ts)
         if message.kind == "file":
             content = str(payload.get("content") or "").encode()
             await self._notifier.upload(

@@ -436,3 +436,18 @@ def test_withdrawing_a_pending_request_is_its_own_outcome(gbot: RunningBot) -> N
     assert _grants(gbot, ALICE)[0].state is GrantState.WITHDRAWN
     assert gbot.audit("grant.withdrawn")
     assert gbot.audit("grant.denied") == []
+
+
+def test_once_decided_the_other_approvers_dms_lose_their_buttons(gbot: RunningBot) -> None:
+    """Carol approves from the channel; Bob's DM asking for the same approval is edited to the decided card."""
+    gbot.ask(ALICE, "request prod-eu/checkout project-member because look")
+    (grant,) = _grants(gbot, ALICE)
+    gbot.slack.wait_for(lambda: next(iter(gbot.slack.dms(BOB)), None), timeout=10)
+    _click(gbot, CAROL, gb.APPROVE, grant.id)
+
+    def decided() -> Any:
+        dm = next(iter(gbot.slack.dms(BOB)), None)
+        return dm if dm is not None and dm.edits and "grant_approve" not in json.dumps(dm.blocks) else None
+
+    dm = gbot.slack.wait_for(decided, timeout=15)
+    assert f"approved by <@{CAROL}>" in json.dumps(dm.blocks)

@@ -109,7 +109,7 @@ class Approvals:
                         left = grant.approvals_required - len(approvals)
                         status, message = "recorded", f"approval recorded; {left} more needed for {grant.id}"
                 facts = self._dir.facts(updated, names)
-                self._ledger.card(facts)
+                self._ledger.card(facts, approvers=self._dir.approvers_of(rule, grant.slack_user))
                 self._ledger.status(facts)
                 if status == "denied":
                     self._ledger.tell(facts, HolderEvent.DENIED, by=ident.slack_user, why=comment)
@@ -142,7 +142,7 @@ class Approvals:
                 if updated is None:
                     continue
                 facts = self._dir.facts(updated, names)
-                self._ledger.card(facts)
+                self._ledger.card(facts, approvers=self._dir.approvers_of(facts.rule, grant.slack_user))
                 self._ledger.status(facts)
                 self._ledger.tell(facts, HolderEvent.REQUEST_EXPIRED)
                 count += 1

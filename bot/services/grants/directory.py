@@ -93,6 +93,17 @@ class Directory:
         rules = [rule] if rule is not None else list(self.policy.rules)
         return any(set(r.approval.groups) & set(ident.groups) for r in rules)
 
+    def approvers_of(self, rule: Rule | None, requester: str) -> list[str]:
+        """Linked members of a rule's approver groups (the requester only when the rule allows self-approval)."""
+        if rule is None:
+            return []
+        groups = set(rule.approval.groups)
+        return sorted(
+            ident.slack_user
+            for ident in self.linked()
+            if set(ident.groups) & groups and (rule.self_approval or ident.slack_user != requester)
+        )
+
     def sees_everyone(self, slack_user: str) -> bool:
         """Admins and approvers may see everyone's grants and who holds what."""
         return slack_user in self.admins or self.is_approver(self.maybe_identity(slack_user))

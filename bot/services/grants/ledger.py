@@ -136,21 +136,29 @@ class Ledger:
             key = f"{ref}:{g.state.value}:{g.extensions}:{len(g.approvals)}"
             self._outbox.update(ref, key, notice, channel_name="grants")
 
-    def card(self, facts: GrantFacts, *, first: bool = False) -> None:
-        """The request's approvals-channel card: posted when asked, edited as approvers decide."""
+    def card(self, facts: GrantFacts, *, first: bool = False, approvers: Sequence[str] = ()) -> None:
+        """The request's approvals-channel card: posted when asked, edited as approvers decide.
+
+        The DMs that asked `approvers` are edited the same way, so no stale Approve/Deny is left behind.
+        """
         g = facts.grant
         ref = f"approval:{g.id}"
         if first:
             self._outbox.post("approvals", f"{ref}:post", ApprovalCard(facts), ref=ref)
-        else:
-            key = f"{ref}:{g.state.value}:{len(g.approvals)}"
-            self._outbox.update(ref, key, ApprovalCard(facts), channel_name="approvals")
+            return
+        state = f"{g.state.value}:{len(g.approvals)}"
+        self._outbox.update(ref, f"{ref}:{state}", ApprovalCard(facts), channel_name="approvals")
+        for approver in approvers:
+            asked = f"ask:{g.id}:{approver}"
+            if self._outbox.queued(asked):
+                self._outbox.update(asked, f"{asked}:{state}", ApprovalCard(facts))
 
     def ask(self, facts: GrantFacts, approvers: Sequence[str]) -> None:
         """DM each approver the request with Approve/Deny (urgent: it goes before DMs and edits)."""
         g = facts.grant
         for approver in approvers:
-            self._outbox.dm(approver, f"ask:{g.id}:{approver}", ApproverAsked(facts), urgent=True)
+            key = f"ask:{g.id}:{approver}"
+            self._outbox.dm(approver, key, ApproverAsked(facts), urgent=True, ref=key)
 
     def refresh_card(self, facts: GrantFacts) -> None:
         """Bring the approvals card (if this grant has one) to the grant's latest state, after queued edits."""

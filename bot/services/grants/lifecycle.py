@@ -228,7 +228,7 @@ class Lifecycle:
             if updated is None:
                 return self._dir.reload(grant.id)
             facts = self._dir.facts(updated, names)
-            self._ledger.card(facts)
+            self._ledger.card(facts, approvers=self._dir.approvers_of(facts.rule, grant.slack_user))
             self._ledger.status(facts)
             if actor != grant.slack_user:
                 self._ledger.tell(facts, HolderEvent.WITHDRAWN, by=actor, why=reason)

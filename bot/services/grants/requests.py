@@ -144,7 +144,7 @@ class Requests:
             self._ledger.status(facts)
             if needs:
                 self._ledger.card(facts, first=True)
-                self._ledger.ask(facts, self._approvers_of(rule, ident.slack_user))
+                self._ledger.ask(facts, self._dir.approvers_of(rule, ident.slack_user))
             if grant.break_glass:
                 self._announce_break_glass(facts, rule)
         if needs:
@@ -168,15 +168,6 @@ class Requests:
     def _duplicate(grant: Grant, display: str, role_name: str) -> RequestOutcome:
         message = f"you already have {grant.id} for this ({grant.state.value})"
         return RequestOutcome("duplicate", message, display, role_name, grant=grant)
-
-    def _approvers_of(self, rule: Rule, requester: str) -> list[str]:
-        """Linked members of the rule's approver groups (the requester only when the rule allows self-approval)."""
-        groups = set(rule.approval.groups)
-        return sorted(
-            ident.slack_user
-            for ident in self._dir.linked()
-            if set(ident.groups) & groups and (rule.self_approval or ident.slack_user != requester)
-        )
 
     def _announce_break_glass(self, facts: GrantFacts, rule: Rule) -> None:
         groups = rule.approval.groups or rule.groups
