@@ -14,7 +14,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.core import commands
 from bot.core.durations import parse_duration
 from bot.core.errors import UpstreamError, UserError
-from bot.slack import access, access_blocks, messages
+from bot.slack import access, access_blocks, forms, messages
 from bot.slack import grant_blocks as gb
 from bot.slack.context import Caller, Reply, SlackDeps
 
@@ -60,15 +60,15 @@ async def _open_form(deps: SlackDeps, caller: Caller) -> None:
     if caller.client is None or not caller.trigger_id:
         raise UserError("the request form cannot be opened here", usage)
     try:
-        opened = await caller.client.views_open(trigger_id=caller.trigger_id, view=gb.loading_modal())
+        opened = await caller.client.views_open(trigger_id=caller.trigger_id, view=forms.loading_modal())
     except SlackApiError as err:
         log.warning("views.open failed: %s", err.response.get("error") if err.response is not None else err)
         raise UserError("Slack did not open the request form (it waits three seconds at most)", usage) from None
     view_id = str((opened.get("view") or {}).get("id") or "")
     try:
-        view = gb.request_modal(await deps.grants.requests.options_for(caller.user_id))
+        view = forms.request_modal(await deps.grants.requests.options_for(caller.user_id))
     except (UserError, UpstreamError) as err:
-        view = gb.problem_modal(_failure_text(err, deps))
+        view = forms.problem_modal(_failure_text(err, deps))
     try:
         await caller.client.views_update(view_id=view_id, view=view)
     except SlackApiError:
@@ -179,7 +179,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         try:  # the trigger lives three seconds: open the reason form before anything slow
             await client.views_open(
                 trigger_id=str(body.get("trigger_id") or ""),
-                view=gb.deny_modal(grant_id[:40], private_metadata=metadata),
+                view=forms.deny_modal(grant_id[:40], private_metadata=metadata),
             )
         except SlackApiError:
             log.warning("could not open the deny form for %s", user_id, exc_info=True)
@@ -187,15 +187,16 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
                 respond, ":warning: The form for your reason did not open; please click Deny again.", replace=False
             )
 
-    @app.view(gb.DENY_CALLBACK)
+    @app.view(forms.DENY_CALLBACK)
     async def on_deny_reason(ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
         user_id = str((body.get("user") or {}).get("id", ""))
         view = body.get("view") or {}
         values: dict[str, Any] = (view.get("state") or {}).get("values") or {}
-        reason = str(((values.get(gb.REASON_BLOCK) or {}).get(gb.VALUE_ACTION) or {}).get("value") or "").strip()
+        reason = str(((values.get(forms.REASON_BLOCK) or {}).get(forms.VALUE_ACTION) or {}).get("value") or "").strip()
         if not 3 <= len(reason) <= commands.MAX_REASON:
             await ack(
-                response_action="errors", errors={gb.REASON_BLOCK: f"Between 3 and {commands.MAX_REASON} characters."}
+                response_action="errors",
+                errors={forms.REASON_BLOCK: f"Between 3 and {commands.MAX_REASON} characters."},
             )
             return
         try:
@@ -258,7 +259,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
     loading: set[asyncio.Task[Any]] = set()  # option loads that outlived their answer: they warm the cache
 
-    @app.options(gb.CHOICE_ACTION)
+    @app.options(forms.CHOICE_ACTION)
     async def on_options(ack: AsyncAck, body: dict[str, Any]) -> None:
         user_id = str((body.get("user") or {}).get("id", ""))
         task = asyncio.ensure_future(deps.grants.requests.options_for(user_id))
@@ -274,43 +275,43 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             log.warning("could not load request options", exc_info=True)
             await ack(options=[])
             return
-        groups = gb.option_groups(options, str(body.get("value", ""))[: gb.MAX_QUERY])
+        groups = forms.option_groups(options, str(body.get("value", ""))[: forms.MAX_QUERY])
         if groups:
             await ack(option_groups=groups)
         else:
             await ack(options=[])
 
-    @app.view(gb.REQUEST_CALLBACK)
+    @app.view(forms.REQUEST_CALLBACK)
     async def on_submit(ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
         user_id = str((body.get("user") or {}).get("id", ""))
         values: dict[str, Any] = ((body.get("view") or {}).get("state") or {}).get("values") or {}
 
         def text_of(block: str) -> str:
-            return str(((values.get(block) or {}).get(gb.VALUE_ACTION) or {}).get("value") or "").strip()
+            return str(((values.get(block) or {}).get(forms.VALUE_ACTION) or {}).get("value") or "").strip()
 
-        choice = ((values.get(gb.CHOICE_BLOCK) or {}).get(gb.CHOICE_ACTION) or {}).get("selected_option") or {}
+        choice = ((values.get(forms.CHOICE_BLOCK) or {}).get(forms.CHOICE_ACTION) or {}).get("selected_option") or {}
         errors: dict[str, str] = {}
         try:
-            target, role, break_glass = gb.parse_option_value(str(choice.get("value", "")))
+            target, role, break_glass = forms.parse_option_value(str(choice.get("value", "")))
         except ValueError:
-            errors[gb.CHOICE_BLOCK] = "Choose what you need."
+            errors[forms.CHOICE_BLOCK] = "Choose what you need."
             target, role, break_glass = "", "", False
         duration = None
-        if text_of(gb.DURATION_BLOCK):
+        if text_of(forms.DURATION_BLOCK):
             try:
-                duration = parse_duration(text_of(gb.DURATION_BLOCK))
+                duration = parse_duration(text_of(forms.DURATION_BLOCK))
             except UserError as err:
-                errors[gb.DURATION_BLOCK] = f"{err.message}: {err.hint}"[:150]
-        reason = text_of(gb.REASON_BLOCK)
+                errors[forms.DURATION_BLOCK] = f"{err.message}: {err.hint}"[:150]
+        reason = text_of(forms.REASON_BLOCK)
         if len(reason) > commands.MAX_REASON:
-            errors[gb.REASON_BLOCK] = f"At most {commands.MAX_REASON} characters."
+            errors[forms.REASON_BLOCK] = f"At most {commands.MAX_REASON} characters."
         if errors:
             await ack(response_action="errors", errors=errors)
             return
         await ack()
         try:
             outcome = await deps.grants.requests.request(
-                user_id, target, role, duration, reason, text_of(gb.TICKET_BLOCK), break_glass=break_glass
+                user_id, target, role, duration, reason, text_of(forms.TICKET_BLOCK), break_glass=break_glass
             )
             text, blocks = gb.request_reply(outcome)
         except Exception as err:

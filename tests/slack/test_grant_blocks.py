@@ -9,6 +9,7 @@ from bot.core.model import Approval, Cluster, Grant, GrantState, Project, Target
 from bot.core.notices import GrantFacts, HolderEvent
 from bot.core.policy import Option, ResolvedTarget, Rule
 from bot.services.grants import RequestOutcome
+from bot.slack import forms
 from bot.slack import grant_blocks as gb
 
 NOW = 1_800_000_000
@@ -112,31 +113,31 @@ def _options(n: int) -> list[Option]:
 
 def test_modal_uses_grouped_static_select_up_to_100_options() -> None:
     """Up to 100 options become a static_select with option groups."""
-    view = gb.request_modal(_options(100))
+    view = forms.request_modal(_options(100))
     select = view["blocks"][0]["element"]
     assert select["type"] == "static_select"
     assert sum(len(g["options"]) for g in select["option_groups"]) == 100
-    assert view["callback_id"] == gb.REQUEST_CALLBACK
+    assert view["callback_id"] == forms.REQUEST_CALLBACK
 
 
 def test_modal_switches_to_external_select_past_100_options() -> None:
     """More than 100 options use a searchable external_select; the loader filters and caps at 100."""
     options = _options(250)
-    view = gb.request_modal(options)
+    view = forms.request_modal(options)
     assert view["blocks"][0]["element"]["type"] == "external_select"
-    filtered = gb.option_groups(options, "proj-24")
+    filtered = forms.option_groups(options, "proj-24")
     labels = [o["text"]["text"] for g in filtered for o in g["options"]]
     assert labels
     assert all("proj-24" in label for label in labels)
-    assert sum(len(g["options"]) for g in gb.option_groups(options)) == 100
+    assert sum(len(g["options"]) for g in forms.option_groups(options)) == 100
 
 
 def test_option_values_round_trip() -> None:
     """An option value parses back to target, role and break-glass; garbage is refused."""
     (option,) = _options(1)
-    assert gb.parse_option_value(gb.option_value(option)) == ("c-1:p-0", "project-member", False)
+    assert forms.parse_option_value(forms.option_value(option)) == ("c-1:p-0", "project-member", False)
     try:
-        gb.parse_option_value("nonsense")
+        forms.parse_option_value("nonsense")
     except ValueError:
         pass
     else:

@@ -13,6 +13,7 @@ from accessbot_emulators.rancher import RancherEmulator
 from accessbot_emulators.slack import block_actions_payload, interaction_body, view_submission_payload
 from bot.core.model import GrantState
 from bot.core.storage import Storage
+from bot.slack import forms
 from bot.slack import grant_blocks as gb
 from tests import factories
 from tests.conftest import ALICE, APPROVALS, BOB, BOT_KEY, CAROL, EVIL, LABEL, SUBJECTS, TEAM, RunningBot, wait_until
@@ -127,17 +128,17 @@ def test_deny_asks_for_a_reason_and_the_requester_reads_who_and_why(gbot: Runnin
     (grant,) = _grants(gbot, ALICE)
     _, key, _, _ = _click(gbot, CAROL, gb.DENY, grant.id)
     form = gbot.slack.wait_for(
-        lambda: next((v for v in gbot.slack.views("modal") if v.view.get("callback_id") == gb.DENY_CALLBACK), None)
+        lambda: next((v for v in gbot.slack.views("modal") if v.view.get("callback_id") == forms.DENY_CALLBACK), None)
     )
     assert _grants(gbot, ALICE)[0].state is GrantState.REQUESTED  # nothing happens before the reason
-    short = view_submission_payload(CAROL, gb.DENY_CALLBACK, {gb.REASON_BLOCK: {gb.VALUE_ACTION: "no"}},
+    short = view_submission_payload(CAROL, forms.DENY_CALLBACK, {forms.REASON_BLOCK: {forms.VALUE_ACTION: "no"}},
                                     private_metadata=str(form.view["private_metadata"]))  # fmt: skip
     refused = gbot.post_signed(interaction_body(short))
     assert refused.json()["response_action"] == "errors"
     payload = view_submission_payload(
         CAROL,
-        gb.DENY_CALLBACK,
-        {gb.REASON_BLOCK: {gb.VALUE_ACTION: "not during the freeze"}},
+        forms.DENY_CALLBACK,
+        {forms.REASON_BLOCK: {forms.VALUE_ACTION: "not during the freeze"}},
         private_metadata=str(form.view["private_metadata"]),
     )
     assert gbot.post_signed(interaction_body(payload)).status_code == 200
@@ -164,12 +165,12 @@ def test_request_form_opens_and_its_submission_activates(gbot: RunningBot, ranch
     assert sum(len(g["options"]) for g in select["option_groups"]) <= 100
     payload = view_submission_payload(
         ALICE,
-        gb.REQUEST_CALLBACK,
+        forms.REQUEST_CALLBACK,
         {
-            gb.CHOICE_BLOCK: {gb.CHOICE_ACTION: {"type": "static_select", "selected_option": {"value": choice}}},
-            gb.DURATION_BLOCK: {gb.VALUE_ACTION: "30m"},
-            gb.REASON_BLOCK: {gb.VALUE_ACTION: "debugging"},
-            gb.TICKET_BLOCK: {gb.VALUE_ACTION: "OPS-1"},
+            forms.CHOICE_BLOCK: {forms.CHOICE_ACTION: {"type": "static_select", "selected_option": {"value": choice}}},
+            forms.DURATION_BLOCK: {forms.VALUE_ACTION: "30m"},
+            forms.REASON_BLOCK: {forms.VALUE_ACTION: "debugging"},
+            forms.TICKET_BLOCK: {forms.VALUE_ACTION: "OPS-1"},
         },
     )
     assert gbot.post_signed(interaction_body(payload)).status_code == 200
@@ -185,19 +186,19 @@ def test_bad_duration_in_the_form_is_an_inline_error(gbot: RunningBot) -> None:
     """A duration the bot cannot read is reported on the field and nothing is requested."""
     payload = view_submission_payload(
         ALICE,
-        gb.REQUEST_CALLBACK,
+        forms.REQUEST_CALLBACK,
         {
-            gb.CHOICE_BLOCK: {
-                gb.CHOICE_ACTION: {"type": "static_select", "selected_option": {"value": "c-7xk2p|cluster-member|"}}
+            forms.CHOICE_BLOCK: {
+                forms.CHOICE_ACTION: {"type": "static_select", "selected_option": {"value": "c-7xk2p|cluster-member|"}}
             },
-            gb.DURATION_BLOCK: {gb.VALUE_ACTION: "forever"},
+            forms.DURATION_BLOCK: {forms.VALUE_ACTION: "forever"},
         },
     )
     response = gbot.post_signed(interaction_body(payload))
     assert response.status_code == 200
     body = response.json()
     assert body["response_action"] == "errors"
-    assert gb.DURATION_BLOCK in body["errors"]
+    assert forms.DURATION_BLOCK in body["errors"]
     assert _grants(gbot, ALICE) == []
 
 
@@ -290,10 +291,10 @@ def test_option_loader_filters_by_the_typed_text(gbot: RunningBot) -> None:
         "team": {"id": TEAM, "domain": "test"},
         "api_app_id": "A0TEST0001",
         "token": "x",
-        "action_id": gb.CHOICE_ACTION,
-        "block_id": gb.CHOICE_BLOCK,
+        "action_id": forms.CHOICE_ACTION,
+        "block_id": forms.CHOICE_BLOCK,
         "value": "checkout",
-        "view": {"id": "V0TEST", "type": "modal", "callback_id": gb.REQUEST_CALLBACK, "private_metadata": ""},
+        "view": {"id": "V0TEST", "type": "modal", "callback_id": forms.REQUEST_CALLBACK, "private_metadata": ""},
     }
     response = gbot.post_signed(interaction_body(payload))
     assert response.status_code == 200

@@ -7,14 +7,14 @@ import time
 
 from accessbot_emulators.slack import block_suggestion_payload, interaction_body, view_submission_payload
 from bot.core.model import GrantState
-from bot.slack import grant_blocks as gb
+from bot.slack import forms
 from bot.slack.event_dedupe import SeenEvents
 from tests.conftest import ALICE, CAROL, RunningBot
 
 
 def test_a_huge_options_query_is_answered_quickly(gbot: RunningBot) -> None:
     """A 200,000-character typed query is read up to 100 characters and answered within a second (best of 3)."""
-    body = interaction_body(block_suggestion_payload(ALICE, gb.CHOICE_ACTION, "pay" + "x" * 200_000))
+    body = interaction_body(block_suggestion_payload(ALICE, forms.CHOICE_ACTION, "pay" + "x" * 200_000))
 
     def once(age: int) -> float:  # each try signed at another second: the replay cache refuses a copy
         started = time.perf_counter()
@@ -29,7 +29,7 @@ def test_a_forged_deny_form_changes_nothing(gbot: RunningBot) -> None:
     gbot.ask(ALICE, "request prod-eu/checkout project-member because look")
     for metadata in ("not json", "[1, 2]", json.dumps({"grant": "g-" + "9" * 5000}), "{" * 3000):
         payload = view_submission_payload(
-            CAROL, gb.DENY_CALLBACK, {gb.REASON_BLOCK: {gb.VALUE_ACTION: "because"}}, private_metadata=metadata
+            CAROL, forms.DENY_CALLBACK, {forms.REASON_BLOCK: {forms.VALUE_ACTION: "because"}}, private_metadata=metadata
         )
         assert gbot.post_signed(interaction_body(payload)).status_code == 200
     store = gbot.store()

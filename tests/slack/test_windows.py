@@ -11,7 +11,7 @@ import time
 
 from accessbot_emulators.rancher import RancherEmulator
 from accessbot_emulators.slack import block_suggestion_payload, interaction_body
-from bot.slack import grant_blocks as gb
+from bot.slack import forms
 from tests.conftest import ALICE, RunningBot
 
 
@@ -40,7 +40,7 @@ def test_options_loader_answers_within_its_budget_on_a_cold_cache(gbot: RunningB
     rancher.configure(latency=4.0)
     try:
         started = time.monotonic()
-        first = gbot.post_signed(interaction_body(block_suggestion_payload(ALICE, gb.CHOICE_ACTION, "pay")))
+        first = gbot.post_signed(interaction_body(block_suggestion_payload(ALICE, forms.CHOICE_ACTION, "pay")))
         elapsed = time.monotonic() - started
     finally:
         rancher.configure(latency=0.0)
@@ -49,7 +49,7 @@ def test_options_loader_answers_within_its_budget_on_a_cold_cache(gbot: RunningB
     assert elapsed < 3.9  # one Rancher call alone takes 4 s: the answer did not wait for it
 
     def full() -> object:
-        answer = gbot.post_signed(interaction_body(block_suggestion_payload(ALICE, gb.CHOICE_ACTION, "pay")))
+        answer = gbot.post_signed(interaction_body(block_suggestion_payload(ALICE, forms.CHOICE_ACTION, "pay")))
         return answer.json().get("option_groups")
 
     groups = gbot.slack.wait_for(full, timeout=20, interval=0.5)
@@ -58,5 +58,5 @@ def test_options_loader_answers_within_its_budget_on_a_cold_cache(gbot: RunningB
 
 def test_a_query_matching_nothing_answers_an_empty_options_list(gbot: RunningBot) -> None:
     """No match is `options: []` (never an empty `option_groups`)."""
-    answer = gbot.post_signed(interaction_body(block_suggestion_payload(ALICE, gb.CHOICE_ACTION, "zzz-nothing")))
+    answer = gbot.post_signed(interaction_body(block_suggestion_payload(ALICE, forms.CHOICE_ACTION, "zzz-nothing")))
     assert answer.json() == {"options": []}
