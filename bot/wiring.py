@@ -140,7 +140,8 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         notifier=notifier,
         clock=clock,
         audit=audit,
-        settings=OutboxSettings(run_budget=max(1.0, sc.outbox_interval.total_seconds())),
+        # a run with a backlog ends before the next one is due (APScheduler would skip that one with a warning)
+        settings=OutboxSettings(run_budget=max(1.0, 0.8 * sc.outbox_interval.total_seconds())),
         channels={
             "grants": channels.grants,
             "approvals": channels.approvals,
