@@ -11,7 +11,7 @@ from typing import Any
 
 from accessbot_emulators.rancher import RancherEmulator
 from accessbot_emulators.slack import block_actions_payload, interaction_body, view_submission_payload
-from bot.core.model import GrantState
+from bot.core.model import Grant, GrantState, Target
 from bot.core.storage import Storage
 from bot.slack import forms
 from bot.slack import grant_blocks as gb
@@ -452,3 +452,47 @@ def test_once_decided_the_other_approvers_dms_lose_their_buttons(gbot: RunningBo
 
     dm = gbot.slack.wait_for(decided, timeout=15)
     assert f"approved by <@{CAROL}>" in json.dumps(dm.blocks)
+
+
+def test_a_dm_to_a_deactivated_slack_user_is_parked_and_shown_in_metrics(gbot: RunningBot) -> None:
+    """Alice deactivated in Slack: the DM about her revoked grant parks (user_disabled), /metrics counts it, the
+    grants-channel message still goes out (the real bot, its scheduler and the emulator's conversations.open rule)."""
+    now = int(time.time())
+    store = gbot.store()
+    try:
+        grant = factories.grant(
+            store,
+            Grant(
+                id="",
+                slack_user=ALICE,
+                subject=SUBJECTS[ALICE][0],
+                target=Target("c-7xk2p", "c-7xk2p:p-4mz8q"),
+                role_id="project-member",
+                duration_s=7200,
+                rule="dev-self-service",
+                state=GrantState.ACTIVE,
+                requested_at=now,
+                activated_at=now,
+                expires_at=now + 7200,
+                self_service=True,
+            ),
+            now=now,
+        )
+    finally:
+        store.database.close()
+    gbot.slack.add_user(ALICE, "alice@example.com", "alice", deleted=True)
+    try:
+        assert "revoked" in gbot.ask("UADMIN0001", f"revoke {grant.id} because she left").text
+
+        def parked() -> Any:
+            return "accessbot_outbox_parked 1.0" in gbot.http.get(f"{gbot.url}/metrics").text
+
+        gbot.slack.wait_for(parked, timeout=15, interval=0.3)
+        status = gbot.slack.wait_for(
+            lambda: next((m for m in gbot.slack.messages("CGRANTS001") if "revoked" in (m.text or "")), None), 10
+        )
+        assert grant.id in (status.text or "")
+        (event,) = gbot.audit("outbox.parked")
+        assert event.reason == "user_disabled"
+    finally:
+        gbot.slack.add_user(ALICE, "alice@example.com", "alice")
