@@ -16,7 +16,8 @@ from accessbot_emulators.slack.state import State
 from accessbot_emulators.slack.workspace import Workspace, dm_channel_id, mpim_channel_id, trigger_issued_at
 
 TRIGGER_LIFETIME = 3.0
-"""api.slack.com/docs/triggers: "Triggers expire in three seconds" and "may only be used once"."""
+"""api.slack.com/docs/triggers: "Triggers expire in three seconds" and "may only be used once"; views.open answers
+`expired_trigger_id` / `exchanged_trigger_id` (docs.slack.dev/reference/methods/views.open, "Errors")."""
 MAX_VIEW_BYTES = 250_000
 """views.open "view_too_large": "greater than 250kb" (docs.slack.dev/reference/methods/views.open)."""
 MAX_DM_USERS = 8
