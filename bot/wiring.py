@@ -38,7 +38,7 @@ from bot.services.jobs.reconcile import Reconciler, ReconcileSettings
 from bot.services.jobs.sweep import RevocationSweep, SweepSettings
 from bot.services.linking import LinkingService
 from bot.services.offboarding import LinkEnding, Offboarding
-from bot.services.outbox import Outbox
+from bot.services.outbox import Outbox, OutboxSettings
 from bot.services.refusals import Refusals, RefusalTally
 from bot.slack.app import build_app
 from bot.slack.context import SlackDeps
@@ -223,6 +223,9 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         renderer=SlackNotices(slack_config.command),
         notifier=notifier,
         clock=clock,
+        audit=audit,
+        # a run with a backlog ends before the next one is due (APScheduler would skip that one with a warning)
+        settings=OutboxSettings(run_budget=max(1.0, 0.8 * sc.outbox_interval.total_seconds())),
         channels={
             "grants": channels.grants,
             "approvals": channels.approvals,
@@ -244,6 +247,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         grant_label=config.rancher.grant_label,
         admins=frozenset(slack_config.admins),
         timing=LifecycleTiming(activation_timeout=int(sc.activation_timeout.total_seconds())),
+        approver_usergroups=slack_config.approver_usergroups,
     )
     refusals = Refusals(tx=tx, audit=audit, outbox=outbox, clock=clock, tally=RefusalTally(audit, clock, "oauth"))
     slack_tally = RefusalTally(audit, clock, "slack")
@@ -345,6 +349,8 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         settings=DigestSettings(sc.digest.day, sc.digest.time, sc.digest.timezone),
     )
     expiry_warning = int(sc.expiry_warning.total_seconds())
+    secret = slack_config.signing_secret
+    signing_secret = secret.get_secret_value() if secret is not None else ""  # "": Socket Mode only, HTTP refused
 
     async def warn_expiring(now: int) -> int:
         return await grants.lifecycle.warn_expiring(now, expiry_warning)
@@ -393,10 +399,8 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         grants=grants,
         access=access,
         deps=deps,
-        bolt=build_app(deps, slack_client, slack_config.signing_secret.get_secret_value()),
-        guard=RequestGuard(
-            slack_config.signing_secret.get_secret_value(), replays=storage.replays, tally=slack_tally, clock=clock
-        ),
+        bolt=build_app(deps, slack_client, signing_secret),
+        guard=RequestGuard(signing_secret, replays=storage.replays, tally=slack_tally, clock=clock),
         tallies=(slack_tally, refusals.tally),
         scheduler=scheduler,
     )

@@ -179,10 +179,13 @@ def link_users(bot: RunningBot, users: dict[str, tuple[str, list[str]]]) -> None
 
 @pytest.fixture
 def gbot(  # a bot with Alice, Bob and Carol linked and Rancher emulated
-    make_bot: Callable[..., contextlib.AbstractContextManager[RunningBot]], rancher: RancherEmulator
+    make_bot: Callable[..., contextlib.AbstractContextManager[RunningBot]],
+    rancher: RancherEmulator,
+    slack: SlackEmulator,
 ) -> Iterator[RunningBot]:
-    """A bot wired to the Rancher emulator with Alice, Bob and Carol linked."""
+    """A bot wired to the Rancher emulator with Alice, Bob and Carol linked; Slack's emulator starts empty."""
     rancher.reset()
+    slack.reset()
     with make_bot(rancher_url=rancher.url, rancher_token=BOT_KEY) as running:
         link_users(running, SUBJECTS)
         yield running

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.slack_notifier import SlackNotifier
-from bot.core.model import Grant, Identity, LinkRecord, LinkStatus, OutboxMessage
+from bot.core.model import Grant, Identity, LinkRecord, LinkStatus, OutboxMessage, OutboxStatus, Priority
 from bot.core.policy import Policy
 from bot.core.ports import Clock, Notifier, RancherApi
 from bot.core.principals import PrincipalMapping
@@ -86,6 +86,7 @@ def build_grant_world(
     notifier: Notifier | None = None,
     admins: frozenset[str] = frozenset(),
     mapping: PrincipalMapping | None = None,
+    outbox_settings: OutboxSettings | None = None,
 ) -> GrantWorld:
     """The audit log, the outbox (Slack notices, delivered to `notifier`) and every grant use case."""
     audit = AuditLog(tx=storage.tx, store=storage.audit, clock=clock)
@@ -95,8 +96,9 @@ def build_grant_world(
         renderer=SlackNotices("/access"),
         notifier=notifier or SlackNotifier(AsyncWebClient(token="xoxb-unused", base_url="http://127.0.0.1:9/api/")),
         clock=clock,
+        audit=audit,
         channels=channels,
-        settings=OutboxSettings(),
+        settings=outbox_settings or OutboxSettings(lane_pace=0.0, rate=1000.0),
         rng=random.Random(7),
     )
     grants = GrantServices.create(
@@ -116,12 +118,26 @@ def build_grant_world(
     return GrantWorld(grants, audit, outbox)
 
 
-def queue(storage: Storage, kind: str, channel: str, key: str, text: str, *, now: int, ref: str = "") -> None:
-    """Queue an already rendered message, as the outbox service would (for delivery tests)."""
+def queue(
+    storage: Storage,
+    kind: str,
+    channel: str,
+    key: str,
+    text: str,
+    *,
+    now: int,
+    ref: str = "",
+    priority: Priority | None = None,
+) -> None:
+    """Queue an already rendered message as the outbox service would: edits are BULK, `ref` is the order key."""
     payload: dict[str, object] = {"text": text, "blocks": []}
     if ref:
         payload["ref"] = ref
-    assert storage.outbox.enqueue(key=key, kind=kind, channel=channel, payload=payload, now=now)
+    if priority is None:
+        priority = Priority.BULK if kind == "update" else Priority.NORMAL
+    assert storage.outbox.enqueue(
+        key=key, kind=kind, channel=channel, payload=payload, now=now, priority=priority, order_key=ref
+    )
 
 
 def queue_file(
@@ -133,7 +149,7 @@ def queue_file(
 
 
 def _undelivered(storage: Storage, channel: str) -> list[OutboxMessage]:
-    return [m for m in storage.outbox.due(2**62, limit=100_000) if m.channel == channel]
+    return [m for m in storage.outbox.listing((OutboxStatus.PENDING,), limit=100_000) if m.channel == channel]
 
 
 def queued_texts(storage: Storage, channel: str) -> list[str]:

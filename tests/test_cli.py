@@ -207,3 +207,53 @@ def test_rancher_check_unreachable_exits_1(tmp_path: Path, capsys: pytest.Captur
     out = capsys.readouterr().out
     assert "reachable      no" in out
     assert "Traceback" not in out
+
+
+def test_check_config_warns_on_suspicious_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A valid file with a missing approvals channel, plain http and a week-long rule prints OK and a warning each."""
+    data = botconfig.config_data(
+        database=tmp_path / "w.db",
+        public_url="http://bot.example.com",
+        slack_api_url="https://slack.com/api/",
+        oidc_issuer="https://idp.example.com",
+        rancher_url="https://rancher.example.com",
+        rancher_token="token-abcde:clisecretvalue",
+    )
+    data["slack"]["channels"]["approvals"] = None
+    data["policy"]["rules"][0]["max_duration"] = "7d"
+    data["policy"]["rules"][0]["default_duration"] = "1h"
+    path = tmp_path / "w.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["check-config", str(path)]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        "warning: slack.channels.approvals: not set, but rule(s) prod-with-approval need approval "
+        "(approvers are only DMed; nothing is posted for the team)",
+        "warning: public_url: is not https (the sign-in cookie and the OAuth code travel in clear)",
+        "warning: policy.rules[0].max_duration: 7d in rule dev-self-service (long for time-boxed access)",
+        "warning: security.audit_keys: not set (the audit chain is keyed with a key derived from the token "
+        "encryption keys; dropping an old token key makes older events unverifiable)",
+    ]
+
+
+def test_check_config_names_a_channel_name_and_an_email_admin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`#grants` as a channel and an email as an admin are errors naming their keys, exit 2 (no traceback)."""
+    data = botconfig.config_data(
+        database=tmp_path / "n.db",
+        public_url="https://bot.example.com",
+        slack_api_url="https://slack.com/api/",
+        oidc_issuer="https://idp.example.com",
+        rancher_url="https://rancher.example.com",
+        rancher_token="token-abcde:clisecretvalue",
+    )
+    data["slack"]["channels"]["grants"] = "#grants"
+    data["slack"]["admins"] = ["alice@example.com"]
+    path = tmp_path / "n.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "slack.channels.grants: is a channel name, not an id" in err
+    assert "slack.admins: holds an email" in err
+    assert "Traceback" not in err

@@ -173,3 +173,11 @@ def test_buttons_are_numbered_from_the_given_start() -> None:
         ("Approve", "approve", "g-2", "decide"),
         ("Deny", "deny", "g-2", "decide"),
     ]
+
+
+def test_a_mistyped_slash_command_gets_help_not_bolts_internals(tmp_path: Path) -> None:
+    """`/acces help` in the demo answers with the command it probably meant, never "Unhandled request"."""
+    code, output = run_demo_here(write_script(tmp_path, "/acces help"))
+    assert code == 1
+    assert "`/acces` is not a command here. Did you mean `/access help`?" in output
+    assert "Unhandled" not in output

@@ -4,6 +4,7 @@ from accessbot_emulators.slack.emulator import SlackEmulator
 from accessbot_emulators.slack.payloads import (
     app_home_opened_event,
     block_actions_payload,
+    block_suggestion_payload,
     interaction_body,
     json_body,
     slash_command_body,
@@ -13,6 +14,7 @@ from accessbot_emulators.slack.records import Call, DirectoryUser, Ephemeral, Me
 from accessbot_emulators.slack.signing import SlackSigner
 from accessbot_emulators.slack.workspace import (
     APP_ID,
+    APP_TOKEN,
     BOT_ID,
     BOT_TOKEN,
     BOT_USER_ID,
@@ -24,6 +26,7 @@ from accessbot_emulators.slack.workspace import (
 
 __all__ = [
     "APP_ID",
+    "APP_TOKEN",
     "BOT_ID",
     "BOT_TOKEN",
     "BOT_USER_ID",
@@ -41,6 +44,7 @@ __all__ = [
     "View",
     "app_home_opened_event",
     "block_actions_payload",
+    "block_suggestion_payload",
     "dm_channel_id",
     "interaction_body",
     "json_body",

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from accessbot_emulators.serving import serve_in_loop, serve_in_thread
+from accessbot_emulators.slack.rates import slack_limits
 from accessbot_emulators.slack.records import (
     Call,
     DirectoryUser,
@@ -28,10 +29,12 @@ from accessbot_emulators.slack.records import (
     UploadedFile,
     View,
 )
+from accessbot_emulators.slack.socket_mode import SocketModeServer
 from accessbot_emulators.slack.state import Failure
 from accessbot_emulators.slack.web_api import WebApi
 from accessbot_emulators.slack.workspace import (
     APP_ID,
+    APP_TOKEN,
     BOT_ID,
     BOT_NAME,
     BOT_TOKEN,
@@ -60,6 +63,7 @@ class SlackEmulator:
         bot_id: str = BOT_ID,
         bot_user_id: str = BOT_USER_ID,
         bot_name: str = BOT_NAME,
+        app_token: str = APP_TOKEN,
     ) -> None:
         """Configure the workspace; the server starts with `running()` or `serve_async()`."""
         self.bot_token = bot_token
@@ -71,8 +75,13 @@ class SlackEmulator:
         self.bot_user_id = bot_user_id
         self.bot_name = bot_name
         self._lock = threading.RLock()
-        workspace = Workspace(bot_token, team_id, team_domain, team_name, app_id, bot_id, bot_user_id, bot_name)
-        self._api = WebApi(workspace, lambda: self.base_url)
+        self.app_token = app_token
+        workspace = Workspace(
+            bot_token, team_id, team_domain, team_name, app_id, bot_id, bot_user_id, bot_name, app_token
+        )
+        self.socket_mode = SocketModeServer(app_id)
+        self._socket_running = False
+        self._api = WebApi(workspace, lambda: self.base_url, self._socket_url)
         self._base_url: str | None = None
         self._loop_thread: int | None = None
         self.add_user(bot_user_id, None, bot_name, real_name=bot_name, is_bot=True, team_id=team_id)
@@ -91,8 +100,12 @@ class SlackEmulator:
     def running(cls, **kwargs: Any) -> Iterator[SlackEmulator]:
         """Serve a new emulator from a background thread on 127.0.0.1 (random port) for the block's duration."""
         emulator = cls(**kwargs)
-        with serve_in_thread(emulator.app, lifespan="off", name="slack-emulator", timeout_graceful_shutdown=2) as url:
+        with (
+            serve_in_thread(emulator.app, lifespan="off", name="slack-emulator", timeout_graceful_shutdown=2) as url,
+            emulator.socket_mode.running(),
+        ):
             emulator._base_url = url
+            emulator._socket_running = True
             yield emulator
 
     @classmethod
@@ -108,6 +121,9 @@ class SlackEmulator:
             yield emulator
 
     # ---- addresses ------------------------------------------------------------------------------------------
+
+    def _socket_url(self) -> str | None:
+        return self.socket_mode.new_url() if self._socket_running else None
 
     @property
     def base_url(self) -> str:
@@ -192,6 +208,37 @@ class SlackEmulator:
             failure = Failure(status=status, error="service_unavailable", retry_after=None, remaining=count)
         with self._lock:
             self._api.state.failures.setdefault(method, []).append(failure)
+
+    def enforce_rate_limits(self, *, per_channel_per_second: float = 1.0, burst: float = 1.0) -> None:
+        """Answer 429 + Retry-After past Slack's documented rates (see rates.py) until the next `reset()`."""
+        with self._lock:
+            self._api.state.rates = slack_limits(per_channel_per_second=per_channel_per_second, burst=burst)
+
+    def rate_limited(self) -> int:
+        """How many calls were answered 429 because of `enforce_rate_limits` since the last reset."""
+        with self._lock:
+            return self._api.state.rates.limited if self._api.state.rates is not None else 0
+
+    def truncated(self) -> int:
+        """Messages whose text Slack would have cut at 40,000 characters since the last reset."""
+        with self._lock:
+            return self._api.state.truncated
+
+    def seed_message(self, channel: str, text: str) -> str:
+        """Put a message the bot posted earlier into `channel` (setup for edits); return its ts."""
+        with self._lock:
+            ts = self._api.state.next_ts()
+            self._api.state.messages[ts] = {
+                "channel": channel,
+                "ts": ts,
+                "text": text,
+                "blocks": [],
+                "thread_ts": None,
+                "args": {},
+                "edits": 0,
+                "time": time.time(),
+            }
+            return ts
 
     def set_down(self, down: bool = True) -> None:
         """While down, every endpoint answers 503."""

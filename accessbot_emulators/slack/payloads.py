@@ -148,6 +148,39 @@ def block_actions_payload(
     return payload
 
 
+def block_suggestion_payload(
+    user_id: str,
+    action_id: str,
+    value: str,
+    *,
+    view_id: str = "V0EMU000001",
+    block_id: str = "target_role",
+    team_id: str = TEAM_ID,
+    team_domain: str = TEAM_DOMAIN,
+    api_app_id: str = APP_ID,
+    token: str = VERIFICATION_TOKEN,
+) -> dict[str, Any]:
+    """Return the payload Slack sends to the Options Load URL while someone types into an external select.
+
+    Shape from docs.slack.dev/reference/interaction-payloads/block_suggestion-payload (type, user, container,
+    api_app_id, token, action_id, block_id, value, team); the app must answer with `options` or `option_groups`.
+    """
+    return {
+        "type": "block_suggestion",
+        "user": _user_object(user_id, None, team_id),
+        "container": {"type": "view", "view_id": view_id},
+        "api_app_id": api_app_id,
+        "token": token,
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+        "team": {"id": team_id, "domain": team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "action_ts": now_ts(),
+    }
+
+
 def _state_values(values: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Expand `{block: {action: "text"}}` into Slack's `{block: {action: {type, value}}}`; dicts pass through."""
     out: dict[str, dict[str, Any]] = {}

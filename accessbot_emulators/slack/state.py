@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from accessbot_emulators.slack.rates import RateLimits
 from accessbot_emulators.slack.records import Call, Ephemeral, ResponsePost
 
 
@@ -34,6 +35,9 @@ class State:
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     bindings: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # response key -> (channel, ts)
     down: bool = False
+    rates: RateLimits | None = None  # Slack's rate limits, when a test turns them on
+    truncated: int = 0  # messages whose text Slack would have cut at 40,000 characters
+    exchanged: set[str] = field(default_factory=set)  # trigger ids views.open already used
     last_ts_us: int = 0
     counter: int = 0
 

@@ -10,23 +10,29 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from accessbot_emulators.slack import limits
 from accessbot_emulators.slack.records import Call, DirectoryUser, Ephemeral
 from accessbot_emulators.slack.state import State
-from accessbot_emulators.slack.workspace import Workspace, dm_channel_id, mpim_channel_id
+from accessbot_emulators.slack.workspace import Workspace, dm_channel_id, mpim_channel_id, trigger_issued_at
 
-MAX_MESSAGE_BLOCKS = 50
-MAX_VIEW_BLOCKS = 100
-MAX_TEXT_CHARS = 40_000
+TRIGGER_LIFETIME = 3.0
+"""api.slack.com/docs/triggers: "Triggers expire in three seconds" and "may only be used once"; views.open answers
+`expired_trigger_id` / `exchanged_trigger_id` (docs.slack.dev/reference/methods/views.open, "Errors")."""
+MAX_VIEW_BYTES = 250_000
+"""views.open "view_too_large": "greater than 250kb" (docs.slack.dev/reference/methods/views.open)."""
+MAX_DM_USERS = 8
+"""conversations.open "too_many_users": "Needs at most 8 users to open" (api.slack.com/methods/conversations.open)."""
 
 _JSON_ARGS = ("blocks", "attachments", "view", "metadata", "files")
 
 
 class SlackError(Exception):
-    """An `ok: false` answer with HTTP 200."""
+    """An `ok: false` answer with HTTP 200 (`extra` adds fields such as `errors` or `response_metadata`)."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, **extra: Any) -> None:
         super().__init__(error)
         self.error = error
+        self.extra = extra
 
 
 class WebApi:
@@ -35,12 +41,15 @@ class WebApi:
     Not thread-safe on its own: the emulator calls it under its lock.
     """
 
-    def __init__(self, workspace: Workspace, base_url: Callable[[], str]) -> None:
-        """Answer for `workspace`; `base_url` gives the emulator's address (for upload and file URLs)."""
+    def __init__(
+        self, workspace: Workspace, base_url: Callable[[], str], socket_url: Callable[[], str | None] = lambda: None
+    ) -> None:
+        """Answer for `workspace`; `base_url` gives the emulator's address, `socket_url` a Socket Mode URL."""
         self.workspace = workspace
         self.state = State()
         self.directory: dict[str, DirectoryUser] = {}
         self._base_url = base_url
+        self._socket_url = socket_url
 
     def reset(self) -> None:
         """Forget calls, conversations, views, files and pending failures; keep the directory."""
@@ -70,8 +79,13 @@ class WebApi:
             payload = {"ok": False, "error": body_error}
         elif not token:
             payload = {"ok": False, "error": "not_authed"}
+        elif method == "apps.connections.open":
+            payload = self._connections_open(str(token))
         elif not hmac.compare_digest(str(token), self.workspace.bot_token):
             payload = {"ok": False, "error": "invalid_auth"}
+        elif self.state.rates is not None and (wait := self.state.rates.check(method, str(args.get("channel") or ""))):
+            status, payload = 429, {"ok": False, "error": "ratelimited"}  # rates.py cites the limits
+            extra["Retry-After"] = str(wait)
         else:
             handler = self._methods().get(method)
             if handler is None:
@@ -81,7 +95,7 @@ class WebApi:
                     args = self._decode_json_args(args)
                     payload = {"ok": True, **handler(args)}
                 except SlackError as exc:
-                    payload = {"ok": False, "error": exc.error}
+                    payload = {"ok": False, "error": exc.error, **exc.extra}
         self.state.calls.append(
             Call(
                 method=method,
@@ -109,6 +123,15 @@ class WebApi:
             "files.completeUploadExternal": self._files_complete_upload,
         }
 
+    def _connections_open(self, token: str) -> dict[str, Any]:
+        """Socket Mode's WebSocket URL, for the app-level token only (socket_mode.py cites the method page)."""
+        if hmac.compare_digest(token, self.workspace.bot_token):
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if not hmac.compare_digest(token, self.workspace.app_token):
+            return {"ok": False, "error": "invalid_auth"}
+        url = self._socket_url()
+        return {"ok": True, "url": url} if url else {"ok": False, "error": "internal_error"}
+
     @staticmethod
     def _decode_json_args(args: dict[str, Any]) -> dict[str, Any]:
         """Decode the arguments that form-encoded requests carry as JSON strings."""
@@ -135,8 +158,7 @@ class WebApi:
             return dm_channel_id(channel)
         return channel
 
-    @staticmethod
-    def _message_content(args: Mapping[str, Any]) -> tuple[str | None, list[Any]]:
+    def _message_content(self, args: Mapping[str, Any]) -> tuple[str | None, list[Any]]:
         text = args.get("text")
         blocks = args.get("blocks") or []
         attachments = args.get("attachments") or []
@@ -144,10 +166,15 @@ class WebApi:
             raise SlackError("invalid_blocks")
         if not text and not blocks and not attachments:
             raise SlackError("no_text")
-        if text is not None and len(str(text)) > MAX_TEXT_CHARS:
-            raise SlackError("msg_too_long")
-        if len(blocks) > MAX_MESSAGE_BLOCKS:
-            raise SlackError("invalid_blocks")
+        problems = limits.message_problems(blocks)
+        if problems:
+            messages = [f"[ERROR] {p}" for p in problems]
+            raise SlackError("invalid_blocks", errors=problems, response_metadata={"messages": messages})
+        if text is not None and len(str(text)) > limits.MESSAGE_TEXT:
+            # Slack posts it cut to 40,000 characters with a warning (api.slack.com/changelog/
+            # 2018-04-truncating-really-long-messages); recorded so tests can insist it never happens.
+            text = str(text)[: limits.MESSAGE_TEXT]
+            self.state.truncated += 1
         return (None if text is None else str(text)), blocks
 
     def _message_object(self, ts: str, text: str | None, blocks: list[Any], thread_ts: Any) -> dict[str, Any]:
@@ -247,9 +274,13 @@ class WebApi:
         users = [u.strip() for u in str(args.get("users") or "").split(",") if u.strip()]
         if not users:
             raise SlackError("users_list_not_supplied")
+        if len(users) > MAX_DM_USERS:
+            raise SlackError("too_many_users")
         for user in users:
             if user not in self.directory:
                 raise SlackError("user_not_found")
+            if self.directory[user].deleted:  # "user_disabled: A specified user has been disabled" (same page)
+                raise SlackError("user_disabled")
         channel_id = dm_channel_id(users[0]) if len(users) == 1 else mpim_channel_id(users)
         already = channel_id in self.state.opened
         self.state.opened.add(channel_id)
@@ -305,18 +336,30 @@ class WebApi:
         view = args.get("view")
         if not isinstance(view, dict) or view.get("type") != kind:
             raise SlackError("invalid_arguments")
-        blocks = view.get("blocks") or []
-        if not isinstance(blocks, list) or len(blocks) > MAX_VIEW_BLOCKS:
-            raise SlackError("invalid_blocks")
+        if len(json.dumps(view)) > MAX_VIEW_BYTES:
+            raise SlackError("view_too_large")
         if kind == "modal" and not isinstance(view.get("title"), dict):
             raise SlackError("invalid_arguments")
+        problems = limits.view_problems(view)
+        if problems:
+            raise SlackError("invalid_arguments", response_metadata={"messages": [f"[ERROR] {p}" for p in problems]})
         return view
+
+    def _exchange_trigger(self, trigger_id: str) -> None:
+        """Refuse a trigger older than three seconds or used before (api.slack.com/docs/triggers)."""
+        issued = trigger_issued_at(trigger_id)
+        if issued is not None and time.time() - issued > TRIGGER_LIFETIME:
+            raise SlackError("expired_trigger_id")
+        if trigger_id in self.state.exchanged:
+            raise SlackError("exchanged_trigger_id")
+        self.state.exchanged.add(trigger_id)
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         trigger_id = args.get("trigger_id") or args.get("interactivity_pointer")
         if not trigger_id:
             raise SlackError("invalid_arguments")
         view = self._valid_view(args, "modal")
+        self._exchange_trigger(str(trigger_id))
         view_id = self.state.next_id("V")
         obj = self._view_object(view_id, view, view_id)
         self.state.views[view_id] = {

@@ -15,6 +15,7 @@ BOT_ID = "B0TEST0001"
 BOT_USER_ID = "U0BOT00001"
 BOT_NAME = "accessbot"
 BOT_TOKEN = "xoxb-test-bot-token"
+APP_TOKEN = "xapp-1-A0TEST0001-test-app-token"  # app-level token for Socket Mode (apps.connections.open)
 VERIFICATION_TOKEN = "legacy-verification-token"
 
 
@@ -30,6 +31,7 @@ class Workspace:
     bot_id: str = BOT_ID
     bot_user_id: str = BOT_USER_ID
     bot_name: str = BOT_NAME
+    app_token: str = APP_TOKEN
 
 
 def dm_channel_id(user_id: str) -> str:
@@ -43,9 +45,21 @@ def mpim_channel_id(user_ids: list[str]) -> str:
     return "G" + hashlib.sha256(joined.encode()).hexdigest()[:10].upper()
 
 
-def new_trigger_id() -> str:
-    """Return a trigger id shaped like Slack's (`<digits>.<digits>.<hex32>`)."""
-    return f"{secrets.randbelow(10**12)}.{secrets.randbelow(10**11)}.{secrets.token_hex(16)}"
+def new_trigger_id(issued_at: float | None = None) -> str:
+    """Return a trigger id shaped like Slack's (`<digits>.<digits>.<hex32>`), its first part the issue time in ms.
+
+    The emulator reads the time back to refuse triggers older than three seconds, as Slack does.
+    """
+    issued_ms = int((time.time() if issued_at is None else issued_at) * 1000)
+    return f"{issued_ms}.{secrets.randbelow(10**11)}.{secrets.token_hex(16)}"
+
+
+def trigger_issued_at(trigger_id: str) -> float | None:
+    """When a trigger id made by `new_trigger_id` was issued (epoch seconds), None for foreign ones."""
+    head = trigger_id.split(".", 1)[0]
+    if not head.isdigit() or len(head) != 13:
+        return None
+    return int(head) / 1000
 
 
 def now_ts() -> str:

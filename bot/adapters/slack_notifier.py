@@ -1,51 +1,93 @@
-"""The Notifier port over slack_sdk's AsyncWebClient, pointed at `slack.api_url`."""
+"""The Notifier port over slack_sdk's AsyncWebClient on `slack.api_url`; every failure becomes an UpstreamError.
+
+What is worth retrying is decided here, from Slack's own documentation: HTTP 429 (with `Retry-After`) and 5xx, a
+network failure, and the codes Slack lists on every method page as server-side or transient (`ratelimited`,
+`service_unavailable`, `internal_error`, `fatal_error`, `request_timeout`; docs.slack.dev/reference/methods/
+chat.postMessage, "Errors"). Every other code (`user_disabled` from conversations.open for a deactivated user,
+`channel_not_found`, `invalid_blocks`, `token_revoked`, `restricted_action`, …) will not change on a retry: it is
+permanent, and the outbox parks the message at once.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.errors import PermanentUpstreamError, TransientUpstreamError
+from bot.core.errors import PermanentUpstreamError, TransientUpstreamError, UpstreamError
 
-_PERMANENT = {
-    "channel_not_found",
-    "not_in_channel",
-    "is_archived",
-    "user_not_found",
-    "invalid_blocks",
-    "msg_too_long",
-    "cant_update_message",
-    "message_not_found",
-    "invalid_auth",
-    "not_authed",
-    "account_inactive",
-    "missing_scope",
-}
+TRANSIENT_CODES = frozenset({"ratelimited", "service_unavailable", "internal_error", "fatal_error", "request_timeout"})
+"""Slack error codes a later retry may cure (docs.slack.dev method pages, common errors); the rest are permanent."""
+
+MAX_RETRY_AFTER = 3600
+"""Longest Retry-After honoured (seconds); a larger or malformed header counts as this."""
 
 
 def make_client(token: str, api_url: str) -> AsyncWebClient:
-    """An AsyncWebClient on `api_url` that waits out 429s (Retry-After) twice before giving up."""
-    client = AsyncWebClient(token=token, base_url=api_url)
-    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
-    return client
+    """An AsyncWebClient on `api_url` with slack_sdk's default connection-error retry only.
+
+    No rate-limit retry handler: it would sleep out a 429 inside the call, holding a Slack listener past its
+    three seconds or the whole outbox run; the outbox instead pauses only the lane that was limited.
+    """
+    return AsyncWebClient(token=token, base_url=api_url)
 
 
-def _translate(err: SlackApiError) -> Exception:
+def _retry_after(headers: Any) -> int | None:
+    value = None
+    if headers is not None:
+        try:
+            value = headers.get("Retry-After") or headers.get("retry-after")
+        except AttributeError:
+            return None
+    if value is None:
+        return None
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        return MAX_RETRY_AFTER
+    if not math.isfinite(seconds) or seconds < 0:
+        return MAX_RETRY_AFTER
+    return max(1, min(MAX_RETRY_AFTER, math.ceil(seconds)))
+
+
+def translate(err: SlackApiError) -> UpstreamError:
+    """A Slack API error as a transient or permanent UpstreamError (`retry_after` set on a 429)."""
     response = err.response
-    code = str(response.get("error", "unknown_error")) if response is not None else "unknown_error"
-    status = response.status_code if response is not None else None
-    retry_after = response.headers.get("Retry-After", response.headers.get("retry-after")) if response else None
-    message = f"Slack answered {code}"
-    if status == 429 or (status is not None and status >= 500) or code not in _PERMANENT:
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    code = ""
+    try:
+        code = str(response.get("error") or "") if response is not None else ""
+    except (AttributeError, TypeError, ValueError):  # a non-JSON answer: slack_sdk hands over the raw response
+        code = ""
+    status = status if isinstance(status, int) else None
+    message = "Slack answered " + (code or (f"HTTP {status}" if status else "an error"))
+    server_side = status is not None and status >= 500
+    unexplained = not code and (status is None or status < 400)
+    if status == 429 or server_side or code in TRANSIENT_CODES or unexplained:
         error = TransientUpstreamError("Slack", message, status=status, code=code)
-        if retry_after:
-            error.retry_after = int(retry_after)  # type: ignore[attr-defined]
+        if status == 429 or code == "ratelimited":
+            error.retry_after = _retry_after(getattr(response, "headers", None)) or 1  # type: ignore[attr-defined]
         return error
     return PermanentUpstreamError("Slack", message, status=status, code=code)
+
+
+def client_failure(err: BaseException) -> UpstreamError:
+    """Any other failure of a Slack call: transport problems are transient, a malformed request is permanent."""
+    if isinstance(err, SlackApiError):
+        return translate(err)
+    if isinstance(err, SlackRequestError):  # e.g. the file upload URL answered non-200 (files_upload_v2)
+        return TransientUpstreamError("Slack", f"the upload was refused ({type(err).__name__})")
+    if isinstance(err, SlackClientError):
+        return PermanentUpstreamError("Slack", f"the request could not be made ({type(err).__name__})")
+    return TransientUpstreamError("Slack", f"cannot reach the Slack API ({type(err).__name__})")
+
+
+_FAILURES = (SlackClientError, aiohttp.ClientError, OSError, TimeoutError)
+"""What a slack_sdk call may raise besides our own errors: every one is translated, none escapes."""
 
 
 class SlackNotifier:
@@ -58,10 +100,8 @@ class SlackNotifier:
     async def _call(self, method: str, **kwargs: Any) -> Any:
         try:
             return await self._client.api_call(method, json=kwargs)
-        except SlackApiError as err:
-            raise _translate(err) from None
-        except (OSError, TimeoutError) as err:
-            raise TransientUpstreamError("Slack", f"cannot reach the Slack API ({type(err).__name__})") from None
+        except _FAILURES as err:
+            raise client_failure(err) from None
 
     async def post(self, channel: str, text: str, blocks: Sequence[Mapping[str, object]] | None = None) -> str:
         """Post a message to a channel; return its ts."""
@@ -81,23 +121,28 @@ class SlackNotifier:
 
     async def dm(self, user: str, text: str, blocks: Sequence[Mapping[str, object]] | None = None) -> str:
         """Open (or reuse) the DM channel with a user and post there."""
+        return await self.post(await self.open_dm(user), text, blocks)
+
+    async def open_dm(self, user: str) -> str:
+        """The DM channel with a user (conversations.open once per user and process)."""
         channel = self._dm_channels.get(user)
         if channel is None:
             response = await self._call("conversations.open", users=user)
-            channel = str(response["channel"]["id"])
+            found = (response.get("channel") or {}).get("id")
+            if not found:
+                raise PermanentUpstreamError("Slack", "conversations.open answered without a channel")
+            channel = str(found)
             self._dm_channels[user] = channel
-        return await self.post(channel, text, blocks)
+        return channel
 
     async def upload(self, channel: str, filename: str, content: bytes, comment: str) -> None:
-        """Upload a file into a channel (files.getUploadURLExternal + completeUploadExternal)."""
+        """Upload a file into a channel (files.getUploadURLExternal, the upload URL, completeUploadExternal)."""
         try:
             await self._client.files_upload_v2(
                 channel=channel, filename=filename, content=content, initial_comment=comment
             )
-        except SlackApiError as err:
-            raise _translate(err) from None
-        except (OSError, TimeoutError) as err:
-            raise TransientUpstreamError("Slack", f"cannot reach the Slack API ({type(err).__name__})") from None
+        except _FAILURES as err:
+            raise client_failure(err) from None
 
     async def user_email(self, user: str) -> str | None:
         """The Slack profile email of a user (needs users:read.email)."""
@@ -113,10 +158,8 @@ class SlackNotifier:
     async def _profile(self, user: str) -> dict[str, Any]:
         try:
             response = await self._client.users_info(user=user)
-        except SlackApiError as err:
-            raise _translate(err) from None
-        except (OSError, TimeoutError) as err:
-            raise TransientUpstreamError("Slack", f"cannot reach the Slack API ({type(err).__name__})") from None
+        except _FAILURES as err:
+            raise client_failure(err) from None
         user_data: dict[str, Any] = response.get("user") or {}
         profile = user_data.get("profile")
         return profile if isinstance(profile, dict) else {}

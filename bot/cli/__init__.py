@@ -6,11 +6,13 @@ Each command group lives in its own module with a `register(sub, add)`; `context
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from bot import __version__
-from bot.cli import audit, dev, digest, generate, grants, oidc, policy, prepare, rancher, serve
+from bot.cli import audit, dev, digest, generate, grants, oidc, outbox, policy, prepare, rancher, serve
 from bot.cli.context import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Command
 from bot.core.errors import BotError, ConfigError, UserError
 
@@ -24,16 +26,27 @@ REGISTRARS = (
     oidc.register,
     policy.register,
     grants.register,
+    outbox.register,
     digest.register,
 )
 """Every command group, in the order `accessbot --help` lists them."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr and exit 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print `error: … (see accessbot X --help)` and exit 2."""
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+DEV_TOOLS = ("dev-idp", "dev-rancher")
+"""Subcommands that hand every argument after them to the emulator's own command line."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="accessbot", description="Identity-based, time-boxed access to Rancher clusters from Slack."
-    )
+    parser = _Parser(prog="accessbot", description="Identity-based, time-boxed access to Rancher clusters from Slack.")
     parser.add_argument("--version", action="version", version=f"accessbot {__version__}")
     parser.add_argument("--config", help="configuration file (default: $ACCESSBOT_CONFIG or ./config.yaml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -45,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     for register in REGISTRARS:
-        register(sub, add)
+        register(sub, add)  # type: ignore[arg-type]  # a _Parser is an ArgumentParser
     return parser
 
 
@@ -55,8 +68,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ConfigError prints each problem on stderr (exit 2); UserError prints `error: message (hint)` (exit 2); any other
     BotError prints `error: …` (exit 1); Ctrl-C exits 130 and a closed pipe exits 0.
     """
+    raw = list(sys.argv[1:] if argv is None else argv)
+    start = 2 if raw[:1] == ["--config"] else 0
+    if raw[start : start + 1] and raw[start] in DEV_TOOLS:  # the emulator's own parser reads the rest (--port …)
+        return dev.run_tool(raw[start], raw[start + 1 :])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(raw)
+        if getattr(args, "func", None) and extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)[:200]}")
+    except SystemExit as done:  # --help, --version, or a usage error already printed on one line
+        return done.code if isinstance(done.code, int) else EXIT_USAGE
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
@@ -76,3 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as err:  # a bug or an outside failure nobody translated: one line, never a traceback
+        logging.getLogger("bot.cli").debug("unexpected failure", exc_info=True)
+        print(f"error: unexpected {type(err).__name__} ({str(err)[:200]}); nothing more was done", file=sys.stderr)
+        return EXIT_USAGE

@@ -14,18 +14,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return session.main(args)
 
 
-def cmd_dev_idp(args: argparse.Namespace) -> int:
-    """Run the development OpenID provider."""
+def run_tool(name: str, argv: list[str]) -> int:
+    """`accessbot dev-idp …` / `accessbot dev-rancher …`: every argument goes to the emulator's own parser."""
     from bot.demo import dev_commands  # noqa: PLC0415 - developer tool
 
-    return dev_commands.dev_idp(args.rest)
+    return dev_commands.dev_idp(argv) if name == "dev-idp" else dev_commands.dev_rancher(argv)
+
+
+def cmd_dev_idp(args: argparse.Namespace) -> int:
+    """Run the development OpenID provider (main() hands the arguments over before parsing; see run_tool)."""
+    return run_tool("dev-idp", [])
 
 
 def cmd_dev_rancher(args: argparse.Namespace) -> int:
-    """Run the Rancher v3 emulator."""
-    from bot.demo import dev_commands  # noqa: PLC0415 - developer tool
-
-    return dev_commands.dev_rancher(args.rest)
+    """Run the Rancher v3 emulator (main() hands the arguments over before parsing; see run_tool)."""
+    return run_tool("dev-rancher", [])
 
 
 def register(sub: Subparsers, add: Add) -> None:
@@ -33,7 +36,7 @@ def register(sub: Subparsers, add: Add) -> None:
     p = add("demo", cmd_demo, "run the whole product on this machine with emulators (no accounts needed)")
     p.add_argument("--database", help="SQLite file to use (default: a fresh temp file)")
     p.add_argument("--script", help="run console commands from FILE; exit non-zero when an :expect fails")
-    p = add("dev-idp", cmd_dev_idp, "run the development OpenID provider (tests and demo)")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p = add("dev-rancher", cmd_dev_rancher, "run the Rancher v3 emulator (tests and demo)")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    # bot.cli.main hands every argument after these two to the emulator's own parser before parsing
+    # (argparse.REMAINDER refused `--port 9000` when it came first); they are here for `--help` and the README.
+    add("dev-idp", cmd_dev_idp, "run the development OpenID provider (tests and demo): --accounts FILE --port N")
+    add("dev-rancher", cmd_dev_rancher, "run the Rancher v3 emulator (tests and demo): --fixture FILE --port N")

@@ -5,16 +5,26 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.cli.context import EXIT_OK, Add, Subparsers, config_from, storage_from
 from bot.core.durations import parse_moment
 from bot.core.errors import UserError
 
+if TYPE_CHECKING:
+    from bot.core.storage import Storage
+
 
 def _moment(text: str | None, now: datetime) -> int:
     """`7d` (that long ago), an ISO date/time, or epoch seconds; None means now."""
     return int(now.timestamp()) if text is None else parse_moment(text, now)
+
+
+def _name(storage: Storage, slack_user: str) -> str:
+    """How people know a Slack user: the email (else the name) of their link, when they ever linked."""
+    record = storage.links.get(slack_user)
+    return (record.identity.email or record.identity.name) if record is not None else ""
 
 
 def cmd_digest(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -24,13 +34,24 @@ def cmd_digest(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from bot.wiring import audit_keys  # noqa: PLC0415
 
     config = config_from(args)
+    timezone = args.timezone or config.schedule.digest.timezone
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UserError(
+            f"--timezone {timezone[:60]} is not a time zone", "an IANA name like Europe/Berlin or UTC"
+        ) from None
     now = datetime.now(UTC)
     since, until = _moment(args.since, now), _moment(args.until, now)
     if since >= until:
         raise UserError("--since must be before --until", "for example `accessbot digest --since 7d`")
     with storage_from(args) as storage:
         digest = build_period_digest(storage, since, until, audit_keys(config))
-    (out or sys.stdout).write(render_digest_text(digest, timezone=args.timezone or config.schedule.digest.timezone))
+        people = {u for u, _ in digest.top_requesters} | {s.slack_user for s in digest.longest_grants}
+        people |= {b.slack_user for b in digest.break_glass}
+        names = {u: _name(storage, u) for u in people}
+    text = render_digest_text(digest, timezone=timezone, names={u: n for u, n in names.items() if n})
+    (out or sys.stdout).write(text)
     return EXIT_OK
 
 

@@ -22,10 +22,10 @@ def _time(ts: int | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else "-"
 
 
-def _row(g: Grant) -> dict[str, object]:
+def _row(g: Grant, who: str = "") -> dict[str, object]:
     return {
         "id": g.id,
-        "user": g.slack_user,
+        "user": f"{who} ({g.slack_user})" if who else g.slack_user,
         "state": g.state.value,
         "role": g.role_id,
         "target": g.target.key,
@@ -46,7 +46,9 @@ def cmd_grants_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     with storage_from(args) as storage:
         grants = storage.grants.find(slack_user=args.user, states=() if args.all else OPEN, limit=args.limit)
-    rows = [_row(g) for g in grants]
+        links = {u: storage.links.get(u) for u in {g.slack_user for g in grants}}
+    who = {u: (r.identity.email or r.identity.name) for u, r in links.items() if r is not None}
+    rows = [_row(g, who.get(g.slack_user, "")) for g in grants]
     if args.json:
         for row in rows:
             print(json.dumps(row), file=out)
@@ -73,7 +75,7 @@ def cmd_grants_revoke(args: argparse.Namespace, out: TextIO | None = None) -> in
 
     grant = run_with_bot(go, args)
     print(f"{grant.id}: {grant.state.value}", file=out)
-    return EXIT_OK if grant.state in (GrantState.REVOKED, GrantState.DENIED) else EXIT_FAIL
+    return EXIT_OK if grant.state in (GrantState.REVOKED, GrantState.WITHDRAWN) else EXIT_FAIL
 
 
 def register(sub: Subparsers, add: Add) -> None:

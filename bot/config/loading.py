@@ -183,24 +183,3 @@ def summary(config: Config) -> list[str]:
         f"reconcile {to_spec(config.schedule.reconcile_interval)}, "
         f"digest {config.schedule.digest.day} {config.schedule.digest.time} {config.schedule.digest.timezone}",
     ]
-
-
-def warnings(config: Config) -> list[str]:
-    """Settings that are valid but weaken a guarantee the README makes, or depend on set-up elsewhere, each as one
-    sentence (printed by check-config, logged at start)."""
-    out: list[str] = list(pairing.warnings(config.oidc, config.rancher))
-    if not config.oidc.require_email_match:
-        out.append(
-            "oidc.require_email_match is false: the IdP email is not compared with the Slack profile email, so "
-            "whoever signs in through someone's link button is shown a confirmation page before the link is made; "
-            "keep it true unless your Slack and IdP emails differ"
-        )
-    if not config.security.audit_keys:
-        out.append(
-            "security.audit_keys is not set: the audit chain is keyed with a key derived from the first token "
-            "encryption key, so rotating token keys re-keys the chain and dropping an old one makes older events "
-            "unverifiable; set audit_keys for a chain that outlives token rotation"
-        )
-    if not config.rancher.verify_tls:
-        out.append("rancher.verify_tls is false: the connection to Rancher is not authenticated")
-    return out

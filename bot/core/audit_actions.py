@@ -22,7 +22,9 @@ Details keys (all optional for readers; writers should include them):
   "break_glass" (bool), "self_service" (bool)}; in addition:
   - grant.approved: one event per approver's approval, plus {"approver", "approvals" (count so far),
     "approvals_required", "final" (bool: this approval completed the request)}
-  - grant.denied: {"approver" (absent when the policy denied), "why"}
+  - grant.denied: {"approver", "why"} (an approver's Deny, with their reason)
+  - grant.refused: {"why"} (the policy refused the request; events before issue 12 logged these as grant.denied)
+  - grant.withdrawn: {"why"} (an undecided request closed: by its requester, an admin, offboarding, lost groups)
   - grant.active: {"binding_id", "expires_at"}
   - grant.extended: {"extra_s", "extensions"}, and `duration_s` is the new total
   - grant.revoked / grant.expired: {"held_s" (seconds the grant was active)}
@@ -33,6 +35,8 @@ Details keys (all optional for readers; writers should include them):
 - audit.rekeyed: {"key_id", "previous_key_id" (empty when the chain was not keyed before), "previous_head_id"}
 - audit.anchored: {"head_id", "head_hash"} (the head posted to the security channel, outside the database)
 - config.loaded: {"rules", "path"}
+- outbox.parked / outbox.retried / outbox.dropped: {"message_id", "key", "kind", "channel", "attempts",
+  "last_error"}; `target` is `outbox:<id>`, `reason` why Slack refused it (parked)
 """
 
 from __future__ import annotations
@@ -58,7 +62,9 @@ SLACK_REQUEST_REJECTED: Final = "slack.request_rejected"
 # --- grants -------------------------------------------------------------------------------------------
 GRANT_REQUESTED: Final = "grant.requested"
 GRANT_APPROVED: Final = "grant.approved"
-GRANT_DENIED: Final = "grant.denied"
+GRANT_DENIED: Final = "grant.denied"  # by an approver
+GRANT_REFUSED: Final = "grant.refused"  # by the policy, when asked
+GRANT_WITHDRAWN: Final = "grant.withdrawn"  # an undecided request closed by its requester, an admin or offboarding
 GRANT_REQUEST_EXPIRED: Final = "grant.request_expired"
 GRANT_ACTIVATING: Final = "grant.activating"
 GRANT_ACTIVE: Final = "grant.active"
@@ -80,6 +86,9 @@ DIGEST_POSTED: Final = "digest.posted"
 CONFIG_LOADED: Final = "config.loaded"
 AUDIT_REKEYED: Final = "audit.rekeyed"
 AUDIT_ANCHORED: Final = "audit.anchored"
+OUTBOX_PARKED: Final = "outbox.parked"
+OUTBOX_RETRIED: Final = "outbox.retried"
+OUTBOX_DROPPED: Final = "outbox.dropped"
 
 ALL: Final[tuple[str, ...]] = (
     LINK_CREATED,
@@ -99,6 +108,8 @@ ALL: Final[tuple[str, ...]] = (
     GRANT_REQUESTED,
     GRANT_APPROVED,
     GRANT_DENIED,
+    GRANT_REFUSED,
+    GRANT_WITHDRAWN,
     GRANT_REQUEST_EXPIRED,
     GRANT_ACTIVATING,
     GRANT_ACTIVE,
@@ -116,4 +127,7 @@ ALL: Final[tuple[str, ...]] = (
     CONFIG_LOADED,
     AUDIT_REKEYED,
     AUDIT_ANCHORED,
+    OUTBOX_PARKED,
+    OUTBOX_RETRIED,
+    OUTBOX_DROPPED,
 )

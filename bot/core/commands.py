@@ -71,9 +71,10 @@ class Grants:
 
 @dataclass(frozen=True)
 class Revoke:
-    """End a grant early."""
+    """End a grant early (or withdraw a request), with an optional reason shown to the holder."""
 
     grant_id: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ USAGE: dict[str, tuple[str, str]] = {
         "ask for a role for a while (no arguments: open a form)",
     ),
     "grants": ("grants [all]", "your time-boxed grants (all: everyone's, for approvers and admins)"),
-    "revoke": ("revoke GRANT_ID", "end a grant now"),
+    "revoke": ("revoke GRANT_ID [because REASON…]", "end a grant now (the holder is told who and why)"),
     "extend": ("extend GRANT_ID DURATION", "add time to a grant, within the rule's limits"),
     "who": ("who TARGET", "who holds which role on a cluster or project (approvers and admins)"),
     "rules": ("rules", "what you may request, and on which conditions"),
@@ -121,6 +122,7 @@ _ROLE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,252}$")
 MAX_REASON = 500
 MAX_COMMAND_CHARS = 2000
 """Longest `/access` text read at all (a request with a 500-character reason fits with room to spare)."""
+MAX_TICKET = 64
 _BREAK_GLASS = ("breakglass", "break-glass")
 
 
@@ -179,7 +181,9 @@ def _parse_request(words: list[str]) -> Request:
         elif word == "ticket" and not ticket:
             if i + 1 >= len(rest):
                 raise UserError("`ticket` needs an id, like `ticket OPS-123`", f"usage: {usage('request')}")
-            ticket = rest[i + 1][:64]
+            ticket = rest[i + 1]
+            if len(ticket) > MAX_TICKET:
+                raise UserError(f"the ticket is {len(ticket)} characters long (at most {MAX_TICKET})")
             i += 2
         elif word in _BREAK_GLASS:
             break_glass = True
@@ -196,6 +200,13 @@ def _parse_request(words: list[str]) -> Request:
             )
     if len(reason) > MAX_REASON:
         raise UserError(f"the reason is {len(reason)} characters long (at most {MAX_REASON})")
+    if not break_glass and any(w.lower().strip(".,;:!") in _BREAK_GLASS for w in reason.split()):
+        raise UserError(
+            "`breakglass` is inside your reason, so this would not be a break-glass request",
+            f"put it before `because`: `request {target} {role} breakglass because {reason}`"
+            if len(reason) < 200
+            else "put `breakglass` before `because`",
+        )
     if break_glass and not reason:
         raise UserError("break-glass access needs a reason", "add `because …` (it is posted to the security channel)")
     return Request(target=target, role=role, duration=duration, reason=reason, ticket=ticket, break_glass=break_glass)
@@ -237,9 +248,14 @@ def parse(text: str) -> Command:
             raise UserError("`grants` takes nothing or `all`", f"usage: {usage('grants')}")
         return Grants(all=bool(args))
     if head == "revoke":
-        if len(args) != 1:
-            raise UserError("`revoke` needs exactly one grant id", f"usage: {usage('revoke')}")
-        return Revoke(_grant_id(args[0], "revoke"))
+        if not args or (len(args) > 1 and args[1].lower() not in ("because", "reason")):
+            raise UserError("`revoke` needs one grant id, then optionally `because …`", f"usage: {usage('revoke')}")
+        reason = " ".join(args[2:]).strip()
+        if len(args) > 1 and not reason:
+            raise UserError("`because` needs a reason after it", f"usage: {usage('revoke')}")
+        if len(reason) > MAX_REASON:
+            raise UserError(f"the reason is {len(reason)} characters long (at most {MAX_REASON})")
+        return Revoke(_grant_id(args[0], "revoke"), reason)
     if head == "extend":
         if len(args) < 2:
             raise UserError("`extend` needs a grant id and a duration", f"usage: {usage('extend')}")

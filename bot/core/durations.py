@@ -116,7 +116,7 @@ def parse_moment(text: str, now: datetime) -> int:
         try:
             return int((now - delta).timestamp())
         except (OverflowError, ValueError):
-            raise UserError(f"`{shown(raw)}` ago is before year 1", "use a shorter duration or an ISO time") from None
+            raise UserError(f"`{shown(raw)}` reaches back before the year 1", "use something like 7d or 365d") from None
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:

@@ -1,10 +1,11 @@
 """The grant state machine: legal transitions, and what is due for a grant at `now`.
 
-States and events (terminal states are DENIED, EXPIRED_REQUEST, EXPIRED, REVOKED and FAILED)::
+States and events (terminal states are DENIED, WITHDRAWN, EXPIRED_REQUEST, EXPIRED, REVOKED and FAILED)::
 
     requested --approve--> approved --activate--> activating --activated--> active --begin_revoke--> revoking
     requested --activate--> activating                 (self-service and break-glass: no approval step)
     requested --deny--> denied          requested --expire_request--> expired_request
+    requested --withdraw--> withdrawn   (closed undecided: by the requester, an admin, offboarding, lost groups)
     activating --fail--> failed
     revoking --expired--> expired       (the grant ran out)
     revoking --revoked--> revoked       (a person ended it early)
@@ -31,6 +32,7 @@ class GrantEvent(StrEnum):
 
     APPROVE = "approve"
     DENY = "deny"
+    WITHDRAW = "withdraw"
     EXPIRE_REQUEST = "expire_request"
     ACTIVATE = "activate"
     ACTIVATED = "activated"
@@ -46,6 +48,7 @@ E = GrantEvent
 TRANSITIONS: dict[tuple[GrantState, GrantEvent], GrantState] = {
     (S.REQUESTED, E.APPROVE): S.APPROVED,
     (S.REQUESTED, E.DENY): S.DENIED,
+    (S.REQUESTED, E.WITHDRAW): S.WITHDRAWN,
     (S.REQUESTED, E.EXPIRE_REQUEST): S.EXPIRED_REQUEST,
     (S.REQUESTED, E.ACTIVATE): S.ACTIVATING,
     (S.APPROVED, E.ACTIVATE): S.ACTIVATING,
@@ -59,7 +62,7 @@ TRANSITIONS: dict[tuple[GrantState, GrantEvent], GrantState] = {
 
 # --- the one definition of every set of states ----------------------------------------------------------
 
-TERMINAL: frozenset[GrantState] = frozenset({S.DENIED, S.EXPIRED_REQUEST, S.EXPIRED, S.REVOKED, S.FAILED})
+TERMINAL: frozenset[GrantState] = frozenset({S.DENIED, S.WITHDRAWN, S.EXPIRED_REQUEST, S.EXPIRED, S.REVOKED, S.FAILED})
 """States a grant never leaves."""
 
 OPEN: frozenset[GrantState] = frozenset(GrantState) - TERMINAL
@@ -144,7 +147,7 @@ def can_extend(grant: Grant, rule: Rule, extra: timedelta, now: int) -> tuple[bo
             f"of rule {rule.name}{more}"
         )
     left = rule.max_extensions - grant.extensions - 1
-    return True, f"extends to {format_duration(total)} in total; {left} extension(s) left"
+    return True, f"extends to {format_duration(total)} in total; {left} extension{'' if left == 1 else 's'} left"
 
 
 def _state_since(grant: Grant) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import NewType
 
 from bot.core.groups import policy_names
@@ -265,6 +265,7 @@ class GrantState(StrEnum):
     REQUESTED = "requested"
     APPROVED = "approved"
     DENIED = "denied"
+    WITHDRAWN = "withdrawn"
     EXPIRED_REQUEST = "expired_request"
     ACTIVATING = "activating"
     ACTIVE = "active"
@@ -395,13 +396,34 @@ class ChainHead:
     last_hash: str
 
 
+class OutboxStatus(StrEnum):
+    """Where a queued Slack message stands (legal moves: core.outbox_lifecycle)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    PARKED = "parked"
+    DROPPED = "dropped"
+
+
+class Priority(IntEnum):
+    """Which queued messages go first (lower first): security and approval posts before DMs, DMs before edits."""
+
+    URGENT = 0
+    NORMAL = 1
+    BULK = 2
+
+
 @dataclass(frozen=True)
 class OutboxMessage:
-    """A Slack message the bot owes; delivered by the outbox job, at most once per idempotency key."""
+    """A Slack message the bot owes; delivered by the outbox job, at most once per idempotency key.
+
+    `order_key` names the Slack message it posts or edits (`grant:g-1`): messages sharing one are sent in queue
+    order; every other message may overtake. `first_failed_at` is when its first transient failure happened.
+    """
 
     id: int
     key: str
-    kind: str  # "post" | "dm" | "update" | "ephemeral" | "file"
+    kind: str  # "post" | "dm" | "update" | "file"
     channel: str
     payload: Mapping[str, object]
     attempts: int = 0
@@ -409,3 +431,7 @@ class OutboxMessage:
     created_at: int = 0
     sent_at: int | None = None
     last_error: str = ""
+    status: OutboxStatus = OutboxStatus.PENDING
+    priority: Priority = Priority.NORMAL
+    order_key: str = ""
+    first_failed_at: int | None = None

@@ -35,6 +35,7 @@ class HolderEvent(StrEnum):
 
     APPROVED = "approved"
     DENIED = "denied"
+    WITHDRAWN = "withdrawn"
     ACTIVE = "active"
     EXPIRED = "expired"
     REVOKED = "revoked"
@@ -63,19 +64,33 @@ class ApprovalCard:
 
 
 @dataclass(frozen=True)
+class ApproverAsked:
+    """A DM asking one approver of the rule to Approve or Deny a request (besides the approvals-channel card)."""
+
+    facts: GrantFacts
+
+
+@dataclass(frozen=True)
 class GrantChanged:
-    """A DM to the requester or holder about one event of their grant."""
+    """A DM to the requester or holder about one event of their grant; `by` and `why` when someone ended it."""
 
     facts: GrantFacts
     event: HolderEvent
+    by: str = ""
+    why: str = ""
 
 
 @dataclass(frozen=True)
 class BreakGlassUsed:
-    """A break-glass grant went active: announced to the approvers (mentioned) and the security channel."""
+    """A break-glass grant went active: announced to the approvers and the security channel.
+
+    `usergroups` are the Slack user groups of the approver groups (when configured); `mentions` every linked
+    approver (the renderer names a few of them when there is no user group).
+    """
 
     facts: GrantFacts
     mentions: tuple[str, ...]
+    usergroups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -307,6 +322,7 @@ class DigestAttachment:
 Notice = (
     GrantStatus
     | ApprovalCard
+    | ApproverAsked
     | GrantChanged
     | BreakGlassUsed
     | ExtensionAsked

@@ -61,6 +61,10 @@ class Notifier(Protocol):
         """Send a direct message to a user; return its ts."""
         ...
 
+    async def open_dm(self, user: str) -> str:
+        """The id of the bot's DM channel with a user (to post there and later edit what was posted)."""
+        ...
+
     async def upload(self, channel: str, filename: str, content: bytes, comment: str) -> None:
         """Upload a file into a channel."""
         ...

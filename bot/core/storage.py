@@ -25,6 +25,8 @@ from bot.core.model import (
     LinkRecord,
     LoginAttempt,
     OutboxMessage,
+    OutboxStatus,
+    Priority,
     Target,
 )
 
@@ -288,30 +290,62 @@ class AuditStore(Protocol):
 
 
 class OutboxStore(Protocol):
-    """Slack messages the bot owes, and where the ones it posted went."""
+    """Slack messages the bot owes, and where the ones it posted went (statuses: core.outbox_lifecycle)."""
 
-    def enqueue(self, *, key: str, kind: str, channel: str, payload: Mapping[str, object], now: int) -> bool:
-        """Add a message unless one with the same idempotency key exists; True when added."""
+    def enqueue(
+        self,
+        *,
+        key: str,
+        kind: str,
+        channel: str,
+        payload: Mapping[str, object],
+        now: int,
+        priority: Priority = Priority.NORMAL,
+        order_key: str = "",
+    ) -> bool:
+        """Add a pending message unless one with the same idempotency key exists; True when added."""
         ...
 
     def due(self, now: int, limit: int = 50) -> list[OutboxMessage]:
-        """Unsent messages whose next attempt is due, oldest first."""
+        """Pending messages whose next attempt is due, most urgent first, then oldest first."""
+        ...
+
+    def heads(self, order_keys: Collection[str]) -> dict[str, int]:
+        """The id of the oldest pending message of each given order key (keys with none pending are left out)."""
         ...
 
     def get(self, key: str) -> OutboxMessage | None:
         """One message by idempotency key."""
         ...
 
-    def mark_sent(self, message_id: int, now: int, result_ts: str = "") -> None:
-        """Record a delivered message."""
+    def by_id(self, message_id: int) -> OutboxMessage | None:
+        """One message by id."""
         ...
 
-    def mark_failed(self, message_id: int, error: str, next_attempt_at: int) -> None:
-        """Record a failed delivery and when to try again."""
+    def listing(self, statuses: Collection[OutboxStatus], limit: int = 100) -> list[OutboxMessage]:
+        """Messages in the given statuses, oldest first."""
+        ...
+
+    def mark_sent(self, message_id: int, now: int, result_ts: str = "") -> bool:
+        """Record a delivered message (pending → sent); False when it was not pending any more."""
+        ...
+
+    def retry_later(self, message_id: int, error: str, next_attempt_at: int, now: int) -> None:
+        """Record a transient failure: one more attempt, the error, when to try again, since when it fails."""
+        ...
+
+    def move(
+        self, message_id: int, expected: Collection[OutboxStatus], to: OutboxStatus, *, now: int, reason: str = ""
+    ) -> bool:
+        """Compare-and-set the status (park, drop, retry); a retry makes it due at `now` with a fresh count."""
         ...
 
     def pending_count(self) -> int:
-        """Messages not delivered yet."""
+        """Messages not delivered yet (pending)."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Messages per status."""
         ...
 
     def message_ref(self, ref: str) -> tuple[str, str] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import inspect
 import re
 import shlex
@@ -176,6 +177,11 @@ class Console:
     def slash(self, line: str) -> None:
         """Send a slash command as the current user and show the reply plus anything posted meanwhile."""
         command, _, text = line.partition(" ")
+        if command != "/access":  # Slack itself says so for a command no app registered; never Bolt's internals
+            guess = difflib.get_close_matches(command, ["/access"], n=1)
+            hint = f" Did you mean `{(guess[0] + ' ' + text).strip()}`?" if guess else ""
+            self.problem(f"`{command}` is not a command here.{hint} Try `/access help`, or :help for the console.")
+            return
         key = uuid.uuid4().hex[:12]
         body = slash_command_body(
             command,

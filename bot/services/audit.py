@@ -73,6 +73,11 @@ class AuditLog:
                     return event
         raise RuntimeError("the audit head kept moving while appending; another writer is racing")
 
+    def first_event_at(self) -> int | None:
+        """When the oldest event was recorded (None for an empty log)."""
+        first = next(iter(self._store.events(batch=1)), None)
+        return first.ts if first is not None else None
+
     def ensure_keyed(self) -> AuditEvent | None:
         """When the newest event is not signed with the current key, append an `audit.rekeyed` event that is.
 

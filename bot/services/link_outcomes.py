@@ -30,6 +30,7 @@ class Failure(StrEnum):
     SLACK_UNAVAILABLE = "slack_unavailable"
     NO_REFRESH_TOKEN = "no_refresh_token"  # noqa: S105 - a failure kind, not a secret
     PRINCIPAL_MISSING = "principal_missing"
+    OTHER_WORKSPACE = "other_workspace"
     CONFIRM_INVALID = "confirm_invalid"
     CONFIRM_EXPIRED = "confirm_expired"
     LINK_DECLINED = "link_declined"

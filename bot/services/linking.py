@@ -308,6 +308,9 @@ class LinkingService:
             except UpstreamError as err:
                 log.warning("cannot read the Slack profile email: %s", err)
                 await discard_token(self._idp, login.refresh_token)
+                if err.code in ("user_not_found", "user_not_visible"):  # a member of another workspace (users.info)
+                    self._refusals.record(audit_actions.LOGIN_REFUSED, slack_user, "Slack user of another workspace")
+                    raise LinkRefused(Failure.OTHER_WORKSPACE) from None
                 raise LinkRefused(Failure.SLACK_UNAVAILABLE) from None
             if not slack_email or slack_email.strip().casefold() != email.casefold():
                 failure, why = Failure.EMAIL_MISMATCH, "email does not match the Slack profile"
@@ -355,7 +358,9 @@ class LinkingService:
         )
         offboard: list[tuple[str, str]] = []
         relinked = previous is not None or other is not None
-        with self._tx.atomic():
+        moved_names = await self._offboarding.request_names(other.slack_user) if other is not None else {}
+        own_names = await self._offboarding.request_names(slack_user) if previous is not None else {}
+        with self._tx.atomic():  # no await inside: nothing else may write in this transaction
             if other is not None:
                 why = "identity linked to another Slack user"
                 self._links.revoke(other.slack_user, now, why)
@@ -379,10 +384,10 @@ class LinkingService:
                     LinkMovedAway(other.email or other.subject),
                 )
                 # In the same transaction as the move: the old account's requests can never meet its twin's approval.
-                self._offboarding.withdraw_requests(other.slack_user, why)
+                self._offboarding.withdraw_requests(other.slack_user, why, moved_names)
                 offboard.append((other.slack_user, why))
             if previous is not None and previous.subject != login.subject:
-                self._offboarding.withdraw_requests(slack_user, "linked to a different identity")
+                self._offboarding.withdraw_requests(slack_user, "linked to a different identity", own_names)
                 offboard.append((slack_user, "linked to a different identity"))
             self._links.save(record)
             details: dict[str, object] = {

@@ -21,6 +21,7 @@ class Metrics:
         self.job_runs: dict[str, int] = defaultdict(int)
         self.job_failures: dict[str, int] = defaultdict(int)
         self.refusals: dict[tuple[str, str], int] = defaultdict(int)
+        self.outbox: dict[str, int] = defaultdict(int)
 
     def count_request(self, route: str, status: int) -> None:
         """Count one HTTP request by route and status."""
@@ -47,6 +48,11 @@ class Metrics:
         """Count one refused outside request (`kind`: slack, oauth) by its reason."""
         with self._lock:
             self.refusals[(kind, reason)] += 1
+
+    def count_outbox(self, outcome: str) -> None:
+        """Count one outbox delivery outcome: `sent`, `failed` (will retry), `parked`, `retry` or `drop`."""
+        with self._lock:
+            self.outbox[outcome] += 1
 
     def render(self, grants_by_state: Mapping[str, int], extra: Mapping[str, float] | None = None) -> str:
         """The Prometheus text exposition."""
@@ -78,6 +84,10 @@ class Metrics:
                     "# TYPE accessbot_refusals_total counter"]  # fmt: skip
             for (kind, reason), n in sorted(self.refusals.items()):
                 out.append(f'accessbot_refusals_total{{kind="{kind}",reason="{_label(reason)}"}} {n}')
+            out += ["# HELP accessbot_outbox_deliveries_total Outbox outcomes: sent, failed, parked, retry, drop.",
+                    "# TYPE accessbot_outbox_deliveries_total counter"]  # fmt: skip
+            for outcome, n in sorted(self.outbox.items()):
+                out.append(f'accessbot_outbox_deliveries_total{{outcome="{outcome}"}} {n}')
         out += ["# HELP accessbot_grants Grants by state.", "# TYPE accessbot_grants gauge"]
         for state, n in sorted(grants_by_state.items()):
             out.append(f'accessbot_grants{{state="{state}"}} {n}')

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from bot.core import audit_actions
@@ -44,7 +44,13 @@ class GrantRevoker(Protocol):
         """Revoke grants that depended on groups the user lost; return how many."""
         ...
 
-    def withdraw_requests(self, slack_user: str, reason: str) -> int:
+    async def request_names(self, slack_user: str) -> dict[str, tuple[str, str]]:
+        """The (target, role) names of the account's undecided requests, looked up before a transaction."""
+        ...
+
+    def withdraw_requests(
+        self, slack_user: str, reason: str, names: Mapping[str, tuple[str, str]] | None = None
+    ) -> int:
         """Withdraw the account's undecided requests, inside the caller's transaction; return how many."""
         ...
 
@@ -62,9 +68,17 @@ class Offboarding:
         except Exception:
             log.exception("offboarding %s failed (grants may still be active)", slack_user)
 
-    def withdraw_requests(self, slack_user: str, why: str) -> int:
+    async def request_names(self, slack_user: str) -> dict[str, tuple[str, str]]:
+        """Names for the account's undecided requests (await before the transaction that withdraws them)."""
+        try:
+            return await self._grants.request_names(slack_user)
+        except Exception:  # names are cosmetic: the withdrawal names requests by their ids instead
+            log.warning("could not look up request names for %s", slack_user)
+            return {}
+
+    def withdraw_requests(self, slack_user: str, why: str, names: Mapping[str, tuple[str, str]] | None = None) -> int:
         """Withdraw the account's undecided requests now, in the caller's transaction (no Rancher call needed)."""
-        return self._grants.withdraw_requests(slack_user, why)
+        return self._grants.withdraw_requests(slack_user, why, names)
 
     async def groups_removed(self, slack_user: str, removed: tuple[str, ...]) -> None:
         """Revoke grants that depended on removed groups; failures are logged, never raised."""

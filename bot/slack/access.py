@@ -46,7 +46,17 @@ async def home_view(deps: SlackDeps, slack_user: str) -> dict[str, Any]:
         problem = ""
     except UpstreamError as err:
         report, problem = None, messages.upstream_error(err).removeprefix(":x: ")
-    return access_blocks.app_home_view(report, active=active, pending=pending, now=now, problem=problem)
+    waiting = deps.grants.queries.awaiting(slack_user)
+    awaiting = [await deps.grants.directory.facts_of(g) for g in waiting[: access_blocks.MAX_HOME_REQUESTS]]
+    return access_blocks.app_home_view(
+        report,
+        active=active,
+        pending=pending,
+        now=now,
+        problem=problem,
+        awaiting=awaiting,
+        awaiting_total=len(waiting),
+    )
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:

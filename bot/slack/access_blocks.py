@@ -9,8 +9,9 @@ from typing import Any
 from bot.core.durations import format_duration
 from bot.core.effective_access import AccessReport, Right
 from bot.core.model import Grant, Scope
+from bot.core.notices import GrantFacts
 from bot.services.grants import HoldersReport
-from bot.slack.mrkdwn import escape, plain, user
+from bot.slack.mrkdwn import clip, escape, line_sections, plain, user
 
 Block = dict[str, Any]
 
@@ -18,6 +19,8 @@ MAX_MESSAGE_BLOCKS = 50
 MAX_HOME_BLOCKS = 100
 MAX_SECTION_CHARS = 3000
 MAX_HEADER_CHARS = 150
+MAX_HOME_REQUESTS = 10
+"""Requests shown with buttons in the App Home (two blocks each)."""
 NARROW_HINT = "narrow with `/access list CLUSTER`"
 
 
@@ -88,9 +91,11 @@ def app_home_view(
     pending: Sequence[Grant],
     now: int,
     problem: str = "",
+    awaiting: Sequence[GrantFacts] = (),
+    awaiting_total: int = 0,
     max_blocks: int = MAX_HOME_BLOCKS,
 ) -> dict[str, Any]:
-    """The App Home tab: active grants, pending requests, then what the user can access."""
+    """The App Home tab: requests awaiting your approval, active grants, pending requests, what you can access."""
     names = dict(report.names) if report else {}
     roles = {r.role_id: r.role_name for r in report.rights} if report else {}
     blocks: list[Block] = [_header("Rancher access")]
@@ -98,6 +103,21 @@ def app_home_view(
         blocks.append(_identity(report))
     if problem:
         blocks.append(_section(f":warning: {mrkdwn_escape(problem)}"))
+    if awaiting:
+        blocks.append(_section(f"*Awaiting your approval* ({awaiting_total or len(awaiting)})"))
+        for facts in awaiting[:MAX_HOME_REQUESTS]:
+            g = facts.grant
+            blocks.append(
+                _section(
+                    f"`{mrkdwn_escape(g.id)}` {user(g.slack_user)} asks for *{mrkdwn_escape(facts.role)}* on "
+                    f"*{mrkdwn_escape(facts.target)}* for {format_duration(timedelta(seconds=g.duration_s))}"
+                    + (f"\n_{mrkdwn_escape(g.reason)}_" if g.reason else "")
+                )
+            )
+            blocks.append(approve_deny(g.id))
+        left = (awaiting_total or len(awaiting)) - min(len(awaiting), MAX_HOME_REQUESTS)
+        if left > 0:
+            blocks.append(_context(f"…and {left} more in the approvals channel"))
     blocks.append(_section("*Active grants*"))
     grant_lines = [_grant_line(g, names, roles, now, pending=False) for g in active]
     blocks.extend(_list_sections(grant_lines, "No active grants."))
@@ -111,6 +131,20 @@ def app_home_view(
     return {"type": "home", "blocks": blocks[:max_blocks]}
 
 
+def approve_deny(grant_id: str) -> Block:
+    """Approve / Deny buttons for one request (the same actions as the approvals card)."""
+    return {
+        "type": "actions",
+        "block_id": f"home-decide:{grant_id}"[:255],
+        "elements": [
+            {"type": "button", "action_id": "grant_approve", "style": "primary", "value": grant_id,
+             "text": {"type": "plain_text", "text": "Approve"}},
+            {"type": "button", "action_id": "grant_deny", "style": "danger", "value": grant_id,
+             "text": {"type": "plain_text", "text": "Deny"}},
+        ],
+    }  # fmt: skip
+
+
 def who_blocks(report: HoldersReport, *, max_blocks: int = MAX_MESSAGE_BLOCKS) -> list[Block]:
     """`/access who CLUSTER[/PROJECT]`: who holds which role there, and why, within Slack's limits."""
     blocks: list[Block] = [_header(f"Who has access to {report.where}")]
@@ -122,7 +156,9 @@ def who_blocks(report: HoldersReport, *, max_blocks: int = MAX_MESSAGE_BLOCKS) -
         role = mrkdwn_escape(holder.role_name)
         who = mrkdwn_escape(holder.subject) + (f" ({user(holder.slack_user)})" if holder.slack_user else "")
         lines.append(f"• {icon} {who} · {role} · _{mrkdwn_escape(holder.source_text)}_")
-    blocks.extend(_list_sections(lines, "", max_sections=max_blocks - len(blocks) - 1))
+    narrower = f"{report.cluster_name}/PROJECT" if not report.project_name else report.where
+    more = f"narrow with `/access who {mrkdwn_escape(narrower)}`" if not report.project_name else ""
+    blocks.extend(line_sections(lines, max_blocks - len(blocks), more=more))
     return blocks
 
 
@@ -144,13 +180,11 @@ def _header(text: str) -> Block:
 
 
 def _section(text: str) -> Block:
-    if len(text) > MAX_SECTION_CHARS:
-        text = text[: MAX_SECTION_CHARS - 1] + "…"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION_CHARS)}}
 
 
 def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:MAX_SECTION_CHARS]}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, MAX_SECTION_CHARS)}]}
 
 
 def _identity(report: AccessReport) -> Block:

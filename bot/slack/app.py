@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import commands as parsed
-from bot.slack import access, commands, grants, identity
+from bot.slack import access, commands, event_dedupe, grants, identity
 from bot.slack.commands import Handlers
 from bot.slack.context import SlackDeps
 
@@ -84,6 +84,7 @@ def build_app(deps: SlackDeps, client: AsyncWebClient, signing_secret: str) -> A
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error in a Slack listener: %s", type(error).__name__, exc_info=error)
 
+    event_dedupe.register(app)
     commands.register(app, deps, HANDLERS)
     for group in (identity, access, grants):  # buttons, forms and events beyond the slash command
         group.register(app, deps)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot.core import commands
 from bot.core.errors import NotLinked, UpstreamError, UserError
@@ -67,11 +67,24 @@ def immediate_reply(deps: SlackDeps, handlers: Handlers, user_id: str, text: str
     return None
 
 
+def _from_another_workspace(body: dict[str, Any], context: AsyncBoltContext) -> bool:
+    """True when the command comes from a workspace other than the one the bot token belongs to (auth.test)."""
+    result = context.authorize_result
+    ours = getattr(result, "team_id", None) if result is not None else None
+    theirs = body.get("team_id")
+    return bool(ours and theirs and str(theirs) != str(ours))
+
+
 def register(app: AsyncApp, deps: SlackDeps, handlers: Handlers) -> None:
     """Attach the slash-command listener."""
 
     @app.command(deps.command)
-    async def on_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
+    async def on_command(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any, context: AsyncBoltContext
+    ) -> None:
+        if _from_another_workspace(body, context):
+            await ack(text=messages.other_workspace(deps.command), response_type="ephemeral")
+            return
         started = time.monotonic()
         text = str(body.get("text", ""))
         subcommand = (text.split() or ["(bare)"])[0].lower()
@@ -82,7 +95,7 @@ def register(app: AsyncApp, deps: SlackDeps, handlers: Handlers) -> None:
             log.exception("could not answer the command in its acknowledgement")
             quick = None
         if quick is not None:
-            await ack(text=quick.text, blocks=quick.blocks, response_type="ephemeral")
+            await ack(text=messages.fallback(quick.text), blocks=quick.blocks, response_type="ephemeral")
             METRICS.observe_command(metric, time.monotonic() - started)
             return
         await ack()
@@ -99,7 +112,7 @@ def register(app: AsyncApp, deps: SlackDeps, handlers: Handlers) -> None:
         if reply.text or reply.blocks:
             try:
                 await respond(
-                    text=reply.text,
+                    text=messages.fallback(reply.text),
                     blocks=reply.blocks,
                     response_type="ephemeral",
                     replace_original=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -62,10 +63,12 @@ def _change(digest: Digest, key: str) -> str:
     return f"{delta:+d}"
 
 
-def _who(user: str, *, slack: bool) -> str:
+def _who(user: str, *, slack: bool, names: Mapping[str, str] | None = None) -> str:
+    """A mention in Slack; in the terminal the person's name (from their link) beside the id, when known."""
     if slack and user.startswith(("U", "W")) and user.isalnum():
         return mrkdwn.user(user)
-    return _text(user, slack=slack)
+    name = (names or {}).get(user)
+    return f"{_text(name, slack=slack)} ({_text(user, slack=slack)})" if name else _text(user, slack=slack)
 
 
 def _text(value: str, *, slack: bool) -> str:
@@ -105,10 +108,10 @@ def _table(digest: Digest) -> list[str]:
     return lines
 
 
-def _tops(digest: Digest, *, slack: bool) -> list[str]:
+def _tops(digest: Digest, *, slack: bool, names: Mapping[str, str] | None = None) -> list[str]:
     lines: list[str] = []
     if digest.top_requesters:
-        items = ", ".join(f"{_who(user, slack=slack)} ({n})" for user, n in digest.top_requesters)
+        items = ", ".join(f"{_who(user, slack=slack, names=names)} ({n})" for user, n in digest.top_requesters)
         lines.append(f"Top requesters: {items}")
     if digest.top_targets:
         items = ", ".join(f"{_text(target, slack=slack)} ({n})" for target, n in digest.top_targets)
@@ -117,7 +120,7 @@ def _tops(digest: Digest, *, slack: bool) -> list[str]:
         lines.append("Longest grants:")
         for span in digest.longest_grants:
             lines.append(
-                f"  {_text(span.grant_id, slack=slack)}: {_who(span.slack_user, slack=slack)} "
+                f"  {_text(span.grant_id, slack=slack)}: {_who(span.slack_user, slack=slack, names=names)} "
                 f"{_text(span.role or 'a role', slack=slack)} on "
                 f"{_text(span.target, slack=slack)} for {format_duration(timedelta(seconds=span.duration_s))}"
             )
@@ -126,19 +129,27 @@ def _tops(digest: Digest, *, slack: bool) -> list[str]:
         for use in digest.break_glass:
             reason = f": {_text(use.reason, slack=slack)}" if use.reason else ""
             lines.append(
-                f"  {_when(use.ts, 'UTC')} UTC {_text(use.grant_id, slack=slack)} {_who(use.slack_user, slack=slack)} "
+                f"  {_when(use.ts, 'UTC')} UTC {_text(use.grant_id, slack=slack)} "
+                f"{_who(use.slack_user, slack=slack, names=names)} "
                 f"{_text(use.role or 'a role', slack=slack)} on {_text(use.target, slack=slack)}{reason}"
             )
     return lines
 
 
-def render_digest_text(digest: Digest, *, period_key: str = "", timezone: str = "UTC", slack: bool = False) -> str:
-    """The whole digest as plain text (a terminal table), or as mrkdwn-safe text when `slack` is true."""
+def render_digest_text(
+    digest: Digest,
+    *,
+    period_key: str = "",
+    timezone: str = "UTC",
+    slack: bool = False,
+    names: Mapping[str, str] | None = None,
+) -> str:
+    """The whole digest as plain text (a terminal table, people by `names`), or mrkdwn-safe text when `slack`."""
     lines = [_title(digest, period_key, timezone), _chain_line(digest), ""]
     if digest.previous is not None:
         lines.append("Counts (change against the previous period):")
     lines += _table(digest)
-    tops = _tops(digest, slack=slack)
+    tops = _tops(digest, slack=slack, names=names)
     if tops:
         lines.append("")
         lines += tops

@@ -1,4 +1,4 @@
-"""Block Kit for grants: approval and grants-channel messages, DMs, replies and the request modal (pure)."""
+"""Block Kit for grants: approval and grants-channel messages, DMs and replies (pure; the forms are in forms.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from bot.core.durations import format_duration
 from bot.core.grant_lifecycle import time_left
 from bot.core.model import Grant, GrantState
 from bot.core.notices import GrantFacts, HolderEvent
-from bot.core.policy import Option, RuleSummary
+from bot.core.policy import RuleSummary
 from bot.services.grants import DecisionOutcome, ExtendOutcome, RequestOutcome
-from bot.slack.mrkdwn import code, context, escape, plain, section, user
+from bot.slack.mrkdwn import code, context, escape, fallback, line_sections, plain, section, user
 
 Block = dict[str, Any]
 Rendered = tuple[str, list[Block]]
@@ -22,16 +22,13 @@ DENY = "grant_deny"
 EXTEND = "grant_extend"
 EXT_APPROVE = "grant_ext_approve"
 EXT_DENY = "grant_ext_deny"
-REQUEST_CALLBACK = "grant_request"
-CHOICE_BLOCK, CHOICE_ACTION = "target_role", "choice"
-DURATION_BLOCK, REASON_BLOCK, TICKET_BLOCK, VALUE_ACTION = "duration", "reason", "ticket", "value"
-MAX_OPTIONS = 100  # static_select: at most 100 options in all groups together
-OPTION_SEPARATOR = "|"
+MAX_MESSAGE_BLOCKS = 50  # docs.slack.dev/reference/block-kit/blocks: up to 50 blocks in each message
 
 _STATE_WORDS = {
     GrantState.REQUESTED: ":hourglass_flowing_sand: waiting for approval",
     GrantState.APPROVED: ":white_check_mark: approved",
     GrantState.DENIED: ":no_entry: denied",
+    GrantState.WITHDRAWN: ":leftwards_arrow_with_hook: withdrawn",
     GrantState.EXPIRED_REQUEST: ":hourglass: request expired, nobody decided",
     GrantState.ACTIVATING: ":gear: activating",
     GrantState.ACTIVE: ":large_green_circle: active",
@@ -40,6 +37,11 @@ _STATE_WORDS = {
     GrantState.REVOKED: ":red_circle: revoked",
     GrantState.FAILED: ":x: failed",
 }
+
+
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """`1 approval`, `2 approvals` (`nouns` when the plural is irregular)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def when(ts: int) -> str:
@@ -90,11 +92,11 @@ def _status_line(facts: GrantFacts) -> str:
     line = state_word(g.state)
     if g.state is GrantState.ACTIVE and g.expires_at is not None:
         line += f" until {when(g.expires_at)} ({format_duration(time_left(g, facts.now))} left)"
-    elif g.state in (GrantState.EXPIRED, GrantState.REVOKED, GrantState.DENIED) and g.ended_at is not None:
+    elif g.state in (GrantState.EXPIRED, GrantState.REVOKED, GrantState.DENIED, GrantState.WITHDRAWN) and g.ended_at:
         line += f" at {when(g.ended_at)}"
     if g.state is GrantState.FAILED and g.failure:
         line += f": {escape(g.failure)}"
-    if g.state is GrantState.DENIED and g.failure:
+    if g.state in (GrantState.DENIED, GrantState.WITHDRAWN) and g.failure:
         line += f" ({escape(g.failure)})"
     if g.extensions:
         line += f" · extended {g.extensions}×"
@@ -116,6 +118,38 @@ def _buttons(block_id: str, *pairs: tuple[str, str, str, str | None]) -> Block:
     return {"type": "actions", "block_id": block_id[:255], "elements": elements}
 
 
+def _actor(by: str) -> str:
+    """Who did something, as people read it: a mention, `the command line (cli:ops)`, or the bot itself."""
+    if by.startswith("cli:"):
+        return f"an operator on the command line ({escape(by[4:])})"
+    if by in ("system", ""):
+        return "the bot"
+    return user(by)
+
+
+def _extendable(facts: GrantFacts) -> bool:
+    """Whether the grant's rule allows one more extension with time left under its maximum."""
+    rule, g = facts.rule, facts.grant
+    if rule is None or g.activated_at is None or g.expires_at is None or g.extensions >= rule.max_extensions:
+        return False
+    return rule.max_duration > timedelta(seconds=g.expires_at - g.activated_at)
+
+
+MAX_MENTIONS = 20
+"""People named in one break-glass announcement when no Slack user group is configured."""
+
+
+def _approvers(mentions: Sequence[str], usergroups: Sequence[str]) -> str:
+    """`<!subteam^S…>` for each user group; else up to MAX_MENTIONS people and how many more."""
+    if usergroups:
+        return " ".join(f"<!subteam^{''.join(ch for ch in u if ch.isalnum())}>" for u in usergroups)
+    if not mentions:
+        return "_no linked approvers to mention_"
+    named = " ".join(user(m) for m in mentions[:MAX_MENTIONS])
+    left = len(mentions) - MAX_MENTIONS
+    return named + (f" and {plural(left, 'more linked approver')}" if left > 0 else "")
+
+
 class GrantBlocks:
     """The Block Kit renderer the granting service uses for channel messages and DMs."""
 
@@ -126,7 +160,7 @@ class GrantBlocks:
         blocks: list[Block] = [section(f":key: Access request {_summary(facts)}"), section(_details(facts))]
         decisions = _decisions(g, facts.lapsed)
         counted = [a for a in g.approvals if a.decision == "approve" and a.person not in facts.lapsed]
-        need = f"{len(counted)}/{g.approvals_required} approvals"
+        need = f"{len(counted)}/{plural(g.approvals_required, 'approval')}"
         if g.state is GrantState.REQUESTED:
             if decisions:
                 blocks.append(context(" · ".join(decisions) + f" ({need})"))
@@ -146,6 +180,20 @@ class GrantBlocks:
                 blocks.append(context(_status_line(facts)))
         return text, blocks
 
+    def ask(self, facts: GrantFacts) -> Rendered:
+        """The DM to one approver: the request, and Approve/Deny (Deny asks for a reason)."""
+        g = facts.grant
+        need = plural(g.approvals_required, "approval")
+        text = f":key: {user(g.slack_user)} asks for {escape(facts.role)} on {escape(facts.target)} ({need} needed)"
+        blocks: list[Block] = [
+            section(f":key: Your approval is asked: {_summary(facts)}"),
+            section(_details(facts)),
+        ]
+        if g.request_expires_at is not None:
+            blocks.append(context(f"Expires {when(g.request_expires_at)} if nobody decides; {need} needed."))
+        blocks.append(_buttons(f"decide:{g.id}", (APPROVE, "Approve", g.id, "primary"), (DENY, "Deny", g.id, "danger")))
+        return text, blocks
+
     def status(self, facts: GrantFacts) -> Rendered:
         """The grants-channel message of a grant (one per lifecycle, edited in place)."""
         g = facts.grant
@@ -155,12 +203,12 @@ class GrantBlocks:
             blocks.append(context(f"Reason: {escape(g.reason)}"))
         return text, blocks
 
-    def break_glass(self, facts: GrantFacts, mentions: Sequence[str]) -> Rendered:
-        """The break-glass announcement with every linked approver mentioned."""
+    def break_glass(self, facts: GrantFacts, mentions: Sequence[str], usergroups: Sequence[str] = ()) -> Rendered:
+        """The break-glass announcement: the approvers' user groups, else at most 20 approvers and a count."""
         g = facts.grant
-        who = " ".join(user(m) for m in mentions) or "_no linked approvers to mention_"
+        who = _approvers(mentions, usergroups)
         text = f":rotating_light: BREAK-GLASS {g.id}: {escape(facts.role)} on {escape(facts.target)}"
-        text += f" for {user(g.slack_user)} — {escape(g.reason)} {' '.join(user(m) for m in mentions)}"
+        text += f" for {user(g.slack_user)} — {escape(g.reason)} ({who})"
         blocks = [
             section(f":rotating_light: *Break-glass access* {_summary(facts)}"),
             section(_details(facts)),
@@ -168,16 +216,20 @@ class GrantBlocks:
         ]
         return text, blocks
 
-    def dm(self, facts: GrantFacts, event: HolderEvent) -> Rendered:
-        """A DM to the requester or holder about one event."""
+    def dm(self, facts: GrantFacts, event: HolderEvent, *, by: str = "", why: str = "") -> Rendered:
+        """A DM to the requester or holder about one event; who ended or decided it, and why, when known."""
         g = facts.grant
         what = _summary(facts)
+        ended = f" by {_actor(by)}" if by else ""
+        because = f": {escape(why)}" if why else ""
         sentences = {
             "approved": f":white_check_mark: Your request {code(g.id)} for {what} was approved.",
-            "denied": f":no_entry: Your request {code(g.id)} for {what} was denied.",
+            "denied": f":no_entry: Your request {code(g.id)} for {what} was denied{ended}{because}.",
+            "withdrawn": f":leftwards_arrow_with_hook: Your request {code(g.id)} for {what} was withdrawn"
+            f"{ended}{because}.",
             "active": f":large_green_circle: {code(g.id)} is active: {what}.",
             "expired": f":white_circle: {code(g.id)} expired: {what} was removed.",
-            "revoked": f":red_circle: {code(g.id)} was revoked: {what} was removed.",
+            "revoked": f":red_circle: {code(g.id)} was revoked{ended}{because}: {what} was removed.",
             "failed": f":x: {code(g.id)} could not be activated.",
             "request_expired": f":hourglass: Your request {code(g.id)} for {what} expired; nobody decided in time.",
             "extended": f":stopwatch: {code(g.id)} was extended.",
@@ -191,7 +243,10 @@ class GrantBlocks:
         if event in ("approved", "denied") and decisions:
             blocks.append(context(" · ".join(decisions)))
         if event == "expiring":
-            blocks.append(_buttons(f"extend:{g.id}", (EXTEND, "Extend", g.id, "primary")))
+            if _extendable(facts):
+                blocks.append(_buttons(f"extend:{g.id}", (EXTEND, "Extend", g.id, "primary")))
+            else:
+                blocks.append(context("The rule allows no more time for this grant; request it again when it ends."))
         return text, blocks
 
     def extension_request(self, facts: GrantFacts, extra_s: int, number: int) -> Rendered:
@@ -225,9 +280,9 @@ def request_reply(outcome: RequestOutcome) -> Rendered:
     if outcome.status == "active" and g is not None and g.expires_at is not None:
         line = f":large_green_circle: {code(g.id)} is active: {what} until {when(g.expires_at)}."
     elif outcome.status == "pending" and g is not None:
-        n = g.approvals_required
         line = (
-            f":hourglass_flowing_sand: Request {code(g.id)} for {what} needs {n} approval(s); the approvers were asked."
+            f":hourglass_flowing_sand: Request {code(g.id)} for {what} needs "
+            f"{plural(g.approvals_required, 'approval')}; the approvers were asked."
         )
     elif outcome.status == "activating" and g is not None:
         line = f":gear: {code(g.id)} for {what} is recorded; Rancher did not answer yet, it will be finished shortly."
@@ -261,14 +316,15 @@ def grants_list(views: Sequence[GrantFacts], *, everyone: bool = False) -> Rende
     if not views:
         line = "No open grants." if everyone else "You have no grants yet. Ask with `request TARGET ROLE`."
         return line, [section(line)]
-    head = "*Open grants*" if everyone else "*Your grants*"
-    lines = [head]
-    for v in views[:40]:
+    head = f"*Open grants* ({len(views)})" if everyone else "*Your grants*"
+    lines = []
+    for v in views:
         g = v.grant
         holder = f" · {user(g.slack_user)}" if everyone else ""
         lines.append(f"{code(g.id)} *{escape(v.role)}* on *{escape(v.target)}*{holder} — {_status_line(v)}")
-    text = "\n".join(lines)
-    return text, [section(text)]
+    more = "operators see every one with `accessbot grants list`" if everyone else ""
+    blocks = [section(head), *line_sections(lines, MAX_MESSAGE_BLOCKS - 1, more=more)]
+    return fallback("\n".join([head, *lines])), blocks
 
 
 def rules_reply(rules: Sequence[RuleSummary]) -> Rendered:
@@ -276,8 +332,9 @@ def rules_reply(rules: Sequence[RuleSummary]) -> Rendered:
     if not rules:
         line = "No rule lets you request anything. Ask your platform team which group you need."
         return line, [section(line)]
-    blocks: list[Block] = [section("*What you may request*")]
-    for r in rules[:45]:
+    blocks: list[Block] = [section(f"*What you may request* ({plural(len(rules), 'rule')})")]
+    shown = rules[: MAX_MESSAGE_BLOCKS - 2]
+    for r in shown:
         where = ", ".join(code(x) for x in (*r.clusters, *r.projects)) or "labelled clusters"
         if r.cluster_labels:
             where += " with labels " + ", ".join(code(f"{k}={v}") for k, v in r.cluster_labels)
@@ -285,7 +342,9 @@ def rules_reply(rules: Sequence[RuleSummary]) -> Rendered:
         if r.break_glass:
             approval = "break-glass: self-approved, announced to approvers"
         elif r.approvals_required:
-            approval = f"{r.approvals_required} approval(s) from {', '.join(code(g) for g in r.approval_groups)}"
+            approval = (
+                f"{plural(r.approvals_required, 'approval')} from {', '.join(code(g) for g in r.approval_groups)}"
+            )
         else:
             approval = "no approval"
         conditions = [
@@ -295,111 +354,10 @@ def rules_reply(rules: Sequence[RuleSummary]) -> Rendered:
         if r.require_reason:
             conditions.append("reason required")
         if r.max_extensions:
-            conditions.append(f"{r.max_extensions} extension(s)")
+            conditions.append(plural(r.max_extensions, "extension"))
         blocks.append(
             section(f"*{escape(r.name)}* — {roles}\non {where}\n" + " · ".join(conditions)),
         )
-    return "What you may request", blocks
-
-
-def option_value(option: Option) -> str:
-    """The select value of an option: `TARGET_KEY|ROLE|bg` (an identifier; the submission is re-checked)."""
-    return OPTION_SEPARATOR.join((option.target.target.key, option.role_id, "bg" if option.break_glass else ""))
-
-
-def parse_option_value(value: str) -> tuple[str, str, bool]:
-    """(target key, role, break-glass) from an option value."""
-    parts = value.split(OPTION_SEPARATOR)
-    if len(parts) != 3 or not parts[0] or not parts[1]:
-        raise ValueError("not an option value")
-    return parts[0], parts[1], parts[2] == "bg"
-
-
-def _option(o: Option) -> Block:
-    label = f"{o.role_name} on {o.target.display}"
-    if o.break_glass:
-        label = "BREAK-GLASS " + label
-    suffix = " (approval)" if o.needs_approval else ""
-    return {"text": plain(label + suffix, 75), "value": option_value(o)[:150]}
-
-
-def option_groups(options: Sequence[Option], query: str = "") -> list[Block]:
-    """Options grouped by target (≤ 100 in all), filtered by a typed query."""
-    q = query.strip().lower()
-    groups: dict[str, list[Block]] = {}
-    count = 0
-    for o in options:
-        text = f"{o.role_id} {o.role_name} {o.target.display}".lower()
-        if q and q not in text:
-            continue
-        if count >= MAX_OPTIONS:
-            break
-        groups.setdefault(o.target.display, []).append(_option(o))
-        count += 1
-    return [{"label": plain(label, 75), "options": opts} for label, opts in groups.items()]
-
-
-def request_modal(options: Sequence[Option], *, private_metadata: str = "") -> Block:
-    """The request form: a searchable target/role select, duration, reason and optional ticket."""
-    if len(options) > MAX_OPTIONS:
-        select: Block = {
-            "type": "external_select",
-            "action_id": CHOICE_ACTION,
-            "min_query_length": 0,
-            "placeholder": {"type": "plain_text", "text": "Type a cluster, project or role"},
-        }
-    else:
-        select = {
-            "type": "static_select",
-            "action_id": CHOICE_ACTION,
-            "placeholder": {"type": "plain_text", "text": "Choose a role on a cluster or project"},
-            "option_groups": option_groups(options),
-        }
-    blocks: list[Block] = [
-        {
-            "type": "input",
-            "block_id": CHOICE_BLOCK,
-            "label": {"type": "plain_text", "text": "What do you need?"},
-            "element": select,
-        },
-        {
-            "type": "input",
-            "block_id": DURATION_BLOCK,
-            "optional": True,
-            "label": {"type": "plain_text", "text": "For how long?"},
-            "hint": {"type": "plain_text", "text": "Like 30m, 2h or 1h30m; empty means the rule's default."},
-            "element": {
-                "type": "plain_text_input",
-                "action_id": VALUE_ACTION,
-                "placeholder": {"type": "plain_text", "text": "1h"},
-            },
-        },
-        {
-            "type": "input",
-            "block_id": REASON_BLOCK,
-            "optional": True,
-            "label": {"type": "plain_text", "text": "Why?"},
-            "hint": {"type": "plain_text", "text": "Required by some rules, and always for break-glass."},
-            "element": {"type": "plain_text_input", "action_id": VALUE_ACTION, "multiline": True, "max_length": 500},
-        },
-        {
-            "type": "input",
-            "block_id": TICKET_BLOCK,
-            "optional": True,
-            "label": {"type": "plain_text", "text": "Ticket"},
-            "element": {"type": "plain_text_input", "action_id": VALUE_ACTION, "max_length": 64},
-        },
-    ]
-    if not options:
-        blocks = [section("No rule lets you request anything. `rules` shows what exists.")]
-    view: Block = {
-        "type": "modal",
-        "callback_id": REQUEST_CALLBACK,
-        "title": {"type": "plain_text", "text": "Request access"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": blocks,
-        "private_metadata": private_metadata,
-    }
-    if options:
-        view["submit"] = {"type": "plain_text", "text": "Request"}
-    return view
+    if len(rules) > len(shown):
+        blocks.append(context(f"…and {len(rules) - len(shown)} more; ask for one with `request TARGET ROLE`"))
+    return f"What you may request: {plural(len(rules), 'rule')}", blocks

@@ -104,7 +104,10 @@ async def whoami(deps: SlackDeps, caller: Caller, cmd: commands.Whoami) -> Reply
             "re-checked there."
         )
     if info.refresh_failures:
-        lines.append(f":warning: The last {info.refresh_failures} refresh attempt(s) failed; retrying.")
+        failed = info.refresh_failures
+        lines.append(
+            f":warning: The last {'refresh attempt' if failed == 1 else f'{failed} refresh attempts'} failed; retrying."
+        )
     lines.append(f"*Rancher user principal* {code(principals.user_principal_id)}")
     if principals.user_id:
         # the id Rancher derives for a new user; an existing user may have another (`/access list` shows the real one)

@@ -13,6 +13,20 @@ BOT_SCOPES = (
     "files:write",  # the weekly digest CSV
 )
 
+WEB_API_SCOPES: dict[str, tuple[str, ...]] = {
+    "auth.test": (),  # Bolt's authorization at start; no scope (docs.slack.dev/reference/methods/auth.test)
+    "chat.postMessage": ("chat:write",),  # docs.slack.dev/reference/methods/chat.postMessage
+    "chat.update": ("chat:write",),  # docs.slack.dev/reference/methods/chat.update
+    "conversations.open": ("im:write",),  # a 1:1 DM (docs.slack.dev/reference/methods/conversations.open)
+    "users.info": ("users:read", "users:read.email"),  # the profile email needs both (…/methods/users.info)
+    "views.open": (),  # "No scope required" (docs.slack.dev/reference/methods/views.open)
+    "views.update": (),  # "No scope required" (…/methods/views.update)
+    "views.publish": (),  # "No scope required" (…/methods/views.publish)
+    "files.getUploadURLExternal": ("files:write",),  # …/methods/files.getUploadURLExternal
+    "files.completeUploadExternal": ("files:write",),  # …/methods/files.completeUploadExternal
+}
+"""Every Web API method the bot calls with its bot token, and the bot scopes each needs (tests check the code)."""
+
 
 def build_manifest(*, public_url: str, command: str, socket_mode: bool) -> dict[str, Any]:
     """A manifest dict ready to dump as YAML and paste into api.slack.com/apps.
@@ -32,6 +46,9 @@ def build_manifest(*, public_url: str, command: str, socket_mode: bool) -> dict[
     if not socket_mode:
         slash["url"] = events_url
         interactivity["request_url"] = events_url
+        # the request form's external select loads its options here (docs.slack.dev/reference/app-manifest:
+        # settings.interactivity.message_menu_options_url, "the interactive Options Load URL")
+        interactivity["message_menu_options_url"] = events_url
         event_subscriptions["request_url"] = events_url
     return {
         "display_information": {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bot.core import commands
 from bot.core.errors import NotLinked, UpstreamError, UserError
-from bot.slack.mrkdwn import code, escape
+from bot.slack.mrkdwn import code, escape, fallback
 
-__all__ = ["code", "escape"]
+__all__ = ["code", "escape", "fallback"]
 
 
 def help_text(command: str, topic: str = "") -> str:
@@ -30,6 +30,14 @@ def user_error(err: UserError, command: str) -> str:
     if err.hint:
         text += f"\n{escape(err.hint)}"
     return text
+
+
+def other_workspace(command: str) -> str:
+    """The answer to someone whose Slack account belongs to another workspace than the bot's."""
+    return (
+        f":information_source: `{command}` works for people of the workspace it is installed in, and your Slack "
+        "account belongs to another one, so I cannot link it or act for it. Ask in your own workspace."
+    )
 
 
 def upstream_error(err: UpstreamError) -> str:

@@ -11,6 +11,7 @@ from bot.core.model import Grant, RoleBinding
 from bot.core.notices import (
     ActivationAbandoned,
     ApprovalCard,
+    ApproverAsked,
     AuditAnchor,
     BindingMissing,
     BindingRepaired,
@@ -42,7 +43,7 @@ from bot.core.notices import (
 )
 from bot.slack.digest_blocks import render_digest_blocks, render_digest_text
 from bot.slack.grant_blocks import GrantBlocks
-from bot.slack.mrkdwn import code, context, escape, user
+from bot.slack.mrkdwn import code, context, escape, fallback, user
 
 Rendered = tuple[str, list[dict[str, Any]]]
 ANONYMOUS_WINDOW_TEXT = "5 minutes"
@@ -86,16 +87,22 @@ class SlackNotices:
         self._grants = GrantBlocks()
 
     def render(self, notice: Notice) -> Rendered:
-        """Fallback text and blocks for one notice (text-only notices have no blocks)."""
+        """Fallback text (at most 4,000 characters) and blocks for one notice (text-only notices have no blocks)."""
+        text, blocks = self._render(notice)
+        return fallback(text), blocks
+
+    def _render(self, notice: Notice) -> Rendered:
         match notice:
             case GrantStatus(facts):
                 return self._grants.status(facts)
             case ApprovalCard(facts):
                 return self._grants.approval(facts)
-            case GrantChanged(facts, event):
-                return self._grants.dm(facts, event)
-            case BreakGlassUsed(facts, mentions):
-                return self._grants.break_glass(facts, mentions)
+            case ApproverAsked(facts):
+                return self._grants.ask(facts)
+            case GrantChanged(facts, event, by, why):
+                return self._grants.dm(facts, event, by=by, why=why)
+            case BreakGlassUsed(facts, mentions, usergroups):
+                return self._grants.break_glass(facts, mentions, usergroups)
             case ExtensionAsked(facts, extra_s, number):
                 return self._grants.extension_request(facts, extra_s, number)
             case DigestReady(digest, period_key, timezone, head_id, head_hash):

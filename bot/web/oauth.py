@@ -69,6 +69,11 @@ _SENTENCES: dict[Failure, tuple[str, str]] = {
         "Link refused",
         "Your identity provider did not send the claim Rancher knows you by (rancher.user_principal_claim)",
     ),
+    Failure.OTHER_WORKSPACE: (
+        "Link refused",
+        "Your Slack account belongs to another workspace than the one this bot serves, so it cannot be linked. "
+        "Link from your account in that workspace.",
+    ),
 }
 _UNAVAILABLE = {Failure.IDP_UNAVAILABLE, Failure.SLACK_UNAVAILABLE}
 

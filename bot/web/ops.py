@@ -53,8 +53,10 @@ async def metrics(request: Request) -> Response:
     """Prometheus text exposition."""
     components = _running(request)
     storage = components.storage
+    outbox = storage.outbox.counts()
     extra = {
-        "accessbot_outbox_pending": float(storage.outbox.pending_count()),
+        "accessbot_outbox_pending": float(outbox.get("pending", 0)),
+        "accessbot_outbox_parked": float(outbox.get("parked", 0)),
         "accessbot_links_unmonitored": float(storage.links.count_unmonitored()),
     }
     body = METRICS.render(storage.grants.counts(), extra)

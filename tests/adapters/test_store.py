@@ -72,6 +72,37 @@ def test_extension_requests_kept_in_job_state_are_carried_over(tmp_path: Path) -
     assert storage.marks.get("ext:g-1:0") is None
 
 
+def test_outbox_messages_queued_before_statuses_keep_their_meaning(tmp_path: Path) -> None:
+    """m121: sent rows become `sent`, rows parked at next_attempt_at 2**53 become `parked`, refs become order keys."""
+    path = tmp_path / "old.db"
+    db = Database(path)
+    MIGRATIONS.apply(db, stop_before="m121_outbox_status")
+    base = {"channel": "C1", "created_at": 1, "attempts": 0, "last_error": ""}
+    db.table("outbox").insert_all(
+        [
+            {**base, "key": "sent", "kind": "post", "payload": "{}", "sent_at": 5, "next_attempt_at": 1},
+            {**base, "key": "parked", "kind": "dm", "payload": "{}", "next_attempt_at": 2**53, "last_error": "refused"},
+            {
+                **base,
+                "key": "edit",
+                "kind": "update",
+                "payload": json.dumps({"ref": "grant:g-1"}),
+                "next_attempt_at": 1,
+            },
+        ]
+    )
+    db.conn.close()
+    storage = open_storage(path)
+    sent, parked, edit = (storage.outbox.get(k) for k in ("sent", "parked", "edit"))
+    assert sent is not None
+    assert parked is not None
+    assert edit is not None
+    assert (sent.status.value, parked.status.value, edit.status.value) == ("sent", "parked", "pending")
+    assert (edit.order_key, edit.priority.name) == ("grant:g-1", "BULK")
+    assert [m.key for m in storage.outbox.due(10)] == ["edit"]
+    storage.database.close()
+
+
 def test_sealed_refresh_token_is_unreadable_without_the_key(tmp_path: Path) -> None:
     """A sealed token is not in the database file in clear, and a different key cannot open it."""
     sealer = FernetSealer([Fernet.generate_key().decode()])

@@ -27,6 +27,8 @@ from bot.core.model import (
     LinkRecord,
     LinkStatus,
     LoginAttempt,
+    OutboxStatus,
+    Priority,
     Target,
 )
 from bot.core.storage import Storage
@@ -424,15 +426,64 @@ def test_outbox_key_is_idempotent_and_delivery_is_recorded(storage: Storage) -> 
     assert not storage.outbox.enqueue(key="same", kind="dm", channel="U1", payload={"text": "b"}, now=2)
     storage.outbox.enqueue(key="later", kind="post", channel="C1", payload={"text": "c"}, now=1)
     first, second = storage.outbox.due(1)
-    assert (first.key, first.payload) == ("same", {"text": "a"})
-    storage.outbox.mark_failed(second.id, "boom", 100)
+    assert (first.key, first.payload, first.status) == ("same", {"text": "a"}, OutboxStatus.PENDING)
+    storage.outbox.retry_later(second.id, "boom", 100, 1)
     assert [m.key for m in storage.outbox.due(50)] == ["same"]
-    storage.outbox.mark_sent(first.id, 60, "1.23")
+    assert storage.outbox.mark_sent(first.id, 60, "1.23")
+    assert not storage.outbox.mark_sent(first.id, 61, "1.24")
     assert storage.outbox.due(60) == []
     assert storage.outbox.pending_count() == 1
     retried = storage.outbox.get("later")
     assert retried is not None
-    assert (retried.attempts, retried.last_error) == (1, "boom")
+    assert (retried.attempts, retried.last_error, retried.first_failed_at) == (1, "boom", 1)
+    storage.outbox.retry_later(second.id, "boom again", 200, 100)
+    again = storage.outbox.by_id(second.id)
+    assert again is not None
+    assert (again.attempts, again.first_failed_at) == (2, 1)
+
+
+def test_outbox_due_puts_urgent_first_then_queue_order(storage: Storage) -> None:
+    """due() orders by priority, then by id; heads() names the oldest pending message of each order key."""
+    storage.outbox.enqueue(
+        key="edit", kind="update", channel="C1", payload={}, now=1, priority=Priority.BULK, order_key="r"
+    )
+    storage.outbox.enqueue(key="dm", kind="dm", channel="U1", payload={}, now=1)
+    storage.outbox.enqueue(key="alarm", kind="post", channel="C2", payload={}, now=1, priority=Priority.URGENT)
+    storage.outbox.enqueue(
+        key="edit2", kind="update", channel="C1", payload={}, now=1, priority=Priority.BULK, order_key="r"
+    )
+    assert [m.key for m in storage.outbox.due(1)] == ["alarm", "dm", "edit", "edit2"]
+    edit = storage.outbox.get("edit")
+    assert edit is not None
+    assert storage.outbox.heads(["r", "unknown", ""]) == {"r": edit.id}
+    storage.outbox.mark_sent(edit.id, 2)
+    edit2 = storage.outbox.get("edit2")
+    assert edit2 is not None
+    assert storage.outbox.heads(["r"]) == {"r": edit2.id}
+
+
+def test_outbox_moves_are_compare_and_set(storage: Storage) -> None:
+    """park, retry and drop change the status only from an expected one; a retry is due at once with a fresh count."""
+    storage.outbox.enqueue(key="k", kind="dm", channel="U1", payload={}, now=1)
+    message = storage.outbox.get("k")
+    assert message is not None
+    storage.outbox.retry_later(message.id, "timeout", 50, 1)
+    P, X, D = OutboxStatus.PENDING, OutboxStatus.PARKED, OutboxStatus.DROPPED
+    assert storage.outbox.move(message.id, (P,), X, now=5, reason="user_disabled")
+    assert not storage.outbox.move(message.id, (P,), X, now=6, reason="again")
+    parked = storage.outbox.by_id(message.id)
+    assert parked is not None
+    assert (parked.status, parked.last_error) == (X, "user_disabled")
+    assert storage.outbox.due(10**9) == []
+    assert [m.key for m in storage.outbox.listing((X,))] == ["k"]
+    assert storage.outbox.counts() == {"parked": 1}
+    assert storage.outbox.move(message.id, (X,), P, now=7)
+    retried = storage.outbox.by_id(message.id)
+    assert retried is not None
+    assert (retried.status, retried.attempts, retried.first_failed_at, retried.next_attempt_at) == (P, 0, None, 7)
+    assert storage.outbox.move(message.id, (X, P), D, now=8, reason="dropped by ops")
+    assert storage.outbox.due(10**9) == []
+    assert storage.outbox.counts() == {"dropped": 1}
 
 
 def test_message_references_are_remembered_and_replaced(storage: Storage) -> None:

@@ -61,7 +61,11 @@ def test_valid_text_parses_to_command(text: str, expected: c.Command) -> None:
         ("reqest a b", "`reqest` is not a command I know", "did you mean `request`?"),
         ("frobnicate", "`frobnicate` is not a command I know", "try `help`"),
         ("link now", "`link` takes no arguments", "usage: /access link"),
-        ("revoke", "`revoke` needs exactly one grant id", "usage: /access revoke GRANT_ID"),
+        (
+            "revoke",
+            "`revoke` needs one grant id, then optionally `because …`",
+            "usage: /access revoke GRANT_ID [because REASON…]",
+        ),
         ("revoke 12", "`12` is not a grant id (they look like g-12)", "usage"),
         ("extend g-1", "`extend` needs a grant id and a duration", "usage"),
         ("extend g-1 soon", "`soon` is not a duration", "30m"),
@@ -118,4 +122,26 @@ def test_every_subcommand_has_usage() -> None:
         "rules",
         "unlink",
     }
-    assert c.usage("revoke") == "/access revoke GRANT_ID"
+    assert c.usage("revoke") == "/access revoke GRANT_ID [because REASON…]"
+
+
+def test_breakglass_anywhere_before_the_reason_is_recognised() -> None:
+    """`breakglass` before `for` or after the duration both make a break-glass request."""
+    first = c.parse("request prod-eu cluster-owner breakglass for 30m because INC-7")
+    second = c.parse("request prod-eu cluster-owner for 30m breakglass because INC-7")
+    assert first.break_glass  # type: ignore[union-attr]
+    assert second.break_glass  # type: ignore[union-attr]
+
+
+def test_breakglass_inside_the_reason_is_refused_with_a_hint() -> None:
+    """`because INC-7 breakglass` would be a plain request with an odd reason: refused, saying where it goes."""
+    with pytest.raises(UserError) as caught:
+        c.parse("request prod-eu cluster-owner for 30m because INC-7 breakglass")
+    assert "inside your reason" in caught.value.message
+    assert "request prod-eu cluster-owner breakglass because INC-7 breakglass" in caught.value.hint
+
+
+def test_a_ticket_over_64_characters_is_refused_with_its_limit() -> None:
+    """`ticket` longer than 64 characters is refused, never silently cut."""
+    with pytest.raises(UserError, match=r"65 characters long \(at most 64\)"):
+        c.parse("request dev-eu project-member ticket " + "T" * 65)

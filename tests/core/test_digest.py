@@ -99,6 +99,8 @@ def _direct_counts(rows: list[Row], start: int, end: int) -> dict[str, int]:
         "grants_approved": flagged(A.GRANT_APPROVED, "final"),
         "approvals": by_action[A.GRANT_APPROVED],
         "grants_denied": by_action[A.GRANT_DENIED],
+        "grants_refused": by_action[A.GRANT_REFUSED],
+        "requests_withdrawn": by_action[A.GRANT_WITHDRAWN],
         "requests_expired": by_action[A.GRANT_REQUEST_EXPIRED],
         "self_service": flagged(A.GRANT_REQUESTED, "self_service"),
         "break_glass": flagged(A.GRANT_REQUESTED, "break_glass"),
@@ -338,3 +340,15 @@ def test_a_tally_row_counts_as_the_refusals_it_stands_for() -> None:
         counts=Counter(str(r["action"]) for r in rows),
     )
     assert counted.counts == digest.counts
+
+
+def test_policy_refusals_and_approvers_denials_are_counted_apart() -> None:
+    """grant.refused (the policy) and grant.denied (an approver) and grant.withdrawn land in three different rows."""
+    rows = [_row(START + 1, A.GRANT_REFUSED), _row(START + 2, A.GRANT_REFUSED), _row(START + 3, A.GRANT_DENIED),
+            _row(START + 4, A.GRANT_WITHDRAWN)]  # fmt: skip
+    digest = build_digest(rows, None, START, END, True, len(rows))
+    assert (digest.counts["grants_refused"], digest.counts["grants_denied"], digest.counts["requests_withdrawn"]) == (
+        2,
+        1,
+        1,
+    )

@@ -262,7 +262,7 @@ def test_alice_lists_her_standing_access_and_where_it_comes_from(story: Story) -
 def test_prod_request_waits_for_an_sre_approval(story: Story) -> None:
     """A project role on prod is recorded as requested and the approvers are asked."""
     assert f"Request `{story.prod_grant}`" in story.request_reply
-    assert "needs 1 approval(s)" in story.request_reply
+    assert "needs 1 approval;" in story.request_reply
     assert story.pending_before_restart is not None
     assert story.pending_before_restart.state is GrantState.REQUESTED
     assert story.pending_before_restart.reason == "INC-42 debugging"

@@ -177,16 +177,16 @@ async def test_moving_a_link_withdraws_the_old_accounts_requests_in_the_same_tra
     await link(abot, SLACK_ALICE, "alice")
     grant = request(abot, SLACK_ALICE, "prod-eu/payments")
     await link(abot, SLACK_ALICE_TWIN, "alice")
-    assert grant_of(abot, SLACK_ALICE).state is GrantState.DENIED  # already, with nothing left to wait for
+    assert grant_of(abot, SLACK_ALICE).state is GrantState.WITHDRAWN  # already, with nothing left to wait for
     store = abot.store()
     try:
         events = list(store.audit.events())
     finally:
         store.database.close()
     withdrawn = next(
-        e for e in events if e.action == audit_actions.GRANT_DENIED and e.details.get("grant_id") == grant.id
+        e for e in events if e.action == audit_actions.GRANT_WITHDRAWN and e.details.get("grant_id") == grant.id
     )
     twin_linked = next(e for e in events if e.action == audit_actions.LINK_REPLACED and e.target == SLACK_ALICE_TWIN)
     assert withdrawn.id < twin_linked.id
     answer = click(abot, SLACK_ALICE_TWIN, grant.id)
-    assert "already denied" in (answer.text or "")
+    assert "already withdrawn" in (answer.text or "")

@@ -12,7 +12,7 @@ import time
 import httpx
 
 from accessbot_emulators.slack import interaction_body, view_submission_payload
-from bot.slack import grant_blocks as gb
+from bot.slack import forms as gb
 from tests.conftest import ALICE, RunningBot
 
 HEALTH_BUDGET_S = 1.0

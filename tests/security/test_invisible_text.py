@@ -19,7 +19,7 @@ import pytest
 
 from accessbot_emulators.rancher import RancherEmulator
 from accessbot_emulators.slack import SlackEmulator, interaction_body, view_submission_payload
-from bot.slack import grant_blocks as gb
+from bot.slack import forms as gb
 from tests.conftest import ALICE, APPROVALS, BOB, BOT_KEY, SUBJECTS, RunningBot, link_users
 
 MakeBot = Callable[..., contextlib.AbstractContextManager[RunningBot]]

@@ -179,11 +179,11 @@ def test_the_guard_off_is_warned_by_check_config_and_at_start(
     with make_bot(overrides=GUARD_OFF) as bot:
         path = cli_config(tmp_path / "c.yaml", bot.config, overrides=GUARD_OFF)
     logged = [r.getMessage() for r in caplog.records if r.name == "bot.web.app"]
-    assert any(m.startswith("configuration: oidc.require_email_match is false") for m in logged), logged
+    assert any(m.startswith("configuration: oidc.require_email_match: false") for m in logged), logged
     capsys.readouterr()
     assert main(["check-config", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "warning: oidc.require_email_match is false" in out
+    assert "warning: oidc.require_email_match: false" in out
 
 
 async def test_email_verified_is_read_strictly(make_bot: MakeBot, idp: RunningIdP) -> None:

@@ -28,7 +28,7 @@ from bot.core.durations import parse_duration, parse_moment
 from bot.core.errors import UserError
 from bot.core.spreadsheet import safe_cell
 from bot.slack.app import parse_body
-from bot.slack.grant_blocks import parse_option_value
+from bot.slack.forms import parse_option_value
 from bot.slack.mrkdwn import escape, plain
 
 BUDGET_S = 0.010

@@ -169,13 +169,14 @@ async def test_standing_access_is_reported_not_duplicated(world: World) -> None:
 
 
 async def test_denied_request_explains_why(world: World) -> None:
-    """A request no rule allows is denied naming the closest rule and the reason, and audited."""
+    """A request no rule allows is refused naming the closest rule and the reason, audited as grant.refused."""
     world.link("U0ERIN0001", DAVE_SUB + "-erin", ["marketing"])
     outcome = await world.grants.requests.request("U0ERIN0001", "dev-eu/payments", "project-member")
     assert outcome.status == "denied"
     assert "dev-self-service" in outcome.message
     assert "not in group engineering" in outcome.message
-    assert world.audit(audit_actions.GRANT_DENIED)[-1].outcome == "denied"
+    assert world.audit(audit_actions.GRANT_REFUSED)[-1].outcome == "denied"
+    assert world.audit(audit_actions.GRANT_DENIED) == []
 
 
 async def test_request_over_the_maximum_names_the_limit(world: World) -> None:
@@ -340,13 +341,16 @@ async def test_break_glass_is_announced_with_approver_mentions(world: World) -> 
 
 
 async def test_offboarding_revokes_grants_and_closes_requests(world: World) -> None:
-    """revoke_all_for_user revokes active grants and denies pending requests."""
+    """revoke_all_for_user revokes active grants and withdraws pending requests (its own outcome, not a denial)."""
     active = await world.grants.requests.request("U0ALICE001", "dev-eu/payments", "project-member")
     pending = await world.grants.requests.request("U0ALICE001", "prod-eu/checkout", "project-member", reason="x")
     n = await world.grants.lifecycle.revoke_all_for_user("U0ALICE001", reason="offboarded")
     assert n == 2
     assert world.grants.directory.get(active.grant.id).state is GrantState.REVOKED  # type: ignore[union-attr]
-    assert world.grants.directory.get(pending.grant.id).state is GrantState.DENIED  # type: ignore[union-attr]
+    assert world.grants.directory.get(pending.grant.id).state is GrantState.WITHDRAWN  # type: ignore[union-attr]
+    actions = [e.action for e in world.store.audit.events()]
+    assert "grant.withdrawn" in actions
+    assert "grant.denied" not in actions
 
 
 async def test_removed_group_revokes_grants_that_depended_on_it(world: World) -> None:
@@ -420,3 +424,23 @@ async def test_unlinked_approver_is_refused(world: World) -> None:
     with pytest.raises(NotLinked):
         await world.grants.approvals.decide(outcome.grant.id, "U0BOB00001", "approve")  # type: ignore[union-attr]
     assert world.grants.directory.get(outcome.grant.id).state is GrantState.REQUESTED  # type: ignore[union-attr]
+
+
+async def test_an_extension_names_the_target_in_its_audit_event_and_messages(world: World) -> None:
+    """After `extend`, the audit target and the grants-channel edit read names (dev-eu/payments), not ids."""
+    outcome = await world.grants.requests.request("U0ALICE001", "dev-eu/payments", "project-member", timedelta(hours=2))
+    gid = outcome.grant.id  # type: ignore[union-attr]
+    await world.grants.extensions.extend("U0ALICE001", gid, timedelta(hours=1))
+    (event,) = [e for e in world.store.audit.events() if e.action == "grant.extended"]
+    assert event.target == "dev-eu/payments"
+    edit = world.store.outbox.get(f"grant:{gid}:active:1:0")
+    assert edit is not None
+    assert "dev-eu/payments" in str(edit.payload["text"])
+    assert "c-7xk2p" not in str(edit.payload["text"])
+
+
+async def test_a_too_long_ticket_is_refused_with_its_limit(world: World) -> None:
+    """A 65-character ticket is refused naming the 64-character limit; nothing is stored."""
+    with pytest.raises(UserError, match=r"65 characters long \(at most 64\)"):
+        await world.grants.requests.request("U0ALICE001", "dev-eu/payments", "project-member", ticket="T" * 65)
+    assert world.store.grants.find(slack_user="U0ALICE001") == []

@@ -612,77 +612,6 @@ def test_lease_is_taken_over_only_after_it_expires(tmp_path: Path) -> None:
     b_store.database.close()
 
 
-# --- outbox -------------------------------------------------------------------------------------------------
-
-
-async def test_outbox_survives_a_slack_outage_without_loss_or_duplicates(world: World) -> None:
-    """While Slack answers 503 nothing is lost; once it is back every message is delivered exactly once."""
-    now = world.clock.now()
-    factories.queue(world.store, "post", CHANNELS["grants"], "k-post", "grant g-1 is active", now=now, ref="grant:g-1")
-    factories.queue(world.store, "dm", ALICE, "k-dm", "your grant is active", now=now)
-    factories.queue(
-        world.store, "update", CHANNELS["grants"], "k-update", "grant g-1 expired", now=now, ref="grant:g-1"
-    )
-    factories.queue_file(
-        world.store, CHANNELS["digest"], "k-file", "grants.csv", "id\r\ng-1\r\n", "every grant", now=now
-    )
-    world.slack.set_down(True)
-    for _ in range(5):
-        result = await world.jobs.deliver_outbox(world.clock.now())
-        assert (result.sent, result.failed) == (0, 1)
-        world.clock.value += 400
-    assert world.store.outbox.pending_count() == 4
-    assert world.slack.messages() == []
-    world.slack.set_down(False)
-    world.clock.value += 400
-    sent = await world.jobs.deliver_outbox(world.clock.now())
-    assert sent.sent == 4
-    assert world.store.outbox.pending_count() == 0
-    world.clock.value += 400
-    assert (await world.jobs.deliver_outbox(world.clock.now())).sent == 0
-    (posted,) = world.slack.messages(CHANNELS["grants"])
-    assert posted.text == "grant g-1 expired"
-    assert posted.edits == 1
-    assert [m.text for m in world.slack.dms(ALICE)] == ["your grant is active"]
-    (file,) = world.slack.files(CHANNELS["digest"])
-    assert file.content == b"id\r\ng-1\r\n"
-
-
-async def test_outbox_honours_retry_after(world: World) -> None:
-    """A 429 with Retry-After: 7 holds every delivery for 7 seconds, then the message goes out once."""
-    factories.queue(world.store, "post", CHANNELS["grants"], "k1", "first", now=world.clock.now())
-    factories.queue(world.store, "post", CHANNELS["grants"], "k2", "second", now=world.clock.now())
-    world.slack.fail_next("chat.postMessage", status=429, retry_after=7)
-    now = world.clock.now()
-    first = await world.jobs.deliver_outbox(now)
-    assert (first.sent, first.failed, first.paused_until) == (0, 1, now + 7)
-    message = world.store.outbox.get("k1")
-    assert message is not None
-    assert message.next_attempt_at == now + 7
-    assert message.sent_at is None
-    calls = len(world.slack.calls("chat.postMessage"))
-    assert (await world.jobs.deliver_outbox(now + 3)).sent == 0
-    assert len(world.slack.calls("chat.postMessage")) == calls
-    done = await world.jobs.deliver_outbox(now + 7)
-    assert done.sent == 2
-    assert [m.text for m in world.slack.messages(CHANNELS["grants"])] == ["first", "second"]
-
-
-async def test_outbox_parks_a_message_slack_refuses(world: World) -> None:
-    """A permanent refusal (channel_not_found) parks that message and the others still go out."""
-    factories.queue(world.store, "post", CHANNELS["grants"], "bad", "to nowhere", now=world.clock.now())
-    factories.queue(world.store, "post", CHANNELS["grants"], "good", "fine", now=world.clock.now())
-    world.slack.fail_next("chat.postMessage", error="channel_not_found")
-    result = await world.jobs.deliver_outbox(world.clock.now())
-    assert (result.sent, result.parked) == (1, 1)
-    bad = world.store.outbox.get("bad")
-    assert bad is not None
-    assert bad.sent_at is None
-    assert "channel_not_found" in bad.last_error
-    world.clock.value += 86400
-    assert (await world.jobs.deliver_outbox(world.clock.now())).sent == 0
-
-
 # --- digest -------------------------------------------------------------------------------------------------
 
 
@@ -740,9 +669,21 @@ async def test_digest_numbers_equal_counts_over_the_audit_table(world: World) ->
     assert csv_file.filename == f"accessbot-grants-{key}.csv"
 
 
+async def test_a_fresh_install_posts_no_digest_for_a_week_before_it_existed(world: World) -> None:
+    """With no record older than this week, Monday's digest of last week is skipped; the next week's is posted."""
+    monday = _week_start(datetime.fromtimestamp(T0, UTC)) + 7 * 86400 + 9 * 3600 + 5
+    world.clock.value = monday - 3600  # installed on Monday morning
+    world.audit.record(A.LINK_CREATED, actor="U0USER0001", target="U0USER0001")
+    assert await world.jobs.post_digest(monday) is None
+    assert factories.queued_keys(world.store, CHANNELS["digest"], "digest:") == []
+    assert await world.jobs.post_digest(monday + 7 * 86400) is not None
+
+
 async def test_digest_is_posted_once_per_period_across_restarts(world: World, tmp_path: Path) -> None:
     """A second process (a restart) finds the period claimed and posts nothing."""
     monday = _week_start(datetime.fromtimestamp(T0, UTC)) + 9 * 3600 + 5
+    world.clock.value = monday - 3 * 86400  # the bot was running during the week before
+    world.audit.record(A.LINK_CREATED, actor="U0USER0001", target="U0USER0001")
     assert await world.jobs.post_digest(monday - 3600) is None  # before Monday 09:00: not due yet
     assert await world.jobs.post_digest(monday) is not None
     other = open_storage(world.db_path, migrate=False)

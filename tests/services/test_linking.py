@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,7 @@ from bot.services.audit import AuditLog
 from bot.services.identity_sync import IdentitySync, Offboarding, RefreshOutcome
 from bot.services.link_outcomes import Failure, LinkRefused, LinkResult
 from bot.services.linking import LinkingService
-from bot.services.outbox import Outbox
+from bot.services.outbox import Outbox, OutboxSettings
 from bot.services.refusals import Refusals
 from bot.slack.notices import SlackNotices
 from tests import factories
@@ -117,7 +117,13 @@ class RecordingGrants:
         self.groups_removed.append((slack_user, tuple(removed_groups)))
         return 0
 
-    def withdraw_requests(self, slack_user: str, reason: str) -> int:
+    async def request_names(self, slack_user: str) -> dict[str, tuple[str, str]]:
+        """No requests to name."""
+        return {}
+
+    def withdraw_requests(
+        self, slack_user: str, reason: str, names: Mapping[str, tuple[str, str]] | None = None
+    ) -> int:
         """Record a withdrawal (counted as an offboarding step)."""
         self.withdrawn.append((slack_user, reason))
         return 0
@@ -138,7 +144,9 @@ async def rig(tmp_path: Path, slack: SlackEmulator, idp: RunningIdP) -> AsyncIte
         renderer=SlackNotices("/access"),
         notifier=notifier,
         clock=clock,
+        audit=audit,
         channels=botconfig.CHANNELS,
+        settings=OutboxSettings(lane_pace=0.0, rate=1000.0),
     )
     oidc = OidcClient(
         issuer=idp.url,
@@ -529,3 +537,10 @@ async def test_idp_supplied_text_cannot_ping_the_channel(rig: Rig) -> None:
     assert texts
     assert not any("<!channel>" in t or "<!here>" in t for t in texts)
     assert any("&lt;!channel&gt;" in t for t in texts)
+
+
+async def test_a_slack_user_of_another_workspace_is_told_so(rig: Rig) -> None:
+    """users.info answers user_not_found for someone outside the workspace: the link is refused as such, audited."""
+    result = await rig.link("U0ELSEWHR1", "alice")
+    assert result.failure is Failure.OTHER_WORKSPACE
+    assert [r.reason for r in rig.audit(audit_actions.LOGIN_REFUSED)] == ["Slack user of another workspace"]

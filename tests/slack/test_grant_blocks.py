@@ -9,6 +9,7 @@ from bot.core.model import Approval, Cluster, Grant, GrantState, Project, Target
 from bot.core.notices import GrantFacts, HolderEvent
 from bot.core.policy import Option, ResolvedTarget, Rule
 from bot.services.grants import RequestOutcome
+from bot.slack import forms
 from bot.slack import grant_blocks as gb
 
 NOW = 1_800_000_000
@@ -81,9 +82,10 @@ def test_expired_request_says_nobody_decided() -> None:
 
 
 def test_expiring_dm_has_an_extend_button() -> None:
-    """The expiry warning offers Extend with the grant id."""
+    """The expiry warning offers Extend with the grant id (under a rule that allows one)."""
     grant = _grant(state=GrantState.ACTIVE, activated_at=NOW, expires_at=NOW + 300)
-    _, blocks = gb.RENDERER.dm(_view(grant), HolderEvent.EXPIRING)
+    rule = Rule("r", ("eng",), ("project-member",), timedelta(hours=4), timedelta(hours=1), max_extensions=1)
+    _, blocks = gb.RENDERER.dm(GrantFacts(grant, "prod/<b>", "Project <Member>", NOW, rule), HolderEvent.EXPIRING)
     (actions,) = [b for b in blocks if b["type"] == "actions"]
     assert actions["elements"][0]["action_id"] == gb.EXTEND
     assert actions["elements"][0]["value"] == "g-7"
@@ -111,31 +113,31 @@ def _options(n: int) -> list[Option]:
 
 def test_modal_uses_grouped_static_select_up_to_100_options() -> None:
     """Up to 100 options become a static_select with option groups."""
-    view = gb.request_modal(_options(100))
+    view = forms.request_modal(_options(100))
     select = view["blocks"][0]["element"]
     assert select["type"] == "static_select"
     assert sum(len(g["options"]) for g in select["option_groups"]) == 100
-    assert view["callback_id"] == gb.REQUEST_CALLBACK
+    assert view["callback_id"] == forms.REQUEST_CALLBACK
 
 
 def test_modal_switches_to_external_select_past_100_options() -> None:
     """More than 100 options use a searchable external_select; the loader filters and caps at 100."""
     options = _options(250)
-    view = gb.request_modal(options)
+    view = forms.request_modal(options)
     assert view["blocks"][0]["element"]["type"] == "external_select"
-    filtered = gb.option_groups(options, "proj-24")
+    filtered = forms.option_groups(options, "proj-24")
     labels = [o["text"]["text"] for g in filtered for o in g["options"]]
     assert labels
     assert all("proj-24" in label for label in labels)
-    assert sum(len(g["options"]) for g in gb.option_groups(options)) == 100
+    assert sum(len(g["options"]) for g in forms.option_groups(options)) == 100
 
 
 def test_option_values_round_trip() -> None:
     """An option value parses back to target, role and break-glass; garbage is refused."""
     (option,) = _options(1)
-    assert gb.parse_option_value(gb.option_value(option)) == ("c-1:p-0", "project-member", False)
+    assert forms.parse_option_value(forms.option_value(option)) == ("c-1:p-0", "project-member", False)
     try:
-        gb.parse_option_value("nonsense")
+        forms.parse_option_value("nonsense")
     except ValueError:
         pass
     else:
@@ -150,3 +152,28 @@ def test_request_reply_for_denial_escapes_the_explanation() -> None:
     dumped = json.dumps(blocks)
     assert "&lt;!here&gt;" in dumped
     assert "<!here>" not in dumped
+
+
+def _active(**changes: object) -> Grant:
+    values: dict[str, object] = {"state": GrantState.ACTIVE, "activated_at": NOW - 3000, "expires_at": NOW + 600}
+    return _grant(**{**values, **changes})
+
+
+def test_expiry_dm_offers_extend_only_when_the_rule_allows_it() -> None:
+    """Extend appears while the rule allows another extension with room left; otherwise the DM says so instead."""
+    roomy = Rule("r", ("eng",), ("project-member",), timedelta(hours=4), timedelta(hours=1), max_extensions=1)
+    none = Rule("r", ("eng",), ("project-member",), timedelta(hours=4), timedelta(hours=1), max_extensions=0)
+    full = Rule("r", ("eng",), ("project-member",), timedelta(seconds=3600), timedelta(hours=1), max_extensions=2)
+    for rule, offered in ((roomy, True), (none, False), (full, False)):
+        _, blocks = gb.RENDERER.dm(GrantFacts(_active(), "dev-eu/p", "Member", NOW, rule), HolderEvent.EXPIRING)
+        assert ("grant_extend" in json.dumps(blocks)) is offered, rule
+        assert ("allows no more time" in json.dumps(blocks)) is not offered
+
+
+def test_the_holders_dm_names_who_ended_the_grant_and_why() -> None:
+    """A revocation DM names the person (a mention), or the command line, and the reason, escaped."""
+    facts = GrantFacts(_active(state=GrantState.REVOKED), "dev-eu/p", "Member", NOW, RULE)
+    text, _ = gb.RENDERER.dm(facts, HolderEvent.REVOKED, by="U0BOB00001", why="INC-9 <!channel>")
+    assert "revoked by <@U0BOB00001>: INC-9 &lt;!channel&gt;" in text
+    text, _ = gb.RENDERER.dm(facts, HolderEvent.REVOKED, by="cli:ops", why="audit")
+    assert "by an operator on the command line (ops): audit" in text

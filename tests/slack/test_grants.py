@@ -11,8 +11,9 @@ from typing import Any
 
 from accessbot_emulators.rancher import RancherEmulator
 from accessbot_emulators.slack import block_actions_payload, interaction_body, view_submission_payload
-from bot.core.model import GrantState
+from bot.core.model import Grant, GrantState, Target
 from bot.core.storage import Storage
+from bot.slack import forms
 from bot.slack import grant_blocks as gb
 from tests import factories
 from tests.conftest import ALICE, APPROVALS, BOB, BOT_KEY, CAROL, EVIL, LABEL, SUBJECTS, TEAM, RunningBot, wait_until
@@ -121,23 +122,42 @@ def test_self_approval_by_button_is_refused(gbot: RunningBot) -> None:
     assert _grants(gbot, BOB)[0].state is GrantState.REQUESTED
 
 
-def test_deny_by_button_closes_the_request(gbot: RunningBot, rancher: RancherEmulator) -> None:
-    """Carol's Deny ends the request, replaces the buttons and creates no binding."""
+def test_deny_asks_for_a_reason_and_the_requester_reads_who_and_why(gbot: RunningBot, rancher: RancherEmulator) -> None:
+    """Carol's Deny opens a reason form; submitting it ends the request, edits the card, DMs Alice who and why."""
     gbot.ask(ALICE, "request prod-eu/checkout project-member because look")
     (grant,) = _grants(gbot, ALICE)
     _, key, _, _ = _click(gbot, CAROL, gb.DENY, grant.id)
+    form = gbot.slack.wait_for(
+        lambda: next((v for v in gbot.slack.views("modal") if v.view.get("callback_id") == forms.DENY_CALLBACK), None)
+    )
+    assert _grants(gbot, ALICE)[0].state is GrantState.REQUESTED  # nothing happens before the reason
+    short = view_submission_payload(CAROL, forms.DENY_CALLBACK, {forms.REASON_BLOCK: {forms.VALUE_ACTION: "no"}},
+                                    private_metadata=str(form.view["private_metadata"]))  # fmt: skip
+    refused = gbot.post_signed(interaction_body(short))
+    assert refused.json()["response_action"] == "errors"
+    payload = view_submission_payload(
+        CAROL,
+        forms.DENY_CALLBACK,
+        {forms.REASON_BLOCK: {forms.VALUE_ACTION: "not during the freeze"}},
+        private_metadata=str(form.view["private_metadata"]),
+    )
+    assert gbot.post_signed(interaction_body(payload)).status_code == 200
     response = gbot.slack.wait_for(lambda: (gbot.slack.responses(key) or [None])[-1])
     assert response.replace_original
     assert f"denied by <@{CAROL}>" in json.dumps(response.blocks)
     assert _grants(gbot, ALICE)[0].state is GrantState.DENIED
     assert _tagged(rancher, grant.id) == []
+    dm = gbot.slack.wait_for(lambda: next((m for m in gbot.slack.dms(ALICE) if "denied" in (m.text or "")), None), 10)
+    assert f"was denied by <@{CAROL}>: not during the freeze" in (dm.text or "")
+    (event,) = gbot.audit("grant.denied")
+    assert (event.actor, event.reason) == (CAROL, "not during the freeze")
 
 
 def test_request_form_opens_and_its_submission_activates(gbot: RunningBot, rancher: RancherEmulator) -> None:
     """A bare `request` opens a modal with a static select; submitting it activates and DMs the outcome."""
     response, _key = gbot.command(ALICE, "request")
     assert response.status_code == 200
-    view = gbot.slack.wait_for(lambda: (gbot.slack.views("modal") or [None])[-1])
+    view = gbot.slack.wait_for(lambda: next((v for v in gbot.slack.views("modal") if v.updates), None))
     select = view.blocks[0]["element"]
     assert select["type"] == "static_select"
     values = [o["value"] for g in select["option_groups"] for o in g["options"]]
@@ -145,12 +165,12 @@ def test_request_form_opens_and_its_submission_activates(gbot: RunningBot, ranch
     assert sum(len(g["options"]) for g in select["option_groups"]) <= 100
     payload = view_submission_payload(
         ALICE,
-        gb.REQUEST_CALLBACK,
+        forms.REQUEST_CALLBACK,
         {
-            gb.CHOICE_BLOCK: {gb.CHOICE_ACTION: {"type": "static_select", "selected_option": {"value": choice}}},
-            gb.DURATION_BLOCK: {gb.VALUE_ACTION: "30m"},
-            gb.REASON_BLOCK: {gb.VALUE_ACTION: "debugging"},
-            gb.TICKET_BLOCK: {gb.VALUE_ACTION: "OPS-1"},
+            forms.CHOICE_BLOCK: {forms.CHOICE_ACTION: {"type": "static_select", "selected_option": {"value": choice}}},
+            forms.DURATION_BLOCK: {forms.VALUE_ACTION: "30m"},
+            forms.REASON_BLOCK: {forms.VALUE_ACTION: "debugging"},
+            forms.TICKET_BLOCK: {forms.VALUE_ACTION: "OPS-1"},
         },
     )
     assert gbot.post_signed(interaction_body(payload)).status_code == 200
@@ -166,19 +186,19 @@ def test_bad_duration_in_the_form_is_an_inline_error(gbot: RunningBot) -> None:
     """A duration the bot cannot read is reported on the field and nothing is requested."""
     payload = view_submission_payload(
         ALICE,
-        gb.REQUEST_CALLBACK,
+        forms.REQUEST_CALLBACK,
         {
-            gb.CHOICE_BLOCK: {
-                gb.CHOICE_ACTION: {"type": "static_select", "selected_option": {"value": "c-7xk2p|cluster-member|"}}
+            forms.CHOICE_BLOCK: {
+                forms.CHOICE_ACTION: {"type": "static_select", "selected_option": {"value": "c-7xk2p|cluster-member|"}}
             },
-            gb.DURATION_BLOCK: {gb.VALUE_ACTION: "forever"},
+            forms.DURATION_BLOCK: {forms.VALUE_ACTION: "forever"},
         },
     )
     response = gbot.post_signed(interaction_body(payload))
     assert response.status_code == 200
     body = response.json()
     assert body["response_action"] == "errors"
-    assert gb.DURATION_BLOCK in body["errors"]
+    assert forms.DURATION_BLOCK in body["errors"]
     assert _grants(gbot, ALICE) == []
 
 
@@ -271,10 +291,10 @@ def test_option_loader_filters_by_the_typed_text(gbot: RunningBot) -> None:
         "team": {"id": TEAM, "domain": "test"},
         "api_app_id": "A0TEST0001",
         "token": "x",
-        "action_id": gb.CHOICE_ACTION,
-        "block_id": gb.CHOICE_BLOCK,
+        "action_id": forms.CHOICE_ACTION,
+        "block_id": forms.CHOICE_BLOCK,
         "value": "checkout",
-        "view": {"id": "V0TEST", "type": "modal", "callback_id": gb.REQUEST_CALLBACK, "private_metadata": ""},
+        "view": {"id": "V0TEST", "type": "modal", "callback_id": forms.REQUEST_CALLBACK, "private_metadata": ""},
     }
     response = gbot.post_signed(interaction_body(payload))
     assert response.status_code == 200
@@ -363,3 +383,116 @@ def test_approvals_card_ends_showing_the_active_grant(
         final = bot.slack.message(card.ts)
         assert final is not None
         assert "active" in (json.dumps(final.blocks) + (final.text or "")).lower()
+
+
+def test_each_linked_approver_gets_a_dm_with_approve_and_deny(gbot: RunningBot) -> None:
+    """A request needing sre approval DMs Bob and Carol (sre) with both buttons; Alice (the requester) gets none."""
+    gbot.ask(ALICE, "request prod-eu/checkout project-member because look")
+    (grant,) = _grants(gbot, ALICE)
+    for approver in (BOB, CAROL):
+        dm = gbot.slack.wait_for(lambda a=approver: next(iter(gbot.slack.dms(a)), None), timeout=10)  # type: ignore[misc]
+        assert "Your approval is asked" in json.dumps(dm.blocks)
+        labels = [e["text"]["text"] for b in dm.blocks if b["type"] == "actions" for e in b["elements"]]
+        assert labels == ["Approve", "Deny"]
+        assert grant.id in json.dumps(dm.blocks)
+    assert not any("Your approval is asked" in json.dumps(m.blocks) for m in gbot.slack.dms(ALICE))
+
+
+def test_app_home_shows_requests_awaiting_your_approval(gbot: RunningBot) -> None:
+    """Carol's Home lists Alice's request under "Awaiting your approval" with Approve/Deny; Alice's does not."""
+    from accessbot_emulators.slack import app_home_opened_event, json_body
+    from tests.conftest import TEAM
+
+    gbot.ask(ALICE, "request prod-eu/checkout project-member because look")
+    (grant,) = _grants(gbot, ALICE)
+    for who in (CAROL, ALICE):
+        gbot.post_signed(json_body(app_home_opened_event(who, team_id=TEAM)), content_type="application/json")
+    carol = wait_until(lambda: gbot.slack.home(CAROL))
+    text = json.dumps(carol.blocks)
+    assert "Awaiting your approval* (1)" in text
+    assert grant.id in text
+    assert "grant_approve" in text
+    alice = wait_until(lambda: gbot.slack.home(ALICE))
+    assert "Awaiting your approval" not in json.dumps(alice.blocks)
+
+
+def test_revoke_with_a_reason_tells_the_holder_who_and_why(gbot: RunningBot) -> None:
+    """An admin revokes Alice's grant with a reason; her DM names the admin and the reason; it is audited."""
+    admin = "UADMIN0001"
+    gbot.ask(ALICE, "request dev-eu/payments project-member for 2h")
+    (grant,) = _grants(gbot, ALICE)
+    assert "revoked" in gbot.ask(admin, f"revoke {grant.id} because INC-9 is over").text
+    dm = gbot.slack.wait_for(lambda: next((m for m in gbot.slack.dms(ALICE) if "revoked" in (m.text or "")), None), 10)
+    assert f"was revoked by <@{admin}>: INC-9 is over" in (dm.text or "")
+    (event,) = gbot.audit("grant.revoked")
+    assert (event.actor, event.reason) == (admin, "INC-9 is over")
+
+
+def test_withdrawing_a_pending_request_is_its_own_outcome(gbot: RunningBot) -> None:
+    """Alice revoking her own undecided request withdraws it: state withdrawn, audited as such, not a denial."""
+    gbot.ask(ALICE, "request prod-eu/checkout project-member because look")
+    (grant,) = _grants(gbot, ALICE)
+    reply = gbot.ask(ALICE, f"revoke {grant.id}")
+    assert "withdrawn" in reply.text
+    assert _grants(gbot, ALICE)[0].state is GrantState.WITHDRAWN
+    assert gbot.audit("grant.withdrawn")
+    assert gbot.audit("grant.denied") == []
+
+
+def test_once_decided_the_other_approvers_dms_lose_their_buttons(gbot: RunningBot) -> None:
+    """Carol approves from the channel; Bob's DM asking for the same approval is edited to the decided card."""
+    gbot.ask(ALICE, "request prod-eu/checkout project-member because look")
+    (grant,) = _grants(gbot, ALICE)
+    gbot.slack.wait_for(lambda: next(iter(gbot.slack.dms(BOB)), None), timeout=10)
+    _click(gbot, CAROL, gb.APPROVE, grant.id)
+
+    def decided() -> Any:
+        dm = next(iter(gbot.slack.dms(BOB)), None)
+        return dm if dm is not None and dm.edits and "grant_approve" not in json.dumps(dm.blocks) else None
+
+    dm = gbot.slack.wait_for(decided, timeout=15)
+    assert f"approved by <@{CAROL}>" in json.dumps(dm.blocks)
+
+
+def test_a_dm_to_a_deactivated_slack_user_is_parked_and_shown_in_metrics(gbot: RunningBot) -> None:
+    """Alice deactivated in Slack: the DM about her revoked grant parks (user_disabled), /metrics counts it, the
+    grants-channel message still goes out (the real bot, its scheduler and the emulator's conversations.open rule)."""
+    now = int(time.time())
+    store = gbot.store()
+    try:
+        grant = factories.grant(
+            store,
+            Grant(
+                id="",
+                slack_user=ALICE,
+                subject=SUBJECTS[ALICE][0],
+                target=Target("c-7xk2p", "c-7xk2p:p-4mz8q"),
+                role_id="project-member",
+                duration_s=7200,
+                rule="dev-self-service",
+                state=GrantState.ACTIVE,
+                requested_at=now,
+                activated_at=now,
+                expires_at=now + 7200,
+                self_service=True,
+            ),
+            now=now,
+        )
+    finally:
+        store.database.close()
+    gbot.slack.add_user(ALICE, "alice@example.com", "alice", deleted=True)
+    try:
+        assert "revoked" in gbot.ask("UADMIN0001", f"revoke {grant.id} because she left").text
+
+        def parked() -> Any:
+            return "accessbot_outbox_parked 1.0" in gbot.http.get(f"{gbot.url}/metrics").text
+
+        gbot.slack.wait_for(parked, timeout=15, interval=0.3)
+        status = gbot.slack.wait_for(
+            lambda: next((m for m in gbot.slack.messages("CGRANTS001") if "revoked" in (m.text or "")), None), 10
+        )
+        assert grant.id in (status.text or "")
+        (event,) = gbot.audit("outbox.parked")
+        assert event.reason == "user_disabled"
+    finally:
+        gbot.slack.add_user(ALICE, "alice@example.com", "alice")

@@ -285,6 +285,27 @@ def m007_pending_links(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m121_outbox_status(db: Database) -> None:
+    """Outbox messages get a status, a priority and an order key; parked ones stop pretending to be due in 2**53."""
+    db.execute("alter table outbox add column status text not null default 'pending'")
+    db.execute("alter table outbox add column priority integer not null default 1")
+    db.execute("alter table outbox add column order_key text not null default ''")
+    db.execute("alter table outbox add column first_failed_at integer")
+    db.execute("update outbox set status = 'sent' where sent_at is not null")
+    db.execute("update outbox set status = 'parked' where sent_at is null and next_attempt_at >= 9007199254740992")
+    for row in list(db.query("select id, kind, channel, payload from outbox where status in ('pending', 'parked')")):
+        try:
+            ref = json.loads(str(row["payload"])).get("ref") or ""
+        except (ValueError, AttributeError):
+            ref = ""
+        kind = str(row["kind"])
+        priority = 2 if kind == "update" else 1
+        db.execute("update outbox set order_key = ?, priority = ? where id = ?", [str(ref), priority, row["id"]])
+    db.execute("create index idx_outbox_due on outbox(status, priority, id)")
+    db.execute("create index idx_outbox_order on outbox(order_key, status, id)")
+
+
+@MIGRATIONS()
 def m131_identity_providers(db: Database) -> None:
     """Links keep the Rancher subject claim, group display names and a re-link deadline (issue 13).
 

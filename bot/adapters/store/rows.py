@@ -17,6 +17,8 @@ from bot.core.model import (
     LinkStatus,
     LoginAttempt,
     OutboxMessage,
+    OutboxStatus,
+    Priority,
     Target,
 )
 
@@ -270,4 +272,8 @@ def outbox_from_row(row: Row) -> OutboxMessage:
         created_at=row["created_at"],
         sent_at=row["sent_at"],
         last_error=row["last_error"] or "",
+        status=OutboxStatus(row["status"]),
+        priority=Priority(int(row["priority"])),
+        order_key=row["order_key"] or "",
+        first_failed_at=row["first_failed_at"],
     )

@@ -6,6 +6,7 @@ the directory (lookups) and the bindings (Rancher) with the others.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.core.policy import Policy
@@ -80,6 +81,7 @@ class GrantServices:
         grant_label: str,
         admins: frozenset[str] = frozenset(),
         timing: LifecycleTiming | None = None,
+        approver_usergroups: Mapping[str, str] | None = None,
     ) -> GrantServices:
         """Build the use cases over their ports, sharing one directory, ledger and bindings."""
         directory = Directory(
@@ -111,6 +113,7 @@ class GrantServices:
                 standing=StandingAccess(rancher=rancher, directory=directory, grant_label=grant_label),
                 audit=audit,
                 clock=clock,
+                approver_usergroups=approver_usergroups,
             ),
             approvals=Approvals(directory=directory, ledger=ledger, lifecycle=lifecycle, grants=grants, clock=clock),
             extensions=Extensions(directory=directory, ledger=ledger, requests=extensions, clock=clock),

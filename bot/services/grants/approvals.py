@@ -127,9 +127,11 @@ class Approvals:
                                 "approver unlinked or left the group)"
                             )
                 facts = replace(self._dir.facts(updated, names), lapsed=lapsed)
-                self._ledger.card(facts)
+                self._ledger.card(facts, approvers=self._dir.approvers_of(rule, grant.slack_user))
                 self._ledger.status(facts)
-                if status != "recorded":
+                if status == "denied":
+                    self._ledger.tell(facts, HolderEvent.DENIED, by=ident.slack_user, why=comment)
+                elif status != "recorded":
                     self._ledger.tell(facts, HolderEvent(status))
         except _Unchanged:
             return DecisionOutcome("unchanged", f"{grant.id} was already decided", self._dir.reload(grant.id))
@@ -158,7 +160,7 @@ class Approvals:
                 if updated is None:
                     continue
                 facts = self._dir.facts(updated, names)
-                self._ledger.card(facts)
+                self._ledger.card(facts, approvers=self._dir.approvers_of(facts.rule, grant.slack_user))
                 self._ledger.status(facts)
                 self._ledger.tell(facts, HolderEvent.REQUEST_EXPIRED)
                 count += 1

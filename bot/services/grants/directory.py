@@ -115,6 +115,17 @@ class Directory:
         rules = [rule] if rule is not None else list(self.policy.rules)
         return any(set(r.approval.groups) & set(ident.policy_groups) for r in rules)
 
+    def approvers_of(self, rule: Rule | None, requester: str) -> list[str]:
+        """Linked members of a rule's approver groups (the requester only when the rule allows self-approval)."""
+        if rule is None:
+            return []
+        groups = set(rule.approval.groups)
+        return sorted(
+            ident.slack_user
+            for ident in self.linked()
+            if set(ident.policy_groups) & groups and (rule.self_approval or ident.slack_user != requester)
+        )
+
     def sees_everyone(self, slack_user: str) -> bool:
         """Admins and approvers may see everyone's grants and who holds what."""
         return slack_user in self.admins or self.is_approver(self.maybe_identity(slack_user))
@@ -191,10 +202,6 @@ class Directory:
     def facts(self, grant: Grant, names: Names) -> GrantFacts:
         """A grant with its names, its rule and the time now, for a notice."""
         return GrantFacts(grant, names[0], names[1], self._clock.now(), self.rule(grant.rule))
-
-    def bare_facts(self, grant: Grant) -> GrantFacts:
-        """A grant named by its ids (when the names were not looked up)."""
-        return self.facts(grant, (grant.target.key, grant.role_id))
 
     async def facts_of(self, grant: Grant) -> GrantFacts:
         """A grant with its names looked up, for rendering."""

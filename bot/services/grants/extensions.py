@@ -13,7 +13,7 @@ from bot.core.notices import HolderEvent
 from bot.core.policy import Rule, can_approve
 from bot.core.ports import Clock
 from bot.core.storage import ExtensionStore
-from bot.services.grants.directory import Directory
+from bot.services.grants.directory import Directory, Names
 from bot.services.grants.ledger import AuditNote, Ledger
 from bot.services.grants.outcomes import ExtendOutcome
 
@@ -60,6 +60,7 @@ class Extensions:
             return ExtendOutcome(
                 "pending", f"extension of {grant.id} by {format_duration(duration)} sent to the approvers", grant
             )
+        names = await self._dir.names(grant)
         try:
             with self._ledger.tx.atomic():
                 approved = ExtensionRequest(
@@ -67,7 +68,7 @@ class Extensions:
                 )
                 if not self._requests.open(approved):
                     raise _Lost
-                updated = self._apply(grant, rule, extra, actor=slack_user)
+                updated = self._apply(grant, rule, extra, actor=slack_user, names=names)
         except _Lost:
             return ExtendOutcome("unchanged", f"{grant.id} was just extended", self._dir.reload(grant.id))
         return ExtendOutcome("extended", why, updated)
@@ -133,14 +134,15 @@ class Extensions:
             grant.id, request.number, extension_sources(X.APPROVED), X.APPROVED, by=ident.slack_user, at=now
         ):
             return ExtendOutcome("unchanged", "already decided", grant)
+        names = await self._dir.names(grant)
         try:
             with self._ledger.tx.atomic():
-                updated = self._apply(grant, rule, request.extra_s, actor=ident.slack_user)
+                updated = self._apply(grant, rule, request.extra_s, actor=ident.slack_user, names=names)
         except _Lost:
             return ExtendOutcome("unchanged", f"{grant.id} can no longer be extended", self._dir.reload(grant.id))
         return ExtendOutcome("extended", f"{grant.id} extended", updated)
 
-    def _apply(self, grant: Grant, rule: Rule, extra: int, *, actor: str) -> Grant:
+    def _apply(self, grant: Grant, rule: Rule, extra: int, *, actor: str, names: Names) -> Grant:
         """Apply an approved extension once (inside the caller's transaction); raise _Lost when it no longer fits."""
         now = self._clock.now()
         current = self._dir.reload(grant.id)
@@ -165,9 +167,9 @@ class Extensions:
         self._ledger.record(
             updated,
             actor,
-            AuditNote(A.GRANT_EXTENDED, grant.target.key, details={"extra_s": extra, "extensions": updated.extensions}),
+            AuditNote(A.GRANT_EXTENDED, names[0], details={"extra_s": extra, "extensions": updated.extensions}),
         )
-        facts = self._dir.bare_facts(updated)
+        facts = self._dir.facts(updated, names)
         self._ledger.status(facts)
         self._ledger.tell(facts, HolderEvent.EXTENDED, f":{updated.extensions}")
         return updated

@@ -14,6 +14,7 @@ from bot.core.model import Grant, GrantChange, GrantState, HistoryEntry
 from bot.core.notices import (
     ActivationAbandoned,
     ApprovalCard,
+    ApproverAsked,
     BreakGlassUsed,
     ExtensionAsked,
     GrantChanged,
@@ -136,29 +137,47 @@ class Ledger:
             key = f"{ref}:{g.state.value}:{g.extensions}:{len(g.approvals)}"
             self._outbox.update(ref, key, notice, channel_name="grants")
 
-    def card(self, facts: GrantFacts, *, first: bool = False) -> None:
-        """The request's approvals-channel card: posted when asked, edited as approvers decide."""
+    def card(self, facts: GrantFacts, *, first: bool = False, approvers: Sequence[str] = ()) -> None:
+        """The request's approvals-channel card: posted when asked, edited as approvers decide.
+
+        The DMs that asked `approvers` are edited the same way, so no stale Approve/Deny is left behind.
+        """
         g = facts.grant
         ref = f"approval:{g.id}"
         if first:
             self._outbox.post("approvals", f"{ref}:post", ApprovalCard(facts), ref=ref)
-        else:
-            key = f"{ref}:{g.state.value}:{len(g.approvals)}"
-            self._outbox.update(ref, key, ApprovalCard(facts), channel_name="approvals")
+            return
+        state = f"{g.state.value}:{len(g.approvals)}"
+        self._outbox.update(ref, f"{ref}:{state}", ApprovalCard(facts), channel_name="approvals")
+        for approver in approvers:
+            asked = f"ask:{g.id}:{approver}"
+            if self._outbox.queued(asked):
+                self._outbox.update(asked, f"{asked}:{state}", ApprovalCard(facts))
+
+    def ask(self, facts: GrantFacts, approvers: Sequence[str]) -> None:
+        """DM each approver the request with Approve/Deny (urgent: it goes before DMs and edits)."""
+        g = facts.grant
+        for approver in approvers:
+            key = f"ask:{g.id}:{approver}"
+            self._outbox.dm(approver, key, ApproverAsked(facts), urgent=True, ref=key)
 
     def refresh_card(self, facts: GrantFacts) -> None:
         """Bring the approvals card (if this grant has one) to the grant's latest state, after queued edits."""
         if self._outbox.queued(f"approval:{facts.grant.id}:post"):
             self.card(facts)
 
-    def tell(self, facts: GrantFacts, event: HolderEvent, suffix: str = "") -> bool:
-        """DM the requester or holder about one event (once per grant, event and `suffix`); True when queued now."""
-        g = facts.grant
-        return self._outbox.dm(g.slack_user, f"dm:{g.id}:{event.value}{suffix}", GrantChanged(facts, event))
+    def tell(self, facts: GrantFacts, event: HolderEvent, suffix: str = "", *, by: str = "", why: str = "") -> bool:
+        """DM the requester or holder about one event (once per grant, event and `suffix`); True when queued now.
 
-    def break_glass(self, facts: GrantFacts, mentions: Sequence[str]) -> None:
+        `by` is who ended or decided it (a Slack user id, `system`, `cli:…`) and `why` their reason, when known.
+        """
+        g = facts.grant
+        notice = GrantChanged(facts, event, by=by, why=why)
+        return self._outbox.dm(g.slack_user, f"dm:{g.id}:{event.value}{suffix}", notice)
+
+    def break_glass(self, facts: GrantFacts, mentions: Sequence[str], usergroups: Sequence[str] = ()) -> None:
         """Announce a break-glass grant in the approvals and security channels."""
-        notice = BreakGlassUsed(facts, tuple(mentions))
+        notice = BreakGlassUsed(facts, tuple(mentions), tuple(usergroups))
         for channel in ("approvals", "security"):
             self._outbox.post(channel, f"breakglass:{facts.grant.id}:{channel}", notice)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,7 +29,7 @@ from bot.core.rancher_answers import Verdict, classify
 from bot.core.retry import backoff
 from bot.core.storage import GrantStore
 from bot.services.grants.bindings import Bindings, binding_name
-from bot.services.grants.directory import Directory
+from bot.services.grants.directory import Directory, Names
 from bot.services.grants.ledger import AuditNote, Ledger
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ class LifecycleTiming:
     activation_timeout: int = 600
     retry_base: float = 5.0
     retry_cap: float = 60.0
+
+
+MAX_REASON = 500
 
 
 class Lifecycle:
@@ -96,7 +99,7 @@ class Lifecycle:
                 await self._bindings.delete(current)
             except UpstreamError as err:  # the reconciler deletes the failed grant's tagged binding later
                 log.warning("could not delete the binding of %s now: %s", current.id, err)
-            return self._fail(current, why)
+            return await self._fail(current, why)
         return await self._attempt(current, adopt=True)
 
     async def _attempt(self, grant: Grant, *, adopt: bool, user: RancherUser | None = None) -> Grant:
@@ -106,7 +109,7 @@ class Lifecycle:
         except UpstreamError as err:
             verdict = classify(err, role=grant.role_id, where=await self._dir.display(grant.target))
             if verdict.refused:
-                return self._fail(grant, verdict.why, detail=verdict.detail)
+                return await self._fail(grant, verdict.why, detail=verdict.detail)
             return await self._retry_later(grant, verdict)
 
     def activating_since(self, grant: Grant) -> int:
@@ -138,7 +141,9 @@ class Lifecycle:
             await self._bindings.delete(grant)  # a create that landed while its answer was lost
         except UpstreamError as err:  # the reconciler deletes the failed grant's tagged binding later
             log.warning("could not delete the binding of %s now: %s", grant.id, err)
-        return self._fail(grant, why, detail=verdict.detail, alert=ActivationAbandoned(grant, waited, verdict.why))
+        return await self._fail(
+            grant, why, detail=verdict.detail, alert=ActivationAbandoned(grant, waited, verdict.why)
+        )
 
     def _unhonourable(self, grant: Grant) -> str:
         """Why an interrupted activation must not be completed any more (empty when it may)."""
@@ -184,11 +189,14 @@ class Lifecycle:
             self._ledger.tell(facts, HolderEvent.ACTIVE)
         return updated
 
-    def _fail(self, grant: Grant, why: str, *, detail: str = "", alert: ActivationAbandoned | None = None) -> Grant:
+    async def _fail(
+        self, grant: Grant, why: str, *, detail: str = "", alert: ActivationAbandoned | None = None
+    ) -> Grant:
         """End an activation `failed` with the reason in plain words: audited, the requester told, maybe an alert."""
         details: dict[str, object] = {"why": why}
         if detail:
             details["rancher"] = detail[:500]
+        names = await self._dir.names(grant)
         with self._ledger.tx.atomic():
             updated = self._ledger.move(
                 grant,
@@ -196,11 +204,11 @@ class Lifecycle:
                 actor="system",
                 reason=why,
                 change=GrantChange(failure=why[:500], ended_at=self._clock.now(), next_attempt_at=0),
-                note=AuditNote(A.GRANT_FAILED, grant.target.key, outcome="failed", reason=why, details=details),
+                note=AuditNote(A.GRANT_FAILED, names[0], outcome="failed", reason=why, details=details),
             )
             if updated is None:
                 return self._dir.reload(grant.id)
-            facts = self._dir.bare_facts(updated)
+            facts = self._dir.facts(updated, names)
             self._ledger.status(facts)
             self._ledger.refresh_card(facts)
             self._ledger.tell(facts, HolderEvent.FAILED)
@@ -250,7 +258,10 @@ class Lifecycle:
             facts = self._dir.facts(updated, names)
             self._ledger.status(facts)
             self._ledger.refresh_card(facts)
-            self._ledger.tell(facts, HolderEvent.EXPIRED if expired else HolderEvent.REVOKED)
+            if expired:
+                self._ledger.tell(facts, HolderEvent.EXPIRED)
+            else:
+                self._ledger.tell(facts, HolderEvent.REVOKED, by=actor, why=reason)
         return updated
 
     async def revoke(self, grant_id: str, *, actor: str, reason: str) -> Grant:
@@ -263,7 +274,8 @@ class Lifecycle:
                     await self._bindings.delete(grant)
                 except UpstreamError as err:  # the reconciler deletes the failed grant's tagged binding later
                     log.warning("could not delete the binding of %s now: %s", grant.id, err)
-                return self._fail(grant, f"{reason or 'revoked'} before Rancher created the binding")
+                who = "revoked by the holder" if actor == grant.slack_user else f"revoked by {actor}"
+                return await self._fail(grant, f"{reason or who} before Rancher created the binding")
         if grant.state is S.ACTIVE:
             self._ledger.move(grant, GrantEvent.BEGIN_REVOKE, actor=actor, reason=reason)
             grant = self._dir.reload(grant.id)
@@ -282,52 +294,65 @@ class Lifecycle:
         )
         if not allowed:
             raise NotAllowed(f"only the holder, an approver of rule {grant.rule} or an admin can revoke {grant.id}")
-        why = reason or ("revoked by the holder" if slack_user == grant.slack_user else f"revoked by {slack_user}")
-        return await self.end(grant.id, actor=slack_user, reason=why)
+        return await self.end(grant.id, actor=slack_user, reason=reason.strip()[:MAX_REASON])
 
     async def end(self, grant_id: str, *, actor: str, reason: str) -> Grant:
         """End a grant whatever its open state (withdraw a request, revoke a grant); callers check permission."""
         grant = self._dir.get(grant_id)
         if grant.state is S.REQUESTED:
-            return self.withdraw(grant, actor, reason)
+            return await self.withdraw(grant, actor, reason)
         if grant.state in (S.ACTIVE, S.ACTIVATING, S.REVOKING, S.APPROVED):
             if grant.state is S.APPROVED:
                 grant = await self.activate(grant, actor=actor)
             return await self.revoke(grant.id, actor=actor, reason=reason)
         raise UserError(f"{grant.id} is already {grant.state.value}")
 
-    def withdraw(self, grant: Grant, actor: str, reason: str) -> Grant:
-        """Close an undecided request (withdrawn, offboarded, groups lost) as denied."""
+    async def withdraw(self, grant: Grant, actor: str, reason: str) -> Grant:
+        """Close an undecided request as withdrawn (by its requester, an admin, offboarding, lost groups)."""
+        return self.withdraw_named(grant, actor, reason, await self._dir.names(grant))
+
+    def withdraw_named(self, grant: Grant, actor: str, reason: str, names: Names) -> Grant:
+        """`withdraw` with its names already looked up: no await, so it can run inside the caller's transaction."""
         with self._ledger.tx.atomic():
             updated = self._ledger.move(
                 grant,
-                GrantEvent.DENY,
+                GrantEvent.WITHDRAW,
                 actor=actor,
                 reason=reason,
                 change=GrantChange(ended_at=self._clock.now(), failure=reason[:500]),
                 note=AuditNote(
-                    A.GRANT_DENIED, grant.target.key, outcome="denied", reason=reason, details={"why": reason}
+                    A.GRANT_WITHDRAWN, names[0], outcome="withdrawn", reason=reason, details={"why": reason}
                 ),
             )
             if updated is None:
                 return self._dir.reload(grant.id)
-            facts = self._dir.bare_facts(updated)
-            self._ledger.card(facts)
+            facts = self._dir.facts(updated, names)
+            self._ledger.card(facts, approvers=self._dir.approvers_of(facts.rule, grant.slack_user))
             self._ledger.status(facts)
+            if actor != grant.slack_user:
+                self._ledger.tell(facts, HolderEvent.WITHDRAWN, by=actor, why=reason)
         return updated
 
-    def withdraw_requests(self, slack_user: str, reason: str) -> int:
-        """Withdraw every undecided request of a Slack account (inside the caller's transaction; no Rancher call)."""
+    async def request_names(self, slack_user: str) -> dict[str, Names]:
+        """The names of a Slack account's undecided requests, looked up before a transaction withdraws them."""
+        return {g.id: await self._dir.names(g) for g in self._grants.find(slack_user=slack_user, states=(S.REQUESTED,))}
+
+    def withdraw_requests(self, slack_user: str, reason: str, names: Mapping[str, Names] | None = None) -> int:
+        """Withdraw every undecided request of a Slack account (inside the caller's transaction; no Rancher call).
+
+        `names` come from `request_names`; a request made since is named by its ids.
+        """
         withdrawn = 0
         for grant in self._grants.find(slack_user=slack_user, states=(S.REQUESTED,)):
-            if self.withdraw(grant, "system", reason).state is S.DENIED:
+            named = (names or {}).get(grant.id) or (grant.target.key, grant.role_id)
+            if self.withdraw_named(grant, "system", reason, named).state is S.WITHDRAWN:
                 withdrawn += 1
         return withdrawn
 
     async def _close(self, grant: Grant, reason: str) -> None:
         """Offboarding one open grant: withdraw a request, activate-then-revoke an approved one, revoke the rest."""
         if grant.state is S.REQUESTED:
-            self.withdraw(grant, "system", reason)
+            await self.withdraw(grant, "system", reason)
             return
         if grant.state is S.APPROVED:
             await self.activate(grant, actor="system")

@@ -10,8 +10,16 @@ from datetime import timedelta
 from bot.core.effective_access import GRB_OWNER_LABEL, Source, SourceKind
 from bot.core.errors import NotAllowed, UpstreamError
 from bot.core.grant_lifecycle import BOUND, OPEN
-from bot.core.model import Grant, Identity, RoleBinding, Scope, Target
-from bot.core.policy import AccessRequest, Catalog, RuleSummary, evaluate, rules_summary, validate_policy
+from bot.core.model import Grant, GrantState, Identity, RoleBinding, Scope, Target, person_key
+from bot.core.policy import (
+    AccessRequest,
+    Catalog,
+    RuleSummary,
+    can_approve,
+    evaluate,
+    rules_summary,
+    validate_policy,
+)
 from bot.core.ports import Clock, RancherApi
 from bot.core.storage import GrantStore
 from bot.services.grants.directory import Directory
@@ -74,6 +82,24 @@ class GrantQueries:
         mine = self._grants.find(slack_user=slack_user, limit=50)
         open_ = [g for g in mine if g.state in OPEN]
         return open_ + [g for g in mine if g.state not in OPEN][:10]
+
+    def awaiting(self, who: Identity | str, limit: int = 500) -> list[Grant]:
+        """Undecided requests this person may approve now (App Home's "Awaiting your approval"), oldest first."""
+        ident = self._dir.maybe_identity(who.slack_user if isinstance(who, Identity) else who)
+        if ident is None:
+            return []
+        out = []
+        for grant in self._grants.find(states=(GrantState.REQUESTED,), limit=limit):
+            rule = self._dir.rule(grant.rule)
+            if rule is None:
+                continue
+            me, requester = person_key(ident.issuer, ident.subject), person_key(ident.issuer, grant.subject)
+            if ident.slack_user == grant.slack_user:
+                me = requester
+            already = [a.person for a in grant.approvals]  # by person, as approvals.decide counts them
+            if can_approve(rule, ident.policy_groups, me, requester, already=already)[0]:
+                out.append(grant)
+        return sorted(out, key=lambda g: g.requested_at)
 
     async def who(self, caller: Identity | str, target_text: str) -> HoldersReport:
         """Who holds which role on a cluster or project, and why (approvers and admins only)."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 from bot.core import audit_actions as A
+from bot.core.errors import UserError
 from bot.core.grant_lifecycle import OPEN
 from bot.core.model import Grant, GrantState, Identity, Target
 from bot.core.notices import GrantFacts
@@ -38,8 +40,10 @@ class Requests:
         standing: StandingAccess,
         audit: AuditLog,
         clock: Clock,
+        approver_usergroups: Mapping[str, str] | None = None,
     ) -> None:
         self._standing = standing
+        self._usergroups = dict(approver_usergroups or {})
         self._dir = directory
         self._ledger = ledger
         self._bindings = bindings
@@ -61,7 +65,9 @@ class Requests:
     ) -> RequestOutcome:
         """Ask for `role` on a target: decide by policy, then activate now or ask the approvers."""
         ident = self._dir.identity(who)
-        reason, ticket, role = reason.strip(), ticket.strip()[:MAX_TICKET], role.strip().lower()
+        reason, ticket, role = reason.strip(), ticket.strip(), role.strip().lower()
+        if len(ticket) > MAX_TICKET:
+            raise UserError(f"the ticket is {len(ticket)} characters long (at most {MAX_TICKET})")
         resolved = await self._dir.resolve_target(target_text)
         catalog = await self._dir.catalog()
         policy = self._dir.policy
@@ -71,7 +77,7 @@ class Requests:
         display, role_name = resolved.display, catalog.name(role)
         if not decision.allowed or decision.rule is None or decision.duration is None:
             self._audit.record(
-                A.GRANT_DENIED,
+                A.GRANT_REFUSED,
                 actor=ident.slack_user,
                 target=display,
                 outcome="denied",
@@ -139,6 +145,7 @@ class Requests:
             self._ledger.status(facts)
             if needs:
                 self._ledger.card(facts, first=True)
+                self._ledger.ask(facts, self._dir.approvers_of(rule, ident.slack_user))
             if grant.break_glass:
                 self._announce_break_glass(facts, rule)
         if needs:
@@ -164,11 +171,13 @@ class Requests:
         return RequestOutcome("duplicate", message, display, role_name, grant=grant)
 
     def _announce_break_glass(self, facts: GrantFacts, rule: Rule) -> None:
-        approver_groups = set(rule.approval.groups or rule.groups)
+        groups = rule.approval.groups or rule.groups
+        approver_groups = set(groups)
         mentions = sorted(
             ident.slack_user for ident in self._dir.linked() if set(ident.policy_groups) & approver_groups
         )
-        self._ledger.break_glass(facts, mentions)
+        usergroups = tuple(dict.fromkeys(self._usergroups[g] for g in groups if g in self._usergroups))
+        self._ledger.break_glass(facts, mentions, usergroups)
 
     async def options_for(self, who: Identity | str, *, break_glass: bool | None = None) -> list[Option]:
         """Every (target, role) the user may request, for the request form."""

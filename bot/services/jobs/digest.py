@@ -66,6 +66,10 @@ async def build_period_digest_off_loop(
     return await asyncio.to_thread(work)
 
 
+RECORDS_SINCE = "digest:records-since"
+"""Job mark: when the deployment began keeping records (no digest is posted for a week before it)."""
+
+
 class WeeklyDigest:
     """Posts the last complete ISO week's digest and its grants CSV once per period (the post_digest job)."""
 
@@ -90,6 +94,16 @@ class WeeklyDigest:
         self._clock = clock
         self.settings = settings
 
+    def _records_since(self, now: int) -> int:
+        """When this deployment began keeping records: its oldest audit event, else its first digest check."""
+        known = self._marks.get(RECORDS_SINCE)
+        if known is not None and known.isdigit():
+            return int(known)
+        first = self._audit.first_event_at()
+        since = now if first is None else min(first, now)
+        self._marks.claim(RECORDS_SINCE, str(since), now)
+        return since
+
     def due(self, now: int) -> DigestPeriod | None:
         """The period whose digest should be posted at `now`, or None before this week's configured time."""
         s = self.settings
@@ -105,6 +119,9 @@ class WeeklyDigest:
             return None
         state_key = f"digest:{period.key}"
         if self._marks.get(state_key) is not None:
+            return None
+        if period.end <= self._records_since(now):  # the bot was not running that week: nothing to report
+            self._marks.claim(state_key, "skipped: before the first record", now)
             return None
         digest = await build_period_digest_off_loop(self._open_reader, period.start, period.end, self._audit.keys)
         csv_text = digest_core.grants_csv(self._grants.between(period.start, period.end))
