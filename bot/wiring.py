@@ -67,6 +67,15 @@ class Bot:
         """`leader`, `standby` or `off`: whether this process runs the scheduled jobs."""
         return self.scheduler.role
 
+    @property
+    def replica(self) -> str:
+        """This process's lease owner id (host, pid, random suffix)."""
+        return self.scheduler.lease.owner_id
+
+    def leader(self) -> str | None:
+        """The replica holding the jobs lease now, if any."""
+        return self.scheduler.lease.holder(self.clock.now())
+
     async def aclose(self) -> None:
         """Close the HTTP clients and the database."""
         for closer in (self.oidc.aclose, self.rancher.aclose):
@@ -79,7 +88,7 @@ class Bot:
 
 def open_store(config: Config) -> Storage:
     """Every storage port on the configured database, migrated to the current schema."""
-    return open_storage(config.database)
+    return open_storage(config.database.reveal())
 
 
 def principal_mapping(config: Config) -> PrincipalMapping:
@@ -239,7 +248,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         marks=storage.marks,
         audit=audit,
         outbox=outbox,
-        open_reader=lambda: open_storage(config.database, migrate=False),
+        open_reader=lambda: open_storage(config.database.reveal(), migrate=False),
         clock=clock,
         settings=DigestSettings(sc.digest.day, sc.digest.time, sc.digest.timezone),
     )
@@ -256,6 +265,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         deliver_outbox=outbox.deliver,
         refresh_identities=identity_sync.refresh_all,
         post_digest=digest.post,
+        resume_revocations=sweep.resume_claimed,
     )
     ttl = int(sc.lease_ttl.total_seconds())
     schedule = Schedule(

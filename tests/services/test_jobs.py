@@ -224,6 +224,7 @@ def make_world(
         deliver_outbox=outbox.deliver,
         refresh_identities=_nothing,
         post_digest=digest.post,
+        resume_revocations=sweep.resume_claimed,
     )
     return World(store, emulator, slack, clock, jobs, grants, audit, outbox, client, db_path), [real]
 

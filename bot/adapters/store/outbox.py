@@ -6,14 +6,14 @@ import json
 from collections.abc import Mapping
 
 from bot.adapters.store.rows import outbox_from_row
-from bot.adapters.store.sqlite import SqliteDatabase
+from bot.adapters.store.sql import SqlConnection
 from bot.core.model import OutboxMessage
 
 
 class SqlOutbox:
     """The OutboxStore port."""
 
-    def __init__(self, sql: SqliteDatabase) -> None:
+    def __init__(self, sql: SqlConnection) -> None:
         self._sql = sql
 
     def enqueue(self, *, key: str, kind: str, channel: str, payload: Mapping[str, object], now: int) -> bool:
