@@ -242,7 +242,7 @@ def end_to_end(args: argparse.Namespace, url: str, key: str, counters: Counters)
         hooks = [lambda _components: gc.freeze()] if args.gc_freeze else []
         app = create_app(config, run_jobs=False, on_start=hooks)
         with serve_in_thread(app, sock=sock), httpx.Client(timeout=30) as http:
-            link_personas(config.database, slack, personas(args.groups))
+            link_personas(config.database.reveal(), slack, personas(args.groups))
             settle(request_total)  # the bot's start-up policy check reads role templates and clusters
             bot_thread = next(t for t in threading.enumerate() if t.name == "asgi-server")
             bot_clock = time.pthread_getcpuclockid(bot_thread.ident or 0)
