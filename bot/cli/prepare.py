@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.cli.context import EXIT_OK, Add, Subparsers, config_from, storage_from
+from bot.cli.context import EXIT_OK, Add, Subparsers, config_from
 from bot.config import load_config, summary
 
 
@@ -18,11 +18,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    """Apply database migrations."""
+    """Apply pending database migrations (before a rollout: a Kubernetes Job or Helm hook); refuse a newer database."""
+    from bot.adapters.store import open_sql  # noqa: PLC0415 - only this command needs the adapter itself
+
     config = config_from(args)
-    with storage_from(args) as storage:
-        applied = storage.database.applied_migrations()
-    print(f"OK: {config.database} has {len(applied)} migration(s) applied, none pending")
+    sql = open_sql(config.database.reveal())
+    try:
+        applied_now = sql.migrate()
+        applied = sql.applied_migrations()
+    finally:
+        sql.close()
+    now = f"applied now: {', '.join(applied_now)}" if applied_now else "none applied now"
+    print(f"OK: {config.database} has {len(applied)} migration(s) applied ({now}), none pending")
     return EXIT_OK
 
 
@@ -30,4 +37,4 @@ def register(sub: Subparsers, add: Add) -> None:
     """Add `accessbot check-config [PATH]` and `accessbot migrate`."""
     p = add("check-config", cmd_check_config, "validate a configuration file and print a summary")
     p.add_argument("path", nargs="?")
-    add("migrate", cmd_migrate, "apply database migrations")
+    add("migrate", cmd_migrate, "apply pending database migrations (run before a rollout)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from bot.cli.context import EXIT_OK, Add, Subparsers, config_from
+from bot.cli.context import EXIT_OK, Add, Subparsers, config_from, storage_from
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -17,6 +17,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     setup_logging(config.log_level)
+    with storage_from(args):
+        pass  # migrate now, or stop with one line: a database newer than this version, or one that does not answer
     app = create_app(config, socket_mode=args.socket_mode)
     uvicorn.run(
         app,

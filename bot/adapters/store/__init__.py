@@ -18,7 +18,16 @@ from bot.adapters.store.sql import Engine
 from bot.adapters.store.sqlite import SqliteDatabase
 from bot.core.storage import Storage
 
-__all__ = ["POSTGRES_SCHEMES", "DatabaseTooNew", "Engine", "SqliteDatabase", "is_postgres", "open_sql", "open_storage"]
+__all__ = [
+    "POSTGRES_SCHEMES",
+    "DatabaseTooNew",
+    "Engine",
+    "SqliteDatabase",
+    "is_postgres",
+    "open_sql",
+    "open_storage",
+    "storage_on",
+]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -46,6 +55,11 @@ def open_storage(target: str | Path, *, migrate: bool = True) -> Storage:
     except BaseException:
         sql.close()
         raise
+    return storage_on(sql)
+
+
+def storage_on(sql: Engine) -> Storage:
+    """Every storage port over one open connection (closed with `storage.database.close()`)."""
     return Storage(
         database=sql,
         tx=sql,

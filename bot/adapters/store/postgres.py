@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -61,6 +61,10 @@ class PostgresDatabase:
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, timeout: float = CONNECT_TIMEOUT) -> None:
         self._url = url
         self._local = threading.local()
+        try:  # one plain connection first: its failure says why (refused, authentication), where a pool just waits
+            psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True).close()
+        except psycopg.Error as err:
+            raise _unavailable(url, err) from None
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             url,
             min_size=min_size,
@@ -150,6 +154,11 @@ class PostgresDatabase:
         """The first row of a query, or None."""
         with self._statement(sql) as conn:
             return conn.execute(self.dialect.prepare(sql), list(params)).fetchone()
+
+    def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        """Run one statement once per parameter row (bulk inserts, pipelined by psycopg)."""
+        with self._statement(sql) as conn, conn.cursor() as cur:
+            cur.executemany(self.dialect.prepare(sql), [list(row) for row in rows])
 
     def cursor(self, sql: str, params: Params = (), *, by_name: bool = False) -> Iterator[Any]:
         """A lazy iterator over a query's rows, fetched in batches by a server-side cursor."""

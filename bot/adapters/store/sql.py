@@ -13,6 +13,7 @@ share, with `?` placeholders, and call only `SqlConnection`. What differs is dec
 | migration lock           | the write transaction itself      | `pg_advisory_xact_lock`                           |
 | is there a table         | `sqlite_master`                   | `pg_tables` in the current schema                 |
 | lock a row read to write | (the transaction's write lock)    | `select … for update`                             |
+| ids after a bulk copy    | (rowid follows the largest id)    | `setval(pg_get_serial_sequence(…), max + 1)`      |
 
 `returning`, `on conflict … do update/nothing` (upserts), partial indexes, `coalesce` and `limit` are written the
 same way in both (SQLite ≥ 3.35). Integers are `bigint` (SQLite gives it integer affinity; PostgreSQL's `integer`
@@ -49,6 +50,7 @@ class Dialect:
     table_exists_sql: str
     row_lock: str = ""
     migration_lock: str = ""
+    reset_identity: str = ""
 
     def prepare(self, sql: str) -> str:
         """The statement as this engine's driver takes it (placeholders)."""
@@ -89,6 +91,8 @@ POSTGRES = Dialect(
     table_exists_sql="select tablename from pg_tables where schemaname = current_schema() and tablename = ?",
     row_lock=" for update",
     migration_lock="select pg_advisory_xact_lock(7311460813)",
+    reset_identity="select setval(pg_get_serial_sequence('{table}', '{column}'), "
+    "coalesce((select max({column}) from {table}), 0) + 1, false)",
 )
 
 
@@ -121,6 +125,10 @@ class SqlConnection(Protocol):
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
         """The first row of a query, or None."""
+        ...
+
+    def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        """Run one statement once per parameter row (bulk inserts)."""
         ...
 
     def cursor(self, sql: str, params: Params = (), *, by_name: bool = False) -> Iterator[Any]:

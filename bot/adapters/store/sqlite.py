@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,11 @@ class SqliteDatabase:
         """The first row of a query, or None."""
         with self._fenced(sql):
             return next(iter(self.db.query(sql, list(params))), None)
+
+    def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        """Run one statement once per parameter row (bulk inserts)."""
+        with self._fenced(sql):
+            self.db.conn.executemany(sql, [list(row) for row in rows])
 
     def cursor(self, sql: str, params: Params = (), *, by_name: bool = False) -> Iterator[Any]:
         """A lazy cursor over a query's rows (tuples, or sqlite3.Row readable by column name) for long reads."""
