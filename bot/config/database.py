@@ -16,7 +16,10 @@ EXPECTED = "a SQLite file path like ./accessbot.db, or postgresql://USER:PASSWOR
 
 def mask(url: str) -> str:
     """A postgresql:// URL with its password replaced by `***`; anything else as it is."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unparsable URL)"
     if parts.scheme not in POSTGRES_SCHEMES or "@" not in parts.netloc:
         return url
     userinfo, host = parts.netloc.rsplit("@", 1)
@@ -34,7 +37,7 @@ class DatabaseTarget:
     @property
     def is_postgres(self) -> bool:
         """True for a postgresql:// URL, False for a SQLite file."""
-        return urlsplit(self._value).scheme in POSTGRES_SCHEMES
+        return self._value.startswith(tuple(f"{scheme}://" for scheme in POSTGRES_SCHEMES))
 
     def reveal(self) -> str:
         """The path or URL exactly as configured, password included (for the store adapter only)."""
@@ -57,9 +60,12 @@ class DatabaseTarget:
             raise ValueError(f"must be text ({EXPECTED})")
         if "://" not in value:
             return cls(value)
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # e.g. a malformed [IPv6] host; the message would quote the URL, password included
+            raise ValueError(f"the URL cannot be parsed ({EXPECTED})") from None
         if parts.scheme not in POSTGRES_SCHEMES:
-            scheme = parts.scheme if parts.scheme.isalnum() else "this"
+            scheme = parts.scheme if parts.scheme.isalnum() and len(parts.scheme) <= 20 else "this kind of"
             raise ValueError(f"{scheme} URLs are not supported ({EXPECTED})")
         if any(ch.isspace() for ch in value):
             raise ValueError(f"the PostgreSQL URL contains spaces ({EXPECTED}; percent-encode special characters)")

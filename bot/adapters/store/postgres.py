@@ -42,9 +42,12 @@ CONNECT_TIMEOUT = 10.0
 
 def masked_url(url: str) -> str:
     """The URL with its password replaced by `***` (safe to log and print)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        return "(an unparsable URL)"
     netloc = parts.netloc.rsplit("@", 1)
     userinfo = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[-1]}"))
