@@ -7,12 +7,15 @@ COPY accessbot_emulators ./accessbot_emulators
 RUN pip install --no-cache-dir --upgrade pip && pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
+# docker build --build-arg VERSION=<pyproject version> -t REGISTRY/rancher-access-bot:<version> . (README: Deployment)
+ARG VERSION=0.0.0
+LABEL org.opencontainers.image.title="rancher-access-bot" org.opencontainers.image.version="${VERSION}"
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ACCESSBOT_CONFIG=/etc/accessbot/config.yaml
 RUN groupadd --system --gid 10001 accessbot \
  && useradd --system --uid 10001 --gid accessbot --home-dir /var/lib/accessbot --create-home accessbot
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-# The SQLite database (set `database: /var/lib/accessbot/accessbot.db`) lives on this volume.
+# The SQLite database (`database: /var/lib/accessbot/accessbot.db`) lives on this volume; PostgreSQL needs none.
 VOLUME ["/var/lib/accessbot"]
 USER 10001:10001
 WORKDIR /var/lib/accessbot

@@ -251,7 +251,7 @@ def end_to_end(args: argparse.Namespace, url: str, key: str, counters: Counters)
     ):
         sock, bot_url = bind()
         config = botconfig.make_config(
-            database=Path(tmp) / "bench.db",
+            database=args.database or Path(tmp) / "bench.db",
             public_url=bot_url,
             slack_api_url=slack.api_url,
             oidc_issuer=UNREACHABLE,
@@ -261,7 +261,7 @@ def end_to_end(args: argparse.Namespace, url: str, key: str, counters: Counters)
         hooks = [lambda _components: gc.freeze()] if args.gc_freeze else []
         app = create_app(config, run_jobs=False, on_start=hooks)
         with serve_in_thread(app, sock=sock), httpx.Client(timeout=30) as http:
-            link_personas(config.database, slack, personas(args.groups))
+            link_personas(config.database.reveal(), slack, personas(args.groups))
             settle(request_total)  # the bot's start-up policy check reads role templates and clusters
             bot_thread = next(t for t in threading.enumerate() if t.name == "asgi-server")
             bot_clock = time.pthread_getcpuclockid(bot_thread.ident or 0)
@@ -419,6 +419,9 @@ def run(args: argparse.Namespace) -> int:
             rows += end_to_end(args, url, bot_key, counters)
     print_table(args, baseline, rows)
     print(f"total {time.perf_counter() - started:.0f} s")
+    if args.json:
+        figures = [{"level": r.level, "user": r.label, "p50_ms": r.p50 * 1000, "p95_ms": r.p95 * 1000} for r in rows]
+        Path(args.json).write_text(json.dumps({"baseline_ms": baseline * 1000, "rows": figures}))
     return 0
 
 
@@ -440,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=5000, help="service level: `limit` sent (the product default)")
     parser.add_argument("--in-process", action="store_true", help="run the emulator in a thread here (shares the GIL)")
     parser.add_argument("--service-only", action="store_true", help="skip the end-to-end part")
+    parser.add_argument("--database", default="", help="end to end: a SQLite path or postgresql:// URL")
+    parser.add_argument("--json", default="", help="also write the medians to this file as JSON")
     parser.add_argument(
         "--gc-freeze", action="store_true", help="gc.freeze() once started (bot: an on_start hook), to measure GC cost"
     )

@@ -1,6 +1,6 @@
 """Benchmark: request-to-active latency of a self-service grant, with the Rancher emulator at 20 ms per call.
 
-Run: /work/venv/bin/python bench/grant_latency.py [--runs 30] [--latency 0.02] [--sequential-baseline]
+Run: python bench/grant_latency.py [--runs 30] [--latency 0.02] [--sequential-baseline] [--database URL] [--json FILE]
 Each run asks Requests.request() (wired by bot.wiring) for project-member on dev-eu/payments (a self-service rule)
 through a real RancherClient over HTTP to the emulator and a real SQLite store, and times it until the grant is
 ACTIVE; the grant is revoked untimed between runs. The baseline, measured in the same process against the same
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -43,12 +44,12 @@ def p95(values: list[float]) -> float:
 
 
 async def measure(
-    emulator: RancherEmulator, runs: int, latency: float, *, concurrent_reads: bool = True
+    emulator: RancherEmulator, runs: int, latency: float, *, concurrent_reads: bool = True, database: str = ""
 ) -> dict[str, object]:
-    """Time `runs` self-service requests and `runs` bare round-trip sequences."""
+    """Time `runs` self-service requests and `runs` bare round-trip sequences (a temporary SQLite file by default)."""
     with tempfile.TemporaryDirectory() as tmp:
         config = botconfig.make_config(
-            database=Path(tmp) / "bench.db",
+            database=database or Path(tmp) / "bench.db",
             public_url="http://127.0.0.1:9",
             slack_api_url="http://127.0.0.1:9/api/",
             oidc_issuer="http://127.0.0.1:9",
@@ -132,9 +133,17 @@ def main() -> int:
     parser.add_argument(
         "--sequential-baseline", action="store_true", help="baseline makes the two reads one after the other"
     )
+    parser.add_argument("--database", default="", help="a SQLite path or postgresql:// URL (default: a temporary file)")
+    parser.add_argument("--json", default="", help="also write the figures to this file as JSON")
     args = parser.parse_args()
     with run_emulator() as emulator:
-        result = asyncio.run(measure(emulator, args.runs, args.latency, concurrent_reads=not args.sequential_baseline))
+        result = asyncio.run(
+            measure(
+                emulator, args.runs, args.latency, concurrent_reads=not args.sequential_baseline, database=args.database
+            )
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result))
     print(f"grant request-to-active, self-service, Rancher emulator at {result['latency_ms']:.0f} ms per call")
     print(f"  runs                         {result['runs']}")
     print(

@@ -1,6 +1,6 @@
 """Benchmark: N grants expiring at the same moment, revoked by one sweep against a Rancher emulator at 20 ms a call.
 
-Run: /work/venv/bin/python bench/revocation.py [--grants 10000] [--concurrency 16] [--latency 0.02]
+Run: python bench/revocation.py [--grants 10000] [--concurrency 16] [--latency 0.02] [--database URL] [--json FILE]
 
 The Rancher emulator runs in a child process (so its CPU does not share the bot's GIL), seeded from a generated
 fixture holding one tagged PRTB per grant; a small ASGI wrapper there counts the requests in flight. The grants
@@ -138,7 +138,7 @@ def insert_grants(store: Storage, ids: dict[str, str], grants: int) -> None:
             store.grants.insert(grant, EXPIRY - 3600)
 
 
-async def run(args: argparse.Namespace, base: str, db: Path) -> dict[str, Any]:
+async def run(args: argparse.Namespace, base: str, db: Path | str) -> dict[str, Any]:
     """Insert the grants, run one sweep, check every grant ended and every binding is gone."""
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         state = (await http.get("/_emulator/state")).json()
@@ -198,6 +198,8 @@ def main() -> int:
     parser.add_argument("--grants", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=16, help="schedule.revoke_concurrency (default 16)")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per Rancher call (default 0.02)")
+    parser.add_argument("--database", default="", help="a SQLite path or postgresql:// URL (default: a temporary file)")
+    parser.add_argument("--json", default="", help="also write the report to this file as JSON")
     parser.add_argument("--serve-emulator", nargs=2, metavar=("FIXTURE", "PORT_FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_emulator:
@@ -231,11 +233,13 @@ def main() -> int:
                     break
                 except httpx.TransportError:
                     time.sleep(0.1)
-            report = asyncio.run(run(args, base, Path(tmp) / "bench.db"))
+            report = asyncio.run(run(args, base, args.database or Path(tmp) / "bench.db"))
         finally:
             child.terminate()
             child.wait(timeout=10)
     print(yaml.safe_dump(report, sort_keys=False).rstrip())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report))
     ok = report["expired_in_db"] == args.grants and report["tagged_bindings_left"] == 0
     verdict = "PASS" if ok and report["seconds"] <= TARGET_S else "FAIL"
     print(f"{verdict}: {args.grants} grants revoked in {report['seconds']} s (target {TARGET_S:.0f} s for 10,000)")

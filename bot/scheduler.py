@@ -1,9 +1,11 @@
 """APScheduler 3.x AsyncIOScheduler: registers the job bodies with fixed ids and intervals, under the leader lease.
 
-Every job runs only while this process holds the leader lease (a SQLite row taken by compare-and-set); a second
-`serve` process on the same database stays on standby, renews its bid every ttl/3 and takes over when the lease
-runs out. On start, and whenever this process becomes leader, the sweep, the reconciliation and the digest run
-at once, so grants that fell due while no process ran jobs are revoked without waiting an interval.
+Every job runs only while this process holds the leader lease (a database row taken by compare-and-set); any other
+`serve` replica on the same database stays on standby, bids every min(ttl/3, sweep interval) and takes over when
+the lease runs out. Each job body runs fenced by the lease's token (core.fencing): once another replica has taken
+the lease, a former leader that was paused and resumes cannot write anything; its job stops with FencedOut and it
+steps down. On start, and whenever this process becomes leader, the revocations a former leader left unfinished are
+resumed, and the sweep, the reconciliation and the digest run at once, so nothing that fell due waits an interval.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import Any, Final
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.core.errors import UpstreamError
+from bot.core import fencing
+from bot.core.errors import FencedOut, UpstreamError
 from bot.core.ports import Clock
 from bot.services.jobs.lease import LeaderLease
 from bot.services.metrics import METRICS
@@ -47,6 +51,8 @@ CATCH_UP: Final[tuple[str, ...]] = ("expire_grants", "finish_activations", "reco
 
 ANCHOR_INTERVAL: Final = 3600.0
 """The anchor job looks every hour; it posts once per UTC day."""
+TAKE_OVER: Final = "resume_revocations"
+"""A one-off job run on becoming leader: finish the revocations a former leader had claimed."""
 
 Role = str  # "leader" | "standby" | "off"
 Body = Callable[[int], Awaitable[object]]
@@ -66,6 +72,7 @@ class JobBodies:
     refresh_identities: Body
     post_digest: Body
     post_anchor: Body
+    resume_revocations: Body
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,8 @@ class JobScheduler:
             "refresh_identities": (s.refresh_interval, self.jobs.refresh_identities),
             "post_anchor": (ANCHOR_INTERVAL, self.jobs.post_anchor),
         }
-        lease_every = max(1.0, s.lease_ttl / 3)
+        # a standby bids at least once a sweep interval, so it leads within lease_ttl + one sweep of a leader's death
+        lease_every = max(1.0, min(s.lease_ttl / 3, s.sweep_interval))
         self._add(LEASE_JOB, IntervalTrigger(seconds=lease_every, timezone=UTC), self._tick_lease, (), lease_every)
         for job_id, (interval, body) in bodies.items():
             self._add(job_id, IntervalTrigger(seconds=interval, timezone=UTC), self._run, (job_id, body), interval)
@@ -188,6 +196,15 @@ class JobScheduler:
 
     def _catch_up(self) -> None:
         now = datetime.now(UTC)
+        self.scheduler.add_job(
+            self._run,
+            DateTrigger(run_date=now, timezone=UTC),
+            args=(TAKE_OVER, self.jobs.resume_revocations),
+            id=TAKE_OVER,
+            name=TAKE_OVER,
+            replace_existing=True,
+            misfire_grace_time=max(1, math.ceil(self.schedule.lease_ttl)),
+        )
         for job_id in CATCH_UP:
             job = self.scheduler.get_job(job_id)
             if job is not None:
@@ -210,9 +227,17 @@ class JobScheduler:
             if not self.lease.is_leader(now):
                 return
         try:
-            await body(now)
+            with fencing.fenced(self.lease.fence()):
+                await body(now)
         except asyncio.CancelledError:
             raise
+        except FencedOut as err:
+            # another replica took the lease while this one was stalled: stop at once and stand by
+            log.warning("scheduled job %s stopped: %s; standing by", job_id, err)
+            self.lease.step_down()
+            self._set_role("standby")
+            METRICS.job_ran(job_id, ok=False)
+            return
         except UpstreamError as err:
             # an outside system is down: expected, retried at the next run, no traceback needed
             log.warning("scheduled job %s did not finish: %s", job_id, err)

@@ -80,6 +80,15 @@ class Bot:
         """Audit what the refusal tallies hold for finished windows (every window when `before` is None)."""
         return sum(tally.flush(before=before) for tally in self.tallies)
 
+    @property
+    def replica(self) -> str:
+        """This process's lease owner id (host, pid, random suffix)."""
+        return self.scheduler.lease.owner_id
+
+    def leader(self) -> str | None:
+        """The replica holding the jobs lease now, if any."""
+        return self.scheduler.lease.holder(self.clock.now())
+
     async def aclose(self) -> None:
         """Audit the refusals still tallied, then close the HTTP clients and the database."""
         self.flush_tallies()
@@ -93,7 +102,7 @@ class Bot:
 
 def open_store(config: Config) -> Storage:
     """Every storage port on the configured database, migrated to the current schema."""
-    return open_storage(config.database)
+    return open_storage(config.database.reveal())
 
 
 def audit_keys(config: Config) -> tuple[ChainKey, ...]:
@@ -344,7 +353,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         marks=storage.marks,
         audit=audit,
         outbox=outbox,
-        open_reader=lambda: open_storage(config.database, migrate=False),
+        open_reader=lambda: open_storage(config.database.reveal(), migrate=False),
         clock=clock,
         settings=DigestSettings(sc.digest.day, sc.digest.time, sc.digest.timezone),
     )
@@ -370,6 +379,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         refresh_identities=identity_sync.refresh_all,
         post_digest=digest.post,
         post_anchor=DailyAnchor(tx=tx, marks=storage.marks, audit=audit, outbox=outbox).post,
+        resume_revocations=sweep.resume_claimed,
     )
     ttl = int(sc.lease_ttl.total_seconds())
     schedule = Schedule(

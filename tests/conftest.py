@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from accessbot_emulators.postgres import PostgresCluster, find_bindir, running_cluster
 from accessbot_emulators.rancher import RancherEmulator, run_emulator
 from accessbot_emulators.serving import bind, serve_in_thread
 from accessbot_emulators.slack import SlackEmulator, SlackSigner, slash_command_body
@@ -56,7 +58,7 @@ class RunningBot:
 
     def store(self) -> Storage:
         """A second connection to the bot's database, for assertions (close with `.database.close()`)."""
-        return open_storage(self.config.database, migrate=False)
+        return open_storage(self.config.database.reveal(), migrate=False)
 
     def audit(self, action: str) -> list[AuditEvent]:
         """The bot's audit events of one action, read through a second connection."""
@@ -299,3 +301,30 @@ def idp(slack: SlackEmulator, _idp_server: tuple[_IdPSwitch, str]) -> RunningIdP
 
 
 # ==== end of identity provider fixtures ===================================================================
+
+
+# ==== a real PostgreSQL (issue 14) ==========================================================================
+# A throwaway cluster for the session (initdb and pg_ctl, as the `postgres` user when root, on a free loopback
+# port), one fresh database per test. Skipped only where the server binaries are absent; under CI=true they must
+# be there (.ci/run installs Debian's postgresql package), so a missing server fails instead of skipping.
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A running throwaway PostgreSQL cluster, removed at the end of the session."""
+    bindir = find_bindir()
+    if bindir is None:
+        message = "PostgreSQL server binaries (initdb, pg_ctl) are not installed (apt-get install postgresql)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {message}")
+        pytest.skip(message)
+    with running_cluster(bindir) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """The URL (password included) of a fresh, empty database, dropped after the test."""
+    url = postgres_cluster.create_database()
+    yield url
+    postgres_cluster.drop_database(url)

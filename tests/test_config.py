@@ -158,3 +158,52 @@ def test_example_file_is_valid_yaml_with_every_documented_section() -> None:
         "policy",
         "schedule",
     }
+
+
+PG_PASSWORD = "pg-Secret-Pa55"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (f"postgresql://bot:{PG_PASSWORD}@db:54x2/accessbot", "port is not a number"),
+        (f"postgresql://bot:{PG_PASSWORD}@db:0/accessbot", "port is not a number"),
+        (f"postgresql://bot:{PG_PASSWORD}@db:5432/", "names no database"),
+        (f"postgresql://bot:{PG_PASSWORD}@:5432/accessbot", "names no host"),
+        (f"postgresql://bot:{PG_PASSWORD} @db/accessbot", "contains spaces"),
+        (f"mysql://bot:{PG_PASSWORD}@db/accessbot", "mysql URLs are not supported"),
+        ("", "must be text"),
+    ],
+)
+def test_malformed_database_url_is_named_without_echoing_it(url: str, problem: str) -> None:
+    """A bad `database:` URL gives `database: what is wrong (what is expected)` and never shows the password."""
+    data = _valid()
+    data["database"] = url
+    (line,) = _problems(data)
+    assert line.startswith("database: ")
+    assert problem in line
+    assert "postgresql://USER:PASSWORD@HOST:5432/DATABASE" in line
+    assert PG_PASSWORD not in line
+
+
+def test_postgresql_url_is_accepted_and_its_password_masked_everywhere() -> None:
+    """A postgresql:// URL validates; str, repr, the summary and model dumps show `***`; reveal() gives it whole."""
+    from bot.config import summary
+
+    url = f"postgresql://bot:{PG_PASSWORD}@db.example.com:5432/accessbot?sslmode=require"
+    data = _valid()
+    data["database"] = url
+    config = parse_config(data)
+    assert config.database.is_postgres
+    assert config.database.reveal() == url
+    shown = [str(config.database), repr(config.database), repr(config), "\n".join(summary(config))]
+    shown.append(config.model_dump_json())
+    assert all(PG_PASSWORD not in text for text in shown)
+    assert "postgresql://bot:***@db.example.com:5432/accessbot?sslmode=require" in str(config.database)
+
+
+def test_sqlite_path_stays_a_path() -> None:
+    """A plain path is a SQLite file, shown as it is."""
+    config = parse_config(_valid())
+    assert not config.database.is_postgres
+    assert str(config.database) == "/tmp/x.db"

@@ -1,23 +1,17 @@
-"""Deployment files: Procfile, Dockerfile and Kubernetes manifests say what the README promises."""
+"""Deployment files: the Procfile and the Dockerfile say what the README promises (the chart: tests/test_helm.py)."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
-import yaml
-from cryptography.fernet import Fernet
 
-from bot.config import parse_config, substitute_env
+from bot import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
-K8S = ROOT / "deploy" / "kubernetes"
-
-
-def _docs(path: Path) -> list[dict[str, object]]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
 def test_procfile_runs_serve_with_port() -> None:
@@ -36,43 +30,18 @@ def test_dockerfile_runs_as_non_root_with_healthcheck_and_volume() -> None:
     assert 'VOLUME ["/var/lib/accessbot"]' in text
 
 
-def test_deployment_is_one_replica_recreate_with_probes() -> None:
-    """One replica, Recreate strategy, health probes and the PVC mounted."""
-    deployment = _docs(K8S / "deployment.yaml")[0]
-    spec = deployment["spec"]
-    assert spec["replicas"] == 1  # type: ignore[index]
-    assert spec["strategy"] == {"type": "Recreate"}  # type: ignore[index]
-    container = spec["template"]["spec"]["containers"][0]  # type: ignore[index]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-    assert {"secretRef": {"name": "accessbot-env"}} in container["envFrom"]
-    volumes = spec["template"]["spec"]["volumes"]  # type: ignore[index]
-    assert {"name": "data", "persistentVolumeClaim": {"claimName": "accessbot-data"}} in volumes
+def test_package_version_is_the_one_the_image_and_chart_carry() -> None:
+    """`accessbot --version`, the image's VERSION build argument and the chart all take the package's version."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert __version__ == version
+    assert "ARG VERSION" in (ROOT / "Dockerfile").read_text()
+    assert 'org.opencontainers.image.version="${VERSION}"' in (ROOT / "Dockerfile").read_text()
 
 
-def test_configmap_config_validates_with_the_secret_environment() -> None:
-    """The shipped ConfigMap's config.yaml is valid once the Secret's variables are set."""
-    configmap = _docs(K8S / "configmap.yaml")[0]
-    raw = yaml.safe_load(configmap["data"]["config.yaml"])  # type: ignore[index]
-    env = {
-        "SLACK_BOT_TOKEN": "xoxb-1",
-        "SLACK_SIGNING_SECRET": "s",
-        "OIDC_CLIENT_SECRET": "c",
-        "RANCHER_TOKEN": "token-abcde:x",
-        "ACCESSBOT_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-    }
-    data, missing = substitute_env(raw, env)
-    assert missing == []
-    config = parse_config(data)
-    assert str(config.database) == "/var/lib/accessbot/accessbot.db"
-    secret_keys = set(yaml.safe_load((K8S / "secret.example.yaml").read_text())["stringData"])
-    assert secret_keys == set(env)
-
-
-def test_every_manifest_is_listed_in_kustomization() -> None:
-    """kustomization.yaml lists each manifest (ingress optional, secret made separately)."""
-    kustomization = (K8S / "kustomization.yaml").read_text()
-    for name in ("namespace.yaml", "configmap.yaml", "pvc.yaml", "deployment.yaml", "service.yaml", "ingress.yaml"):
-        assert name in kustomization
+def test_the_kustomize_manifests_are_gone_in_favour_of_the_chart() -> None:
+    """One way to install on Kubernetes: the Helm chart (the hand-written manifests drifted from the values)."""
+    assert not (ROOT / "deploy" / "kubernetes").exists()
+    assert (ROOT / "deploy" / "helm" / "rancher-access-bot" / "Chart.yaml").is_file()
 
 
 def test_docker_build_succeeds_where_docker_is_available() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,10 @@ from bot.adapters.store import open_storage
 from bot.config import Config
 from bot.core.model import Grant, GrantState, Target
 from bot.demo import botconfig
-from bot.scheduler import JOB_IDS, digest_trigger
+from bot.scheduler import JOB_IDS, JobBodies, JobScheduler, Schedule, digest_trigger
+from bot.services.jobs.lease import LeaderLease
 from tests import factories
-from tests.conftest import UNREACHABLE, RunningBot, wait_until
+from tests.conftest import UNREACHABLE, FakeClock, RunningBot, wait_until
 
 BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -260,3 +263,50 @@ async def test_job_failing_on_an_outside_system_logs_one_line_without_traceback(
         assert METRICS.job_failures["reconcile"] == before + 1
     finally:
         await components.aclose()
+
+
+async def _idle(now: int) -> None:
+    return None
+
+
+IDLE = JobBodies(*([_idle] * len(fields(JobBodies))))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One database two schedulers share: a SQLite file, or a database on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "shared.db")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+async def test_a_leader_paused_mid_job_cannot_write_after_a_takeover(shared_target: str) -> None:
+    """A leader stalled inside a job past its lease, resumed after a standby took over, writes nothing and stands by."""
+    stores = [open_storage(shared_target), open_storage(shared_target)]
+    clock = FakeClock()
+    first = JobScheduler(IDLE, LeaderLease(stores[0].leases, "a", 30, clock=clock), Schedule(), clock)
+    second = LeaderLease(stores[1].leases, "b", 30, clock=clock)
+    stalled, resume = asyncio.Event(), asyncio.Event()
+
+    async def body(now: int) -> None:
+        stores[0].marks.claim("before-the-stall", "a", now)
+        stalled.set()
+        await resume.wait()  # the leader is paused here (a stopped VM, a long GC, SIGSTOP)
+        stores[0].marks.claim("after-the-stall", "a", now)
+
+    try:
+        assert first.lease.try_acquire()
+        first.role = "leader"
+        job = asyncio.create_task(first._run("expire_grants", body))
+        await stalled.wait()
+        clock.value += 31
+        assert second.try_acquire()  # the standby takes the lapsed lease over
+        resume.set()
+        await job
+        assert stores[1].marks.get("before-the-stall") == "a"
+        assert stores[1].marks.get("after-the-stall") is None
+        assert first.role == "standby"
+        assert not first.lease.is_leader()
+    finally:
+        for store in stores:
+            store.database.close()

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 import pytest
-from sqlite_utils import Database
 
 from bot.adapters.store.migrations import MIGRATIONS
 from tests import attacker
@@ -22,12 +21,20 @@ def test_healthz_is_ok_with_current_migrations(bot: RunningBot) -> None:
     assert body["migrations"] == "current"
 
 
+def test_healthz_names_this_replica_and_the_one_that_leads(bot: RunningBot) -> None:
+    """/healthz says which replica answered and which replica holds the jobs lease (here: itself)."""
+    body = bot.http.get(f"{bot.url}/healthz").json()
+    assert body["jobs"] == "leader"
+    assert body["replica"]
+    assert body["leader"] == body["replica"]
+
+
 def test_healthz_is_503_when_migrations_are_missing(bot: RunningBot) -> None:
     """/healthz answers 503 when the schema is behind (a migration record was removed)."""
-    attacker.execute(bot.config.database, "delete from _sqlite_migrations")
+    attacker.execute(bot.config.database.reveal(), "delete from schema_migrations")
     response = bot.http.get(f"{bot.url}/healthz")
     assert response.status_code == 503
-    assert response.json()["migrations"] == f"{len(MIGRATIONS.pending(Database(':memory:')))} pending"
+    assert response.json()["migrations"] == f"{len(MIGRATIONS)} pending"
 
 
 def test_metrics_exposes_prometheus_text(bot: RunningBot) -> None:

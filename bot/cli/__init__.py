@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from bot import __version__
-from bot.cli import audit, dev, digest, generate, grants, oidc, outbox, policy, prepare, rancher, serve
+from bot.cli import audit, data, dev, digest, generate, grants, oidc, outbox, policy, prepare, rancher, serve
 from bot.cli.context import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Command
 from bot.core.errors import BotError, ConfigError, UserError
 
 REGISTRARS = (
     serve.register,
     prepare.register,
+    data.register,
     audit.register,
     generate.register,
     dev.register,

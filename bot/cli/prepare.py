@@ -20,15 +20,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    """Apply database migrations, and key the audit chain (a recorded re-keying event) when it is not yet."""
+    """Apply pending database migrations (before a rollout: a Kubernetes Job or Helm hook), refuse a newer database,
+    and key the audit chain (a recorded re-keying event) when it is not yet."""
     from bot.adapters.clock import SystemClock  # noqa: PLC0415 - only this command needs the wiring
+    from bot.adapters.store import open_sql  # noqa: PLC0415 - only this command needs the adapter itself
     from bot.wiring import audit_log  # noqa: PLC0415
 
     config = config_from(args)
+    sql = open_sql(config.database.reveal())
+    try:
+        applied_now = sql.migrate()
+        applied = sql.applied_migrations()
+    finally:
+        sql.close()
     with storage_from(args) as storage:
-        applied = storage.database.applied_migrations()
         rekeyed = audit_log(config, storage, SystemClock()).ensure_keyed()
-    print(f"OK: {config.database} has {len(applied)} migration(s) applied, none pending")
+    now = f"applied now: {', '.join(applied_now)}" if applied_now else "none applied now"
+    print(f"OK: {config.database} has {len(applied)} migration(s) applied ({now}), none pending")
     if rekeyed is not None:
         print(f"the audit chain is now keyed (event {rekeyed.id}, key {rekeyed.key_id})")
     return EXIT_OK
@@ -38,4 +46,4 @@ def register(sub: Subparsers, add: Add) -> None:
     """Add `accessbot check-config [PATH]` and `accessbot migrate`."""
     p = add("check-config", cmd_check_config, "validate a configuration file and print a summary")
     p.add_argument("path", nargs="?")
-    add("migrate", cmd_migrate, "apply database migrations")
+    add("migrate", cmd_migrate, "apply pending database migrations (run before a rollout)")

@@ -6,7 +6,7 @@ import argparse
 import os
 import socket
 
-from bot.cli.context import EXIT_OK, Add, Subparsers, config_from
+from bot.cli.context import EXIT_OK, Add, Subparsers, config_from, storage_from
 from bot.core.errors import UserError
 
 
@@ -45,6 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = config.server.port if args.port is None else args.port
     if not 0 <= port <= 65535:
         raise UserError(f"--port {port} is not a TCP port", "use 1 to 65535")
+    with storage_from(args):
+        pass  # migrate now, or stop with one line: a database newer than this version, or one that does not answer
     sock = _listen(args.host or config.server.host, port)
     setup_logging(config.log_level)
     app = create_app(config, socket_mode=args.socket_mode)

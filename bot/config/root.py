@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import field_validator
 
 from bot.config.base import FrozenModel, require_http_url
+from bot.config.database import DatabaseTarget
 from bot.config.oidc import OidcConfig
 from bot.config.policy import PolicyConfig
 from bot.config.rancher import RancherConfig
@@ -20,7 +20,7 @@ from bot.config.slack import SlackConfig
 class Config(FrozenModel):
     """The whole configuration."""
 
-    database: Path = Path("./accessbot.db")
+    database: DatabaseTarget = DatabaseTarget("./accessbot.db")
     public_url: str
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     server: ServerConfig = ServerConfig()

@@ -102,3 +102,13 @@ class ConfigError(BotError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class FencedOut(BotError):
+    """A job tried to write under a lease that another process has taken over since; nothing was written."""
+
+    def __init__(self, lease: str, owner: str, token: int) -> None:
+        super().__init__(f"lease {lease!r} is no longer held by {owner} with token {token}; write refused")
+        self.lease = lease
+        self.owner = owner
+        self.token = token

@@ -35,7 +35,11 @@ class Transactions(Protocol):
     """Groups changes into one transaction."""
 
     def atomic(self) -> AbstractContextManager[None]:
-        """One transaction (nestable as savepoints); an exception rolls back everything inside it."""
+        """One transaction (nestable as savepoints); an exception rolls back everything inside it.
+
+        While a job runs under a fence (core.fencing), every transaction that writes first checks that the lease
+        still has the job's owner and token, and raises FencedOut (changing nothing) when it does not.
+        """
         ...
 
 
@@ -360,8 +364,12 @@ class OutboxStore(Protocol):
 class LeaseStore(Protocol):
     """Named leases that one process holds at a time."""
 
-    def take(self, name: str, owner: str, now: int, ttl: int) -> bool:
-        """Take or renew `name` for `owner` when free, expired or already `owner`'s; True when `owner` holds it."""
+    def take(self, name: str, owner: str, now: int, ttl: int) -> int | None:
+        """Take or renew `name` for `owner` when free, expired or already `owner`'s.
+
+        Returns the lease's fencing token when `owner` holds it (it grows each time the lease changes hands,
+        never on renewal), else None.
+        """
         ...
 
     def holder(self, name: str, now: int) -> str | None:
@@ -369,7 +377,7 @@ class LeaseStore(Protocol):
         ...
 
     def release(self, name: str, owner: str) -> None:
-        """Give up a lease held by `owner`."""
+        """Give up a lease held by `owner` (its token is kept, so the next holder's is larger)."""
         ...
 
 

@@ -260,7 +260,7 @@ class Console:
         minimum, maximum = (1.2, max(self.settle, 8.0)) if jobs else (0.2, self.settle)
         last: tuple[int, ...] = ()
         quiet_since = start
-        store = open_storage(self.stack.config.database, migrate=False)
+        store = open_storage(self.stack.config.database.reveal(), migrate=False)
         try:
             while (elapsed := time.monotonic() - start) < maximum:
                 state = self._slack_state()
@@ -459,7 +459,7 @@ class Console:
         if not count.isdigit():
             self.problem(f":audit takes a number of events, not {count!r}")
             return
-        store = open_storage(self.stack.config.database, migrate=False)
+        store = open_storage(self.stack.config.database.reveal(), migrate=False)
         try:
             events = list(store.audit.events())[-int(count) :]
         finally:

@@ -123,7 +123,7 @@ def running_stack(
             app_kwargs=dict(app_kwargs or {}),
         )
         if database is not None:
-            _free_stale_lease(config.database)
+            _free_stale_lease(config.database.reveal())
         running.start_bot()
         stack.callback(running.stop_bot)
         yield running

@@ -1,4 +1,4 @@
-"""Operator endpoints: /healthz (database and migrations, job role) and /metrics (Prometheus text)."""
+"""Operator endpoints: /healthz (database and migrations, job role, which replica leads) and /metrics."""
 
 from __future__ import annotations
 
@@ -25,6 +25,15 @@ class RunningBot(Protocol):
         """`leader`, `standby` or `off`: whether this process runs the scheduled jobs."""
         ...
 
+    @property
+    def replica(self) -> str:
+        """This process's lease owner id (host, pid, random suffix)."""
+        ...
+
+    def leader(self) -> str | None:
+        """The replica holding the jobs lease now, if any."""
+        ...
+
 
 def _running(request: Request) -> RunningBot:
     running: RunningBot = request.app.state.components
@@ -32,11 +41,12 @@ def _running(request: Request) -> RunningBot:
 
 
 async def healthz(request: Request) -> Response:
-    """200 when the database answers and migrations are current, else 503; says whether this process runs jobs."""
+    """200 when the database answers and migrations are current, else 503; says which replica this is and leads."""
     components = _running(request)
-    status: dict[str, Any] = {"status": "ok", "jobs": components.role}
+    status: dict[str, Any] = {"status": "ok", "jobs": components.role, "replica": components.replica}
     try:
         components.storage.database.ping()
+        status["leader"] = components.leader()
         pending = components.storage.database.pending_migrations()
         status["database"] = "ok"
         status["migrations"] = "current" if not pending else f"{len(pending)} pending"

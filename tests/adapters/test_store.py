@@ -1,4 +1,4 @@
-"""The SQLite adapter itself: migrations from empty, pragmas, carried-over data, and sealed secrets in the file.
+"""The store adapters themselves: migrations on both engines, pragmas, carried-over data, sealed secrets in the file.
 
 Behaviour every store must have (transactions, compare-and-set, ordering) is in tests/contract.
 """
@@ -6,31 +6,121 @@ Behaviour every store must have (transactions, compare-and-set, ordering) is in 
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlite_utils import Database
 
 from bot.adapters.sealing import FernetSealer
-from bot.adapters.store import SqliteDatabase, open_storage
-from bot.adapters.store.migrations import MIGRATIONS
+from bot.adapters.store import DatabaseTooNew, SqliteDatabase, open_sql, open_storage
+from bot.adapters.store.migrations import MIGRATIONS, Migration, Migrator
+from bot.core import audit_chain
 from bot.core.errors import TokenRejected
 from bot.core.grant_lifecycle import ExtensionState
 from tests import factories
 
+DATA = Path(__file__).resolve().parent.parent / "data"
 
-def test_migrations_apply_from_empty_and_rerun_is_a_no_op(tmp_path: Path) -> None:
-    """Migrating an empty file applies every migration; a second run applies nothing."""
-    sql = SqliteDatabase(tmp_path / "fresh.db")
-    every = [m.name for m in MIGRATIONS.pending(Database(memory=True))]
-    assert every[:3] == ["m001_initial", "m002_audit_action_index", "m003_grant_extensions"]
-    assert sql.migrate() == every
-    assert sql.migrate() == []
-    assert sql.pending_migrations() == []
-    tables = set(sql.db.table_names())
-    assert {"links", "login_attempts", "grants", "grant_history", "audit_events", "outbox", "job_leases"} <= tables
-    assert {"grant_extensions", "extension_approvals", "replay_cache"} <= tables
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each engine: a SQLite file, or a new database on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "fresh.db")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_migrations_apply_from_empty_and_rerun_is_a_no_op(target: str) -> None:
+    """Migrating an empty database applies every migration, in order; a second run applies nothing."""
+    sql = open_sql(target)
+    try:
+        assert sql.migrate() == [m.name for m in MIGRATIONS]
+        assert sql.migrate() == []
+        assert sql.pending_migrations() == []
+        assert sql.applied_migrations() == [m.name for m in MIGRATIONS]
+        for table in (
+            "links",
+            "login_attempts",
+            "grants",
+            "grant_history",
+            "audit_events",
+            "outbox",
+            "job_leases",
+            "grant_extensions",
+            "extension_approvals",
+            "replay_cache",
+        ):
+            assert sql.one(sql.dialect.table_exists_sql, [table]) is not None
+    finally:
+        sql.close()
+
+
+def test_a_database_migrated_by_a_newer_version_is_refused(target: str) -> None:
+    """A database recording a migration this version does not know is refused, naming it, and left unchanged."""
+    sql = open_sql(target)
+    try:
+        Migrator(sql, (*MIGRATIONS, Migration("m999_from_the_future", ()))).apply(0)
+    finally:
+        sql.close()
+    with pytest.raises(DatabaseTooNew, match="m999_from_the_future") as refused:
+        open_storage(target)
+    assert "restore" in refused.value.hint
+    sql = open_sql(target)
+    try:
+        with pytest.raises(DatabaseTooNew):
+            sql.pending_migrations()
+        assert "m999_from_the_future" in sql.applied_migrations()
+    finally:
+        sql.close()
+
+
+def test_concurrent_migrators_apply_each_migration_once(target: str) -> None:
+    """Three processes' worth of migrators starting together leave each migration applied and recorded once."""
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            sql = open_sql(target)
+            try:
+                results.append(sql.migrate())
+            finally:
+                sql.close()
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=migrate) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(name for applied in results for name in applied) == sorted(m.name for m in MIGRATIONS)
+
+
+def test_a_sqlite_file_written_by_0_1_0_is_adopted_and_upgraded(tmp_path: Path) -> None:
+    """A 0.1.0 database (sqlite-utils migration records) keeps its data and gets only the newer migrations."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript((DATA / "accessbot-0.1.0.sql").read_text())
+    conn.close()
+    sql = SqliteDatabase(path)
+    newer = [m.name for m in MIGRATIONS][3:]  # m004_lease_fencing_token and every one after
+    assert sql.pending_migrations() == newer
+    assert sql.migrate() == newer
+    sql.close()
+    storage = open_storage(path)
+    try:
+        grant = storage.grants.get("g-1")
+        assert grant is not None
+        assert grant.slack_user == "U0ALICE001"
+        assert audit_chain.verify(storage.audit.events(), storage.audit.head()).ok
+        assert storage.grants.new_id() == "g-2"
+        assert storage.leases.take("jobs", "host:1:abc", 1_800_000_010, 60) is not None
+    finally:
+        storage.database.close()
 
 
 def test_database_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
@@ -43,8 +133,9 @@ def test_database_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
 def test_extension_requests_kept_in_job_state_are_carried_over(tmp_path: Path) -> None:
     """m003 moves extension requests from job_state JSON into their own table, keeping state and approvers."""
     path = tmp_path / "old.db"
-    db = Database(path)
-    MIGRATIONS.apply(db, stop_before="m003_grant_extensions")  # the schema as it was before
+    sql = SqliteDatabase(path)
+    Migrator(sql, MIGRATIONS[:2]).apply(0)  # the schema as it was before m003
+    db = sql.db
     rows = [
         ("ext:g-1:0", json.dumps({"extra_s": 600, "approvers": ["U1"]})),
         ("ext:g-2:1", json.dumps({"extra_s": 60, "approvers": []})),
@@ -55,7 +146,7 @@ def test_extension_requests_kept_in_job_state_are_carried_over(tmp_path: Path) -
         ("digest:2026-W01", "1"),
     ]
     db.table("job_state").insert_all([{"key": k, "value": v, "updated_at": 5} for k, v in rows])
-    db.conn.close()
+    sql.close()
     storage = open_storage(path)
     pending, denied, applied = (storage.extensions.get(g, n) for g, n in (("g-1", 0), ("g-2", 1), ("g-3", 0)))
     assert pending is not None
@@ -75,23 +166,17 @@ def test_extension_requests_kept_in_job_state_are_carried_over(tmp_path: Path) -
 def test_outbox_messages_queued_before_statuses_keep_their_meaning(tmp_path: Path) -> None:
     """m121: sent rows become `sent`, rows parked at next_attempt_at 2**53 become `parked`, refs become order keys."""
     path = tmp_path / "old.db"
-    db = Database(path)
-    MIGRATIONS.apply(db, stop_before="m121_outbox_status")
-    base = {"channel": "C1", "created_at": 1, "attempts": 0, "last_error": ""}
-    db.table("outbox").insert_all(
-        [
-            {**base, "key": "sent", "kind": "post", "payload": "{}", "sent_at": 5, "next_attempt_at": 1},
-            {**base, "key": "parked", "kind": "dm", "payload": "{}", "next_attempt_at": 2**53, "last_error": "refused"},
-            {
-                **base,
-                "key": "edit",
-                "kind": "update",
-                "payload": json.dumps({"ref": "grant:g-1"}),
-                "next_attempt_at": 1,
-            },
-        ]
+    sql = SqliteDatabase(path)
+    before = [m for m in MIGRATIONS if m.name < "m121_outbox_status"]
+    Migrator(sql, before).apply(0)
+    insert = (
+        "insert into outbox(key, kind, channel, payload, attempts, next_attempt_at, created_at, sent_at, last_error) "
+        "values (?, ?, 'C1', ?, 0, ?, 1, ?, ?)"
     )
-    db.conn.close()
+    sql.execute(insert, ["sent", "post", "{}", 1, 5, ""])
+    sql.execute(insert, ["parked", "dm", "{}", 2**53, None, "refused"])
+    sql.execute(insert, ["edit", "update", json.dumps({"ref": "grant:g-1"}), 1, None, ""])
+    sql.close()
     storage = open_storage(path)
     sent, parked, edit = (storage.outbox.get(k) for k in ("sent", "parked", "edit"))
     assert sent is not None

@@ -90,7 +90,7 @@ def _identity(store: Storage, slack_user: str) -> Identity | None:
 @contextlib.contextmanager
 def opened(stack: Stack) -> Iterator[Storage]:
     """A second connection to the bot's database, closed after use."""
-    store = open_storage(stack.config.database, migrate=False)
+    store = open_storage(stack.config.database.reveal(), migrate=False)
     try:
         yield store
     finally:

@@ -40,7 +40,7 @@ def cli_config(
     if keys:
         security["audit_keys"] = keys
     data = botconfig.config_data(
-        database=database or config.database,
+        database=database or config.database.reveal(),
         public_url=config.public_url,
         slack_api_url=config.slack.api_url,
         oidc_issuer=config.oidc.issuer,

@@ -51,7 +51,7 @@ def cbot(make_bot: MakeBot, clock: FakeClock, tmp_path: Path) -> Iterator[Runnin
 
 def database_bytes(bot: RunningBot) -> int:
     """The database's size with its write-ahead log folded in (a checkpoint from a second connection)."""
-    conn = sqlite3.connect(bot.config.database)
+    conn = sqlite3.connect(bot.config.database.reveal())
     try:
         conn.execute("pragma wal_checkpoint(TRUNCATE)")
         pages = conn.execute("pragma page_count").fetchone()[0]

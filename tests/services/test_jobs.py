@@ -229,6 +229,7 @@ def make_world(
         refresh_identities=_nothing,
         post_digest=digest.post,
         post_anchor=_nothing,
+        resume_revocations=sweep.resume_claimed,
     )
     return World(store, emulator, slack, clock, jobs, grants, audit, outbox, client, db_path), [real]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 
 from bot.adapters.store.rows import audit_from_row, audit_row
-from bot.adapters.store.sqlite import SqliteDatabase
+from bot.adapters.store.sql import SqlConnection
 from bot.core.audit_chain import GENESIS
 from bot.core.digest import AuditEventLike
 from bot.core.model import AuditEvent, ChainHead
@@ -14,12 +14,14 @@ from bot.core.model import AuditEvent, ChainHead
 class SqlAudit:
     """The AuditStore port; it stores what the audit service chained and never computes a hash itself."""
 
-    def __init__(self, sql: SqliteDatabase) -> None:
+    def __init__(self, sql: SqlConnection) -> None:
         self._sql = sql
 
     def head(self) -> ChainHead:
         """The newest event's id and hash as kept apart from the rows."""
-        row = self._sql.one("select last_id, last_hash from audit_head where id = 1")
+        # inside a writer's transaction this locks the head row on PostgreSQL, so concurrent appends queue up
+        lock = self._sql.dialect.row_lock
+        row = self._sql.one(f"select last_id, last_hash from audit_head where id = 1{lock}")  # noqa: S608 - a constant
         if row is None:
             return ChainHead(0, GENESIS)
         return ChainHead(int(row["last_id"]), str(row["last_hash"]))
@@ -71,10 +73,10 @@ class SqlAudit:
             last = rows[-1]["id"]
 
     def action_counts(self, since: int, until: int) -> dict[str, int]:
-        """Events per action with ts in [since, until), counted by SQLite on the (action, ts) index."""
+        """Events per action with ts in [since, until), counted by the database on the (action, ts) index."""
+        table = self._sql.dialect.indexed_by("audit_events", "idx_audit_events_action_ts")
         cursor = self._sql.cursor(
-            "select action, count(*) from audit_events indexed by idx_audit_events_action_ts "
-            "where ts >= ? and ts < ? group by action",
+            f"select action, count(*) from {table} where ts >= ? and ts < ? group by action",  # noqa: S608
             [since, until],
         )
         return {str(action): int(n) for action, n in cursor}

@@ -1,26 +1,31 @@
-"""What processes share to coordinate, in SQL: leases, the jobs' set-once marks, the replay cache (three ports)."""
+"""What processes share to coordinate, in SQL: leases (with fencing tokens), the jobs' set-once marks, the replay
+cache (three ports)."""
 
 from __future__ import annotations
 
-from bot.adapters.store.sqlite import SqliteDatabase
+from bot.adapters.store.sql import SqlConnection
 
 
 class SqlLeases:
-    """The LeaseStore port: one row per lease, taken by compare-and-set."""
+    """The LeaseStore port: one row per lease, taken by compare-and-set; its token grows when it changes hands."""
 
-    def __init__(self, sql: SqliteDatabase) -> None:
+    def __init__(self, sql: SqlConnection) -> None:
         self._sql = sql
 
-    def take(self, name: str, owner: str, now: int, ttl: int) -> bool:
-        """Take or renew `name` for `owner` when free, expired or already `owner`'s; True when `owner` holds it."""
-        self._sql.execute(
-            "insert into job_leases(name, owner, expires_at, renewed_at) values (?, ?, ?, ?) "
+    def take(self, name: str, owner: str, now: int, ttl: int) -> int | None:
+        """Take or renew `name` for `owner` when free, expired or already `owner`'s; its fencing token, else None.
+
+        The row is never deleted (release only ends its time), so the token keeps growing across owners.
+        """
+        row = self._sql.one(
+            "insert into job_leases(name, owner, expires_at, renewed_at, token) values (?, ?, ?, ?, 1) "
             "on conflict(name) do update set owner = excluded.owner, expires_at = excluded.expires_at, "
-            "renewed_at = excluded.renewed_at where job_leases.owner = excluded.owner or job_leases.expires_at <= ?",
+            "renewed_at = excluded.renewed_at, token = case when job_leases.owner = excluded.owner "
+            "then job_leases.token else job_leases.token + 1 end "
+            "where job_leases.owner = excluded.owner or job_leases.expires_at <= ? returning token",
             [name, owner, now + ttl, now, now],
         )
-        row = self._sql.one("select owner from job_leases where name = ?", [name])
-        return row is not None and row["owner"] == owner
+        return int(row["token"]) if row is not None else None
 
     def holder(self, name: str, now: int) -> str | None:
         """Who holds an unexpired lease, if anyone."""
@@ -28,14 +33,14 @@ class SqlLeases:
         return str(row["owner"]) if row is not None and row["expires_at"] > now else None
 
     def release(self, name: str, owner: str) -> None:
-        """Give up a lease held by `owner`."""
-        self._sql.execute("delete from job_leases where name = ? and owner = ?", [name, owner])
+        """Give up a lease held by `owner` (it expires now; the row and its token stay)."""
+        self._sql.execute("update job_leases set expires_at = 0 where name = ? and owner = ?", [name, owner])
 
 
 class SqlJobMarks:
     """The JobMarks port."""
 
-    def __init__(self, sql: SqliteDatabase) -> None:
+    def __init__(self, sql: SqlConnection) -> None:
         self._sql = sql
 
     def get(self, key: str) -> str | None:
@@ -59,7 +64,7 @@ class SqlReplayCache:
     PURGE_EVERY = 200
     """Remembered keys between two deletions of the expired ones (the table holds minutes of Slack traffic)."""
 
-    def __init__(self, sql: SqliteDatabase) -> None:
+    def __init__(self, sql: SqlConnection) -> None:
         self._sql = sql
         self._since_purge = 0
 

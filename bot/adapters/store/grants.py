@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from bot.adapters.store.rows import Row, change_columns, grant_from_row, grant_row
-from bot.adapters.store.sqlite import SqliteDatabase
+from bot.adapters.store.sql import SqlConnection
 from bot.core.grant_lifecycle import ExtensionRequest, ExtensionState
 from bot.core.model import Approval, Grant, GrantChange, GrantState, HistoryEntry, Target
 
@@ -17,14 +17,14 @@ def _marks(values: Collection[object]) -> str:
 class SqlGrants:
     """The GrantStore port."""
 
-    def __init__(self, sql: SqliteDatabase) -> None:
+    def __init__(self, sql: SqlConnection) -> None:
         self._sql = sql
 
     def new_id(self) -> str:
         """Allocate the next grant id (`g-1`, `g-2`, …)."""
         row = self._sql.one(
             "insert into counters(name, value) values ('grant', 1) "
-            "on conflict(name) do update set value = value + 1 returning value"
+            "on conflict(name) do update set value = counters.value + 1 returning value"
         )
         assert row is not None
         return f"g-{int(row['value'])}"
@@ -82,7 +82,7 @@ class SqlGrants:
         return self._grants(
             "update grants set state = 'revoking', updated_at = ? where seq in ("
             "select seq from grants where state = 'active' and expires_at <= ? order by expires_at limit ?"
-            ") returning *",
+            ") and state = 'active' returning *",  # rechecked on the locked row: two claimers never both win
             [now, now, limit],
         )
 
@@ -175,7 +175,7 @@ class SqlGrants:
 class SqlExtensions:
     """The ExtensionStore port."""
 
-    def __init__(self, sql: SqliteDatabase) -> None:
+    def __init__(self, sql: SqlConnection) -> None:
         self._sql = sql
 
     def open(self, request: ExtensionRequest) -> bool:

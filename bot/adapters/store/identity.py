@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 from bot.adapters.store.rows import attempt_from_row, attempt_row, link_from_row, link_row
-from bot.adapters.store.sqlite import SqliteDatabase
+from bot.adapters.store.sql import SqlConnection
 from bot.core.model import LinkRecord, LinkStatus, LoginAttempt
 
 
 class SqlLinks:
     """The LinkStore port."""
 
-    def __init__(self, sql: SqliteDatabase) -> None:
+    def __init__(self, sql: SqlConnection) -> None:
         self._sql = sql
 
     def get(self, slack_user: str) -> LinkRecord | None:
@@ -56,9 +56,10 @@ class SqlLinks:
         self, slack_user: str, old: str | None, new: str | None, token_expires_at: int | None
     ) -> bool:
         """Replace the sealed refresh token only while it is still `old` (compare-and-swap); True when it won."""
+        same_token = self._sql.dialect.null_safe_equals("refresh_token")
         return bool(
             self._sql.execute(
-                "update links set refresh_token = ?, token_expires_at = ? where slack_user = ? and refresh_token is ?",
+                f"update links set refresh_token = ?, token_expires_at = ? where slack_user = ? and {same_token}",  # noqa: S608
                 [new, token_expires_at, slack_user, old],
             )
         )
@@ -127,7 +128,7 @@ class SqlLinks:
 class SqlLoginAttempts:
     """The LoginAttemptStore port."""
 
-    def __init__(self, sql: SqliteDatabase) -> None:
+    def __init__(self, sql: SqlConnection) -> None:
         self._sql = sql
 
     def insert(self, attempt: LoginAttempt) -> None:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Collection, Mapping
 
 from bot.adapters.store.rows import outbox_from_row
-from bot.adapters.store.sqlite import SqliteDatabase
+from bot.adapters.store.sql import SqlConnection
 from bot.core.model import OutboxMessage, OutboxStatus, Priority
 
 _CHUNK = 500  # bound parameters per `in (…)` query
@@ -19,7 +19,7 @@ def _marks(n: int) -> str:
 class SqlOutbox:
     """The OutboxStore port."""
 
-    def __init__(self, sql: SqliteDatabase) -> None:
+    def __init__(self, sql: SqlConnection) -> None:
         self._sql = sql
 
     def enqueue(

@@ -1,4 +1,4 @@
-"""The SQLite connection (sqlite-utils): pragmas, transactions, schema migrations and the SQL calls repositories make.
+"""The SQLite connection (sqlite-utils): pragmas, transactions, the fence check, migrations and the online backup.
 
 The connection belongs to the thread that opened it (sqlite3's thread affinity): the event-loop thread for the
 bot, a worker thread for the digest's reader. Every call is short and synchronous.
@@ -7,6 +7,7 @@ bot, a worker thread for the digest's reader. Every call is short and synchronou
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,13 +15,13 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from bot.adapters.store.migrations import MIGRATIONS
-
-Row = dict[str, Any]
+from bot.adapters.store.migrations import Migrator
+from bot.adapters.store.sql import SQLITE, Dialect, Params, Row, check_fence, is_write
+from bot.core import fencing
 
 
 class SqliteDatabase:
-    """One connection to the bot's SQLite file (WAL, foreign keys, busy timeout)."""
+    """One connection to the SQLite file (WAL, foreign keys, busy timeout): a SqlConnection and the Database port."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
         self.path = str(path)
@@ -31,9 +32,15 @@ class SqliteDatabase:
         if self.path != ":memory:":
             self.db.enable_wal()
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self._migrator = Migrator(self)
 
     def __repr__(self) -> str:
         return f"SqliteDatabase({self.path!r})"
+
+    @property
+    def dialect(self) -> Dialect:
+        """SQLite's spelling of what differs between engines."""
+        return SQLITE
 
     # --- the Database and Transactions ports ----------------------------------------------------------
 
@@ -43,19 +50,15 @@ class SqliteDatabase:
 
     def applied_migrations(self) -> list[str]:
         """Names of the migrations already applied."""
-        if "_sqlite_migrations" not in self.db.table_names():
-            return []
-        return [r["name"] for r in self.query("select name from _sqlite_migrations where migration_set = 'accessbot'")]
+        return self._migrator.applied()
 
     def pending_migrations(self) -> list[str]:
-        """Names of migrations not applied yet (empty when the schema is current)."""
-        return [m.name for m in MIGRATIONS.pending(self.db)]
+        """Names of migrations not applied yet (empty when the schema is current); refuses a newer database."""
+        return self._migrator.pending()
 
     def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied now."""
-        before = set(self.applied_migrations())
-        MIGRATIONS.apply(self.db)
-        return [name for name in self.applied_migrations() if name not in before]
+        return self._migrator.apply(int(time.time()))
 
     def close(self) -> None:
         """Close the connection."""
@@ -63,28 +66,77 @@ class SqliteDatabase:
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
-        """One transaction (nestable as savepoints); rolls back everything on an exception."""
-        with self.db.atomic():
+        """One transaction (nestable as savepoints); rolls back everything on an exception.
+
+        Under a job's fence the outermost transaction first checks the lease.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():  # a savepoint
+                yield
+            return
+        # IMMEDIATE takes the write lock now (waiting up to the busy timeout), so a transaction that reads and then
+        # writes (the audit head, a compare-and-set) never fails on a snapshot another connection moved meanwhile
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            check_fence(self)
             yield
+        except BaseException:
+            self._rollback()
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        if self.db.conn.in_transaction:  # an error may already have ended the transaction
+            self.db.conn.execute("ROLLBACK")
+
+    def backup(self, target: str | Path) -> None:
+        """Copy the database to `target` with SQLite's online backup API (consistent while the bot serves)."""
+        destination = sqlite3.connect(str(target))
+        try:
+            self.db.conn.backup(destination)
+        finally:
+            destination.close()
 
     # --- what repositories call -----------------------------------------------------------------------
 
-    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+    def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; return the number of rows it changed."""
-        return int(self.db.execute(sql, list(params)).rowcount)
+        with self._fenced(sql):
+            return int(self.db.execute(sql, list(params)).rowcount)
 
-    def query(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+    def query(self, sql: str, params: Params = ()) -> list[Row]:
         """All rows of a query, as dicts."""
-        return list(self.db.query(sql, list(params)))
+        with self._fenced(sql):
+            return list(self.db.query(sql, list(params)))
 
-    def one(self, sql: str, params: Sequence[object] = ()) -> Row | None:
+    def one(self, sql: str, params: Params = ()) -> Row | None:
         """The first row of a query, or None."""
-        return next(iter(self.db.query(sql, list(params))), None)
+        with self._fenced(sql):
+            return next(iter(self.db.query(sql, list(params))), None)
 
-    def cursor(self, sql: str, params: Sequence[object] = (), *, by_name: bool = False) -> sqlite3.Cursor:
+    def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        """Run one statement once per parameter row (bulk inserts)."""
+        with self._fenced(sql):
+            self.db.conn.executemany(sql, [list(row) for row in rows])
+
+    def cursor(self, sql: str, params: Params = (), *, by_name: bool = False) -> Iterator[Any]:
         """A lazy cursor over a query's rows (tuples, or sqlite3.Row readable by column name) for long reads."""
         cursor = self.db.conn.cursor()
         if by_name:
             cursor.row_factory = sqlite3.Row
         cursor.execute(sql, list(params))
         return cursor
+
+    @contextmanager
+    def _fenced(self, sql: str) -> Iterator[None]:
+        """A write outside any transaction, under a fence, gets a transaction of its own (so the fence is checked)."""
+        if fencing.current() is not None and not self.db.conn.in_transaction and is_write(sql):
+            with self.atomic():
+                yield
+        else:
+            yield

@@ -80,14 +80,13 @@ class RevocationSweep:
 
     async def expire_grants(self, now: int) -> SweepResult:
         """Claim every due grant (active → revoking), revoke with bounded concurrency, retry, alert when overdue."""
-        claimed = self._grants.claim_due(now)
-        if claimed:
-            with self._tx.atomic():
-                for grant in claimed:
-                    entry = HistoryEntry(
-                        grant.id, GrantState.ACTIVE.value, GrantState.REVOKING.value, now, SYSTEM, "expired"
-                    )
-                    self._grants.add_history(entry)
+        with self._tx.atomic():  # the claim and its history together: a crash leaves both or neither
+            claimed = self._grants.claim_due(now)
+            for grant in claimed:
+                entry = HistoryEntry(
+                    grant.id, GrantState.ACTIVE.value, GrantState.REVOKING.value, now, SYSTEM, "expired"
+                )
+                self._grants.add_history(entry)
         claimed_ids = {g.id for g in claimed}
         retries = [
             g
@@ -111,6 +110,22 @@ class RevocationSweep:
         if claimed or retries or alerted or resolved:
             log.info("revocation sweep: %s", result)
         return result
+
+    async def resume_claimed(self, now: int) -> SweepResult:
+        """On becoming leader: finish at once the revocations a former leader's jobs had claimed.
+
+        The former leader is fenced out (its writes are refused), so those are no longer in flight and need not
+        wait `stuck_after`. Revocations a person started keep waiting: the replica serving that request may still
+        be finishing them.
+        """
+        revoking = self._grants.find(states=[GrantState.REVOKING], limit=1_000_000)
+        work = [self.ending(g, now) for g in revoking if g.id not in self.busy]
+        work = [item for item in work if item[2] == SYSTEM]
+        outcomes = await self.revoke_all(work, now)
+        revoked = sum(outcomes)
+        if work:
+            log.info("resumed %d revocations a former leader had claimed (%d finished)", len(work), revoked)
+        return SweepResult(retried=len(work), revoked=revoked, failed=len(outcomes) - revoked)
 
     def ending(self, grant: Grant, now: int) -> Ending:
         """How a grant found in `revoking` should end: REVOKED by a person, else EXPIRED when its time is up."""
