@@ -272,6 +272,14 @@ def outcome(counts: Mapping[tuple[ItemState, Verdict | None], int]) -> Outcome:
     )
 
 
+def outcome_of(items: Iterable[ReviewItem]) -> Outcome:
+    """The outcome of a list of items."""
+    counts: dict[tuple[ItemState, Verdict | None], int] = {}
+    for item in items:
+        counts[(item.state, item.verdict)] = counts.get((item.state, item.verdict), 0) + 1
+    return outcome(counts)
+
+
 # --- what a campaign covers ---------------------------------------------------------------------------------
 
 
