@@ -119,13 +119,16 @@ class ReviewJob:
     def _remind(self, now: int) -> int:
         sent = 0
         for campaign in self._dir.store.campaigns((CampaignStatus.OPEN,), limit=1000):
-            for before in self._dir.settings.remind_before_s:
-                at = campaign.due_at - before
-                if not at <= now < campaign.due_at or at <= campaign.created_at:
-                    continue
-                with self._tx.atomic():
-                    if not self._marks.claim(f"review:{campaign.id}:remind:{before}", str(now), now):
-                        continue
+            due = [
+                b
+                for b in self._dir.settings.remind_before_s
+                if campaign.created_at < campaign.due_at - b <= now < campaign.due_at
+            ]
+            if not due:
+                continue
+            before = min(due)  # after downtime only the reminder nearest the deadline goes, not all that fell due
+            with self._tx.atomic():
+                if self._marks.claim(f"review:{campaign.id}:remind:{before}", str(now), now):
                     sent += self._remind_reviewers(campaign, before, now)
         return sent
 
