@@ -85,13 +85,14 @@ def _failure(err: Exception, deps: SlackDeps) -> str:
     return messages.internal_error("review")
 
 
-def safe_response_url(url: object, deps: SlackDeps) -> str:
-    """The response_url kept in a form, when it points at Slack (or the Web API's own host); else ""."""
+def safe_response_url(url: object, origins: tuple[str, ...]) -> str:
+    """The response_url kept in a form, when it points at one of `origins` (Slack's hooks host, the Web API's own
+    host); else ""."""
     if not isinstance(url, str) or len(url) > 2000:
         return ""
     parts = urlsplit(url)
     origin = f"{parts.scheme}://{parts.netloc}"
-    return url if parts.scheme in ("https", "http") and origin in deps.response_origins else ""
+    return url if parts.scheme in ("https", "http") and origin in origins else ""
 
 
 def _metadata(text: object) -> dict[str, Any]:
@@ -282,7 +283,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await _dm(client, user_id, _failure(err, deps))
             return
         await show(campaign_id=outcome.campaign.id, user_id=user_id, page=page, respond=None, client=client,
-                   home=home, url=safe_response_url(meta.get("url"), deps))  # fmt: skip
+                   home=home, url=safe_response_url(meta.get("url"), deps.response_origins))  # fmt: skip
 
     @app.view(rb.BULK_CALLBACK)
     async def on_bulk_reason(ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
@@ -301,5 +302,6 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await _dm(client, user_id, _failure(err, deps))
             return
         await _dm(client, user_id, rb.bulk_reply(outcome.decided, verdict, outcome.refused))
+        url = safe_response_url(meta.get("url"), deps.response_origins)
         await show(campaign_id=campaign_id, user_id=user_id, page=0, respond=None, client=client,
-                   home=meta.get("home") is True, url=safe_response_url(meta.get("url"), deps))  # fmt: skip
+                   home=meta.get("home") is True, url=url)  # fmt: skip
