@@ -194,3 +194,14 @@ def test_a_long_list_is_paged_within_block_kit_limits(
         assert "Page 2 of 3" in json.dumps(page2.body["blocks"])
         assert message_problems(page2.body["blocks"]) == []
         assert len(buttons(page2.body["blocks"])[rb.PAGE]) == 2  # previous and next
+
+
+def test_metrics_exposes_the_standing_binding_gauge(rbot: RunningBot) -> None:
+    """/metrics carries accessbot_standing_bindings once the reconciler (run at start) has sampled it."""
+
+    def gauge() -> float | None:
+        lines = rbot.http.get(f"{rbot.url}/metrics").text.splitlines()
+        found = [ln for ln in lines if ln.startswith("accessbot_standing_bindings ")]
+        return float(found[0].split()[1]) if found else None
+
+    assert wait_until(gauge, timeout=15) >= 3  # at least the three bindings q1 reviews
