@@ -83,7 +83,7 @@ def add_convertible(rancher: RancherEmulator) -> None:
     )
 
 
-def config_data(tmp_path: Path, slack: SlackEmulator, rancher: RancherEmulator, **overrides: Any) -> dict[str, Any]:
+def config_data(tmp_path: Path, slack: SlackEmulator, rancher: RancherEmulator, /, **overrides: Any) -> dict[str, Any]:
     """The demo configuration wired to the emulators, with a reviews channel and `overrides` merged in."""
     channels = dict(botconfig.CHANNELS, reviews=REVIEWS)
     base: dict[str, Any] = {"slack": {"channels": channels}}
@@ -102,7 +102,7 @@ def config_data(tmp_path: Path, slack: SlackEmulator, rancher: RancherEmulator, 
 
 @contextlib.asynccontextmanager
 async def world(
-    tmp_path: Path, slack: SlackEmulator, rancher: RancherEmulator, **overrides: Any
+    tmp_path: Path, slack: SlackEmulator, rancher: RancherEmulator, /, **overrides: Any
 ) -> AsyncIterator[World]:
     """The wired bot (jobs not started: tests run job bodies themselves) with Alice, Bob and Carol linked."""
     rancher.reset()

@@ -295,7 +295,7 @@ def started_reply(name: str, items: int, reviewers: int, unassigned: int, exclud
         f"{reviewers} reviewer{'s' if reviewers != 1 else ''} asked by DM."
     )
     if unassigned:
-        text += f" {unassigned} have no linked reviewer: admins decide them."
+        text += f" {unassigned} {'has' if unassigned == 1 else 'have'} no linked reviewer: admins decide them."
     if excluded:
         text += f" {excluded} managed by Rancher for a global role were left out."
     return text

@@ -12,8 +12,11 @@ import pytest
 from accessbot_emulators.rancher import RancherEmulator
 from accessbot_emulators.slack import SlackEmulator
 from bot.core import audit_actions as A
-from bot.core.errors import NotAllowed, UserError
+from bot.core import fencing
+from bot.core.errors import FencedOut, NotAllowed, UserError
+from bot.core.fencing import Fence
 from bot.core.reviews import CampaignStatus, ItemChange, ItemEvent, ItemState, PlanStatus, Verdict, sources
+from bot.demo import botconfig
 from tests import factories
 from tests.conftest import ALICE, BOB, CAROL, SUBJECTS
 from tests.reviews_rig import ADMIN, ALICES, CAROLS, DEVS, REVIEWS, T0, World, world
@@ -236,6 +239,7 @@ async def test_after_downtime_only_the_reminder_nearest_the_deadline_goes(w: Wor
     w.clock.value += 60
     assert (await w.bot.reviews.job.run(w.clock.now())).reminded == 0
     assert len(factories.queued_keys(w.bot.storage, BOB, "review:1:remind:")) == 1
+    assert any(t.startswith("Reminder: Access review q1") for t in factories.queued_texts(w.bot.storage, BOB))
 
 
 async def test_reviewers_who_decided_everything_are_not_reminded(w: World) -> None:
@@ -274,3 +278,37 @@ async def test_each_reminder_goes_once_in_its_own_window(w: World) -> None:
     w.clock.value += 3600
     assert (await w.bot.reviews.job.run(w.clock.now())).reminded == 0
     assert len(factories.queued_keys(w.bot.storage, BOB, "review:1:remind:")) == 2
+
+
+async def test_a_fenced_out_former_leader_cannot_close_a_campaign(w: World) -> None:
+    """The review job under a lease another replica took over raises FencedOut and the campaign stays open."""
+    campaign = await w.start()
+    w.clock.value = campaign.due_at + 1
+    with fencing.fenced(Fence("jobs", "a-former-leader", 999)), pytest.raises(FencedOut):
+        await w.bot.reviews.job.run(w.clock.now())
+    stored = w.bot.storage.reviews.campaign(campaign_id=campaign.id)
+    assert stored is not None
+    assert stored.status is CampaignStatus.OPEN
+    assert w.audit(A.REVIEW_CLOSED) == []
+
+
+async def test_a_fenced_out_former_leader_cannot_start_a_scheduled_review(
+    tmp_path: Path, slack: SlackEmulator, rancher: RancherEmulator
+) -> None:
+    """A scheduled start under a stale fence writes nothing: no campaign, and the day's start is not used up."""
+    scheduled = {"reviews": [{"name": "monthly", "every": "30d", "roles": ["project-member"], "targets": ["prod-*"]}]}
+    async with world(tmp_path, slack, rancher, schedule=scheduled) as w:
+        with fencing.fenced(Fence("jobs", "a-former-leader", 999)), pytest.raises(FencedOut):
+            await w.bot.reviews.job.run(w.clock.now())
+        assert w.bot.storage.reviews.campaigns() == []
+        assert (await w.bot.reviews.job.run(w.clock.now())).started == ("monthly-2027-01-15",)
+
+
+async def test_without_a_reviews_channel_the_campaign_message_goes_to_security(
+    tmp_path: Path, slack: SlackEmulator, rancher: RancherEmulator
+) -> None:
+    """With no slack.channels.reviews the campaign's progress message is queued for the security channel."""
+    async with world(tmp_path, slack, rancher, slack={"channels": dict(botconfig.CHANNELS)}) as w:
+        await w.start()
+        texts = factories.queued_texts(w.bot.storage, botconfig.CHANNELS["security"])
+        assert any("Access review q1" in t for t in texts), texts
