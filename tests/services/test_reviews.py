@@ -15,11 +15,20 @@ from bot.core import audit_actions as A
 from bot.core import fencing
 from bot.core.errors import FencedOut, NotAllowed, UserError
 from bot.core.fencing import Fence
-from bot.core.reviews import CampaignStatus, ItemChange, ItemEvent, ItemState, PlanStatus, Verdict, sources
+from bot.core.reviews import (
+    RESTORED_ANNOTATION,
+    CampaignStatus,
+    ItemChange,
+    ItemEvent,
+    ItemState,
+    PlanStatus,
+    Verdict,
+    sources,
+)
 from bot.demo import botconfig
 from tests import factories
 from tests.conftest import ALICE, BOB, CAROL, SUBJECTS
-from tests.reviews_rig import ADMIN, ALICES, CAROLS, DEVS, REVIEWS, T0, World, world
+from tests.reviews_rig import ADMIN, ALICE_PRINCIPAL, ALICES, CAROLS, DEVS, PROD_CHECKOUT, REVIEWS, T0, World, world
 
 
 @pytest.fixture
@@ -140,6 +149,8 @@ async def test_plan_apply_deletes_removed_and_converted_bindings_and_tells_the_h
 
 async def test_a_binding_changed_since_the_read_is_left_alone_and_reported(w: World) -> None:
     """A binding recreated under the same name after the start (a new uid) is skipped, not deleted."""
+    # Every new object gets a new metadata.uid, which v3 shows as `uuid` (norman types/mapper/metadata.go; see
+    # RoleBinding.uid): the fingerprint tells the recreated binding from the one the campaign read.
     campaign = await w.start()
     await w.bot.reviews.decisions.decide(w.item(campaign, CAROLS).id, BOB, Verdict.REMOVE)
     (old,) = [b for b in w.rancher.objects("projectRoleTemplateBinding") if b.get("name") == CAROLS]
@@ -158,6 +169,8 @@ async def test_a_binding_changed_since_the_read_is_left_alone_and_reported(w: Wo
 
 async def test_undo_recreates_the_deleted_binding_as_it_was(w: World) -> None:
     """Undo of an applied removal recreates the binding with its name, role, subject and people's labels."""
+    # v3 lets the client choose `name` and set labels on create (norman types/mapper/metadata.go: name "c", labels
+    # "cu"; store/proxy/proxy_store.go keeps metadata.name): shared/reference/rancher-source-check.md row 10.
     campaign = await w.start()
     item = w.item(campaign, ALICES)
     await w.bot.reviews.decisions.decide(item.id, BOB, Verdict.REMOVE)
@@ -312,3 +325,37 @@ async def test_without_a_reviews_channel_the_campaign_message_goes_to_security(
         await w.start()
         texts = factories.queued_texts(w.bot.storage, botconfig.CHANNELS["security"])
         assert any("Access review q1" in t for t in texts), texts
+
+
+async def test_an_undo_interrupted_after_rancher_recreated_the_binding_is_finished(w: World) -> None:
+    """An item left `undoing` whose binding Rancher already recreated ends `undone` (the client adopts it: 409)."""
+    campaign = await w.start()
+    item = w.item(campaign, ALICES)
+    await w.bot.reviews.decisions.decide(item.id, BOB, Verdict.REMOVE)
+    await w.bot.reviews.changes.apply("q1", actor=ADMIN)
+    assert w.bot.storage.reviews.move(item.id, sources(ItemEvent.BEGIN_UNDO), ItemChange(state=ItemState.UNDOING), T0)
+    w.rancher.add_binding(  # what the interrupted undo had created (core.reviews.restorable's note)
+        "prtb", name=ALICES, namespaceId="p-h3x8f", projectId=PROD_CHECKOUT, roleTemplateId="project-member",
+        userPrincipalId=ALICE_PRINCIPAL, annotations={RESTORED_ANNOTATION: f"review item {item.id}"},
+    )  # fmt: skip
+    w.clock.value = T0 + 3600
+    assert (await w.bot.reviews.job.run(w.clock.now())).finished == 1
+    assert w.item(campaign, ALICES).state is ItemState.UNDONE
+    assert [b["name"] for b in w.rancher.objects("projectRoleTemplateBinding")].count(ALICES) == 1
+
+
+async def test_an_undo_is_refused_when_someone_else_made_a_binding_of_that_name(w: World) -> None:
+    """A different binding under the deleted one's name is not taken for the restored one: the undo fails, noted."""
+    campaign = await w.start()
+    item = w.item(campaign, ALICES)
+    await w.bot.reviews.decisions.decide(item.id, BOB, Verdict.REMOVE)
+    await w.bot.reviews.changes.apply("q1", actor=ADMIN)
+    w.rancher.add_binding(
+        "prtb", name=ALICES, namespaceId="p-h3x8f", projectId=PROD_CHECKOUT, roleTemplateId="read-only",
+        userPrincipalId=ALICE_PRINCIPAL,
+    )  # fmt: skip
+    with pytest.raises(UserError, match="was not restored"):
+        await w.bot.reviews.changes.undo(item.id, actor=ADMIN)
+    after = w.item(campaign, ALICES)
+    assert after.state is ItemState.APPLIED
+    assert "undo failed" in after.note

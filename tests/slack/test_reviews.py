@@ -108,6 +108,8 @@ def test_remove_decides_and_redraws_the_page_in_place(rbot: RunningBot) -> None:
 
 def test_keep_opens_a_form_that_requires_a_reason(rbot: RunningBot) -> None:
     """Keep opens a modal; a 2-character reason is refused in the form; a real one keeps the binding."""
+    # A view_submission answered with `response_action: errors` keyed by block_id shows the error under that input
+    # and keeps the modal open (docs.slack.dev/surfaces/modals, "Displaying errors in views").
     bob_dm(rbot)
     devs = item_ids(rbot)[DEVS]
     dm_click(rbot, BOB, rb.KEEP, f"{devs}:0")
@@ -153,6 +155,8 @@ def test_keep_all_decides_every_undecided_item_with_one_reason(rbot: RunningBot)
 
 def test_app_home_shows_reviews_awaiting_you_and_decides_from_there(rbot: RunningBot) -> None:
     """Bob's App Home lists q1 with its undecided count and buttons; Remove there decides and republishes it."""
+    # A click on a Home tab carries the view and no response_url (docs.slack.dev/reference/interaction-payloads/
+    # block_actions-payload: response_url is for message interactions), so the answer is a new views.publish.
     rbot.post_signed(json_body(app_home_opened_event(BOB, team_id="T0TEST0001")), content_type="application/json")
     home = wait_until(lambda: rbot.slack.home(BOB))
     assert "Reviews awaiting you" in json.dumps(home.blocks)
