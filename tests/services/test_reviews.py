@@ -4,6 +4,7 @@ finished, deadlines with on_timeout, reminders, scheduled reviews)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -359,3 +360,15 @@ async def test_an_undo_is_refused_when_someone_else_made_a_binding_of_that_name(
     after = w.item(campaign, ALICES)
     assert after.state is ItemState.APPLIED
     assert "undo failed" in after.note
+
+
+async def test_closing_edits_each_reviewers_dm_to_say_the_decisions_are_final(w: World) -> None:
+    """When the deadline closes q1, Bob's review DM is edited in place (no buttons) to say it closed."""
+    campaign = await w.start()
+    w.clock.value = campaign.due_at + 1
+    await w.bot.reviews.job.run(w.clock.now())
+    edit = w.bot.storage.outbox.get(f"review:{campaign.id}:ask:{BOB}:closed")
+    assert edit is not None
+    assert edit.kind == "update"
+    assert "This review closed" in json.dumps(edit.payload)
+    assert "review_keep" not in json.dumps(edit.payload)
