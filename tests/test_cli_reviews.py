@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from accessbot_emulators.rancher import RancherEmulator, run_emulator
+from accessbot_emulators.rancher import RancherEmulator, run_emulator, standing_estate
 from bot.adapters.store import open_storage
 from bot.cli import main
 from bot.config import load_config
@@ -49,24 +49,30 @@ def config_path(tmp_path: Path, rancher: RancherEmulator) -> Path:
         "prtb", name="prtb-std02", projectId=f"{PROD}:p-j5c2l", roleTemplateId="project-member",
         groupPrincipalId="genericoidc_group://devs", labels={"team": "payments"},
     )  # fmt: skip
-    db = tmp_path / "bot.db"
-    data = botconfig.config_data(
-        database=db,
-        public_url="http://127.0.0.1:9",
-        slack_api_url="http://127.0.0.1:9/api/",
-        oidc_issuer="http://127.0.0.1:9",
-        rancher_url=rancher.url,
-        rancher_token=BOT_KEY,
-    )
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    store = open_storage(db)
+    path = write_config(tmp_path, rancher.url)
+    store = open_storage(tmp_path / "bot.db")
     now = int(time.time())
     factories.link(store.links, SRE, "5e4d3c2b-1a09-4f8e-9d7c-6b5a4f3e2d1c", ["sre"], now=now, name="Sam Sre")
     factories.link(
         store.links, "U0ALICE001", "3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f", ["engineering"], now=now, name="Alice"
     )
     store.database.close()
+    return path
+
+
+def write_config(tmp_path: Path, rancher_url: str, overrides: dict[str, object] | None = None) -> Path:
+    """A config file for a bot on `tmp_path/bot.db` and the Rancher at `rancher_url`."""
+    data = botconfig.config_data(
+        database=tmp_path / "bot.db",
+        public_url="http://127.0.0.1:9",
+        slack_api_url="http://127.0.0.1:9/api/",
+        oidc_issuer="http://127.0.0.1:9",
+        rancher_url=rancher_url,
+        rancher_token=BOT_KEY,
+        overrides=overrides,
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
 
 
@@ -364,3 +370,59 @@ def test_hostile_arguments_are_refused_quickly_without_echoing_them(
     assert "\x1b" not in err
     assert "\x00" not in err
     assert "\x07" not in err
+
+
+def test_report_defuses_formula_and_markup_in_names_read_from_rancher(
+    config_path: Path, rancher: RancherEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Rancher user named like a formula, with pipes, markup and a newline: CSV cell quoted as text, Markdown row
+    escaped and kept on one line, the terminal table free of control characters."""
+    hostile = '=HYPERLINK("http://x")|<b>\n@SUM(A1)\x1b[2J'
+    rancher.add_user(id="u-hostile01", name=hostile)
+    rancher.add_binding(
+        "crtb", name="crtb-hostile", clusterId=PROD, roleTemplateId="cluster-member", userId="u-hostile01"
+    )
+    assert run(config_path, "review", "start", "--name", "q3", "--roles", "cluster-member", "--targets", "prod-*") == 0
+    capsys.readouterr()
+    assert run(config_path, "review", "report", "q3", "--format", "csv") == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    holders = [r[rows[0].index("holder")] for r in rows[1:]]
+    assert any(h.startswith("'=HYPERLINK") for h in holders), holders
+    assert not any(h.startswith(("=", "@", "+", "-")) for h in holders)
+    assert run(config_path, "review", "report", "q3", "--format", "md") == 0
+    md = capsys.readouterr().out
+    (line,) = [x for x in md.splitlines() if "HYPERLINK" in x]
+    assert "\\|&lt;b&gt;" in line
+    assert line.count(" | ") == len(rows[0]) - 1  # the name's pipe does not add a column
+    assert run(config_path, "review", "show", "q3") == 0
+    assert "\x1b" not in capsys.readouterr().out
+
+
+def test_a_review_of_a_large_estate_covers_every_standing_binding_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over 2,500 generated bindings read in pages of 500 (`rancher.page_size`, marker pages as Rancher's): one item
+    per standing binding of the roles,
+    none made by the bot, none of Rancher's own crtb-grb-*; the CSV report has a row for each."""
+    fixture = standing_estate(bindings=2_500, clusters=9, users=300, groups=40, seed=11)
+    with run_emulator(fixture) as emu:
+        config = write_config(tmp_path, emu.url, {"rancher": {"page_size": 500}})
+        roles = {"cluster-owner", "project-owner"}
+        expected = {
+            b["id"]
+            for t in ("clusterRoleTemplateBinding", "projectRoleTemplateBinding")
+            for b in emu.objects(t)
+            if b["roleTemplateId"] in roles
+            and "accessbot.io/grant" not in b["labels"]
+            and "authz.management.cattle.io/grb-owner" not in b["labels"]
+        }
+        emu.reset_counters()
+        assert run(config, "review", "start", "--name", "big", "--roles", ",".join(sorted(roles))) == 0
+        pages = emu.request_counts()["by_path"].get("GET /v3/projectroletemplatebindings", 0)
+        report = tmp_path / "big.csv"
+        assert run(config, "review", "report", "big", "--format", "csv", "--output", str(report)) == 0
+    assert capsys.readouterr().out.startswith(f"started review big: {len(expected)} standing bindings")
+    rows = list(csv.reader(io.StringIO(report.read_text(encoding="utf-8"))))
+    binding_col = rows[0].index("binding")
+    assert sorted(r[binding_col] for r in rows[1:]) == sorted(expected)
+    assert pages >= 3  # the PRTBs alone span several pages
