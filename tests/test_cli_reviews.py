@@ -426,3 +426,44 @@ def test_a_review_of_a_large_estate_covers_every_standing_binding_once(
     binding_col = rows[0].index("binding")
     assert sorted(r[binding_col] for r in rows[1:]) == sorted(expected)
     assert pages >= 3  # the PRTBs alone span several pages
+
+
+def test_apply_leaves_a_binding_changed_in_rancher_alone_and_says_why(
+    config_path: Path, rancher: RancherEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A binding deleted and created again since the campaign's read is reported by plan and apply, not deleted."""
+    start(config_path)
+    decide_all(config_path, {PROD_MEMBERS: Verdict.REMOVE})
+    assert rancher.remove_binding(PROD_MEMBERS)
+    rancher.add_binding(
+        "prtb", name="prtb-std02", projectId=f"{PROD}:p-j5c2l", roleTemplateId="project-member",
+        groupPrincipalId="genericoidc_group://devs",
+    )  # fmt: skip
+    capsys.readouterr()
+    assert run(config_path, "review", "plan", "q3") == 0
+    assert "0 bindings would be deleted, 1 left alone (changed or gone)" in capsys.readouterr().out
+    assert run(config_path, "review", "apply", "q3") == 0
+    out = capsys.readouterr().out
+    assert "left alone: changed in Rancher since the campaign's read: it was deleted and created again" in out
+    assert "0 bindings deleted, 1 left alone, 0 failed" in out
+    assert PROD_MEMBERS in live_ids(rancher)
+    assert items_by_binding(config_path)[PROD_MEMBERS][0] is ItemState.SKIPPED
+
+
+def test_apply_when_rancher_refuses_exits_1_and_the_next_apply_finishes(
+    config_path: Path, rancher: RancherEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rancher failing the deletion: exit 1, the item stays decided (nothing half-done); applying again deletes it."""
+    start(config_path)
+    decide_all(config_path, {PROD_MEMBERS: Verdict.REMOVE})
+    rancher.fail_next("projectroletemplatebindings", 403, count=1, method="DELETE")  # permanent: no retry
+    capsys.readouterr()
+    assert run(config_path, "review", "apply", "q3") == 1
+    out = capsys.readouterr().out
+    assert "not applied: Rancher refused the deletion" in out
+    assert "0 bindings deleted, 0 left alone, 1 failed" in out
+    assert PROD_MEMBERS in live_ids(rancher)
+    assert items_by_binding(config_path)[PROD_MEMBERS] == (ItemState.DECIDED, Verdict.REMOVE)
+    assert run(config_path, "review", "apply", "q3") == 0
+    assert PROD_MEMBERS not in live_ids(rancher)
+    assert items_by_binding(config_path)[PROD_MEMBERS] == (ItemState.APPLIED, Verdict.REMOVE)
