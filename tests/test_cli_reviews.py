@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import getpass
 import io
 import json
 import time
@@ -122,6 +123,15 @@ def audit_actions(config: Path) -> list[str]:
         store.database.close()
 
 
+def audit_actors(config: Path) -> dict[str, str]:
+    """The actor of the latest event of each audited action."""
+    store = open_storage(load_config(config).database.reveal())
+    try:
+        return {e.action: e.actor for e in store.audit.events()}
+    finally:
+        store.database.close()
+
+
 def live_ids(rancher: RancherEmulator) -> set[str]:
     """Ids of every CRTB and PRTB Rancher holds."""
     return {b["id"] for t in ("clusterRoleTemplateBinding", "projectRoleTemplateBinding") for b in rancher.objects(t)}
@@ -205,9 +215,12 @@ def test_plan_apply_and_undo_change_rancher_and_the_audit_chain(
     assert out.startswith(f"item {ids[first]} restored:")
     restored = {b["id"]: b for b in rancher.objects("projectRoleTemplateBinding")}[first]
     assert restored["labels"]["team"] == "payments"  # recreated with its own name and the labels people set
-    actions = audit_actions(config_path)
-    for action in (A.REVIEW_APPLYING, A.REVIEW_APPLIED, A.REVIEW_RESTORING, A.REVIEW_RESTORED):
-        assert action in actions
+    assert run(config_path, "review", "undo", str(ids[first])) == 2  # a second undo: nothing left to undo
+    assert "is undone; only applied removals and conversions can be undone" in capsys.readouterr().err
+    operator = f"cli:{getpass.getuser()}"
+    actors = audit_actors(config_path)
+    for action in (A.REVIEW_STARTED, A.REVIEW_APPLYING, A.REVIEW_APPLIED, A.REVIEW_RESTORING, A.REVIEW_RESTORED):
+        assert actors.get(action) == operator, action
 
 
 def test_apply_with_nothing_decided_exits_2_and_deletes_nothing(
@@ -467,3 +480,17 @@ def test_apply_when_rancher_refuses_exits_1_and_the_next_apply_finishes(
     assert run(config_path, "review", "apply", "q3") == 0
     assert PROD_MEMBERS not in live_ids(rancher)
     assert items_by_binding(config_path)[PROD_MEMBERS] == (ItemState.APPLIED, Verdict.REMOVE)
+
+
+def test_start_when_rancher_cannot_be_read_exits_1_and_stores_nothing(
+    config_path: Path, rancher: RancherEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failed read of Rancher: one line, exit 1, no campaign and no audit event (start writes after the read)."""
+    rancher.fail_next("projectroletemplatebindings", 403, count=1, method="GET")
+    assert run(config_path, "review", "start", "--name", "q3", "--roles", ROLES) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert err.count("\n") == 1
+    assert run(config_path, "review", "list") == 0
+    assert capsys.readouterr().out == "no reviews\n"
+    assert A.REVIEW_STARTED not in audit_actions(config_path)
