@@ -494,3 +494,34 @@ def test_start_when_rancher_cannot_be_read_exits_1_and_stores_nothing(
     assert run(config_path, "review", "list") == 0
     assert capsys.readouterr().out == "no reviews\n"
     assert A.REVIEW_STARTED not in audit_actions(config_path)
+
+
+ARG_MAX_STRLEN = 131_072
+"""Linux's longest single argument (MAX_ARG_STRLEN, 32 pages): the largest value a shell can hand the CLI."""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("review", "start", "--name", "ok", "--roles", "r," * (ARG_MAX_STRLEN // 2)),
+        ("review", "start", "--name", "ok", "--targets", "*/" * (ARG_MAX_STRLEN // 2)),
+        ("review", "start", "--name", "n" * ARG_MAX_STRLEN),
+        ("review", "show", "q3", "--state", "pending," * (ARG_MAX_STRLEN // 8)),
+    ],
+)
+def test_the_longest_arguments_a_shell_can_pass_stay_within_a_memory_budget(
+    config_path: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    """128 KiB arguments are refused (exit 2, one short line) using under 32 MiB of memory at the peak."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        assert run(config_path, *argv) == 2
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2**20
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert len(err) < 300
