@@ -372,3 +372,25 @@ async def test_closing_edits_each_reviewers_dm_to_say_the_decisions_are_final(w:
     assert edit.kind == "update"
     assert "This review closed" in json.dumps(edit.payload)
     assert "review_keep" not in json.dumps(edit.payload)
+
+
+async def test_with_auto_apply_a_deletion_rancher_refused_is_applied_again_later(
+    tmp_path: Path, slack: SlackEmulator, rancher: RancherEmulator
+) -> None:
+    """A removal Rancher refuses at the deadline stays decided, noted, and is applied by a run ten minutes later."""
+    async with world(tmp_path, slack, rancher, review={"auto_apply": True}) as w:
+        campaign = await w.start(on_timeout=Verdict.REMOVE)
+        w.rancher.fail_next(CAROLS, 403, count=1, method="DELETE")
+        w.clock.value = campaign.due_at + 1
+        await w.bot.reviews.job.run(w.clock.now())
+        refused = w.item(campaign, CAROLS)
+        assert refused.state is ItemState.DECIDED
+        assert "Rancher refused" in refused.note
+        assert CAROLS in w.binding_names()
+        w.clock.value += 60
+        await w.bot.reviews.job.run(w.clock.now())
+        assert w.item(campaign, CAROLS).state is ItemState.DECIDED  # it waits RETRY_APPLY_S
+        w.clock.value += 600
+        await w.bot.reviews.job.run(w.clock.now())
+        assert w.item(campaign, CAROLS).state is ItemState.APPLIED
+        assert CAROLS not in w.binding_names()
