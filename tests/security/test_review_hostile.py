@@ -149,7 +149,9 @@ def test_a_response_url_in_metadata_must_point_at_slack(url: object) -> None:
     )
 
 
-@pytest.mark.parametrize("reason", ["x" * 501, "x" * 20_000, "  a  ", "\u200b\u200b"])
+@pytest.mark.parametrize(
+    "reason", ["x" * 501, "x" * 20_000, "  a  ", "\u200b\u200b", "\u200b" * 40, "a\u202e\u2066\u200db"]
+)
 def test_a_keep_reason_outside_3_to_500_characters_is_refused_in_the_form(rbot: RunningBot, reason: str) -> None:
     """Too long, too short, or blank after trimming: the form shows an error and nothing is decided."""
     meta = json.dumps({"item": ids(rbot)[DEVS], "page": 0, "home": False, "url": ""})

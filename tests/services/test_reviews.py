@@ -101,10 +101,11 @@ async def test_self_attestation_when_configured_is_recorded_as_such(
 
 
 async def test_keep_needs_a_reason(w: World) -> None:
-    """A keep without a reason is refused and the item stays undecided."""
+    """A keep without a visible reason (blank, or zero-width characters only) is refused; the item stays undecided."""
     campaign = await w.start()
-    with pytest.raises(UserError, match="needs a reason"):
-        await w.bot.reviews.decisions.decide(w.item(campaign, DEVS).id, BOB, Verdict.KEEP, "  ")
+    for blank in ("  ", "\u200b\u200b\u200b\u200b"):
+        with pytest.raises(UserError, match="needs a reason"):
+            await w.bot.reviews.decisions.decide(w.item(campaign, DEVS).id, BOB, Verdict.KEEP, blank)
     assert w.item(campaign, DEVS).state is ItemState.PENDING
 
 
