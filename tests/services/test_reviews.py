@@ -16,6 +16,7 @@ from bot.core import audit_actions as A
 from bot.core import fencing
 from bot.core.errors import FencedOut, NotAllowed, UserError
 from bot.core.fencing import Fence
+from bot.core.review_commands import ReviewStart
 from bot.core.reviews import (
     RESTORED_ANNOTATION,
     CampaignStatus,
@@ -395,3 +396,40 @@ async def test_with_auto_apply_a_deletion_rancher_refused_is_applied_again_later
         await w.bot.reviews.job.run(w.clock.now())
         assert w.item(campaign, CAROLS).state is ItemState.APPLIED
         assert CAROLS not in w.binding_names()
+
+
+async def test_decisions_are_final_once_the_campaign_is_closed(w: World) -> None:
+    """After `close`, a reviewer's decision is refused and the item keeps its timeout verdict."""
+    campaign = await w.start()
+    await w.bot.reviews.campaigns.close("q1", actor=ADMIN)
+    with pytest.raises(UserError, match="decisions are final"):
+        await w.bot.reviews.decisions.decide(w.item(campaign, DEVS).id, BOB, Verdict.REMOVE)
+    assert w.item(campaign, DEVS).verdict is Verdict.KEEP
+
+
+async def test_a_binding_no_rule_governs_is_reviewed_by_the_admins_only(w: World) -> None:
+    """sre's cluster-owner on staging-eu (no rule, no review.reviewer_groups) is unassigned: an admin decides it."""
+    report = await w.bot.reviews.campaigns.start(
+        ReviewStart("owners", roles=("cluster-owner",), targets=("staging-*",)), actor=ADMIN
+    )
+    assert report.unassigned == 1  # no linked admin yet: nobody was asked
+    factories.link(w.bot.storage.links, ADMIN, "admin-subject", [], now=T0)
+    (item,) = w.items(report.campaign)
+    with pytest.raises(NotAllowed):
+        await w.bot.reviews.decisions.decide(item.id, BOB, Verdict.REMOVE)
+    done = await w.bot.reviews.decisions.decide(item.id, ADMIN, Verdict.REMOVE)
+    assert done.item.state is ItemState.DECIDED
+
+
+async def test_review_reviewer_groups_review_what_no_rule_governs(
+    tmp_path: Path, slack: SlackEmulator, rancher: RancherEmulator
+) -> None:
+    """With review.reviewer_groups [engineering], Alice reviews sre's cluster-owner on staging-eu."""
+    async with world(tmp_path, slack, rancher, review={"reviewer_groups": ["engineering"]}) as w:
+        report = await w.bot.reviews.campaigns.start(
+            ReviewStart("owners", roles=("cluster-owner",), targets=("staging-*",)), actor=ADMIN
+        )
+        assert report.unassigned == 0
+        (item,) = w.items(report.campaign)
+        done = await w.bot.reviews.decisions.decide(item.id, ALICE, Verdict.KEEP, "cluster admins for staging")
+        assert done.item.verdict is Verdict.KEEP
