@@ -207,7 +207,7 @@ async def test_an_apply_interrupted_after_its_intent_is_finished_by_the_job(w: W
     assert CAROLS not in w.binding_names()
 
 
-async def test_the_deadline_applies_on_timeout_remove_to_undecided_items(w: World) -> None:
+async def test_the_deadline_gives_undecided_items_the_on_timeout_verdict(w: World) -> None:
     """At the deadline the job closes the campaign and undecided items are decided `remove`, not yet applied."""
     campaign = await w.start(on_timeout=Verdict.REMOVE)
     await w.bot.reviews.decisions.decide(w.item(campaign, DEVS).id, BOB, Verdict.KEEP, "read-only for support")
