@@ -22,6 +22,7 @@ from bot.core import commands
 from bot.core.errors import UpstreamError, UserError, is_number
 from bot.core.review_notices import ReviewerItems
 from bot.core.reviews import ItemState, Verdict
+from bot.services.reviews.decisions import MIN_KEEP_REASON, visible_length
 from bot.slack import access, messages
 from bot.slack import review_blocks as rb
 from bot.slack.context import Caller, Reply, SlackDeps
@@ -258,9 +259,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         return str((field or {}).get("value") or "").strip() if isinstance(field, dict) else ""
 
     async def check_reason(ack: AsyncAck, reason: str) -> bool:
-        if not 3 <= len(reason) <= commands.MAX_REASON:
+        if not (visible_length(reason) >= MIN_KEEP_REASON and len(reason) <= commands.MAX_REASON):
             await ack(
-                response_action="errors", errors={rb.REASON_BLOCK: f"Between 3 and {commands.MAX_REASON} characters."}
+                response_action="errors",
+                errors={
+                    rb.REASON_BLOCK: f"{MIN_KEEP_REASON} visible characters or more, {commands.MAX_REASON} at most."
+                },
             )
             return False
         await ack()

@@ -78,7 +78,7 @@ def test_a_forged_button_value_is_refused_and_changes_nothing(rbot: RunningBot, 
 def test_someone_who_is_not_a_reviewer_cannot_decide_by_clicking(rbot: RunningBot) -> None:
     """Alice (not in sre) clicking Remove with a real item number is refused; the item stays undecided."""
     reply = answer(rbot, dm_click(rbot, ALICE, rb.REMOVE, f"{ids(rbot)[DEVS]}:0"))
-    assert "review" in reply.text.lower()
+    assert "you do not review this binding" in reply.text
     assert states(rbot)[DEVS] == (ItemState.PENDING, None)
 
 
@@ -91,7 +91,8 @@ def test_an_unlinked_person_is_told_to_link_first(rbot: RunningBot) -> None:
 
 def test_the_holder_clicking_on_their_own_item_is_refused(rbot: RunningBot) -> None:
     """Carol reviews for sre but her own binding's number in a click is refused."""
-    answer(rbot, dm_click(rbot, CAROL, rb.REMOVE, f"{ids(rbot)[CAROLS]}:0"))
+    reply = answer(rbot, dm_click(rbot, CAROL, rb.REMOVE, f"{ids(rbot)[CAROLS]}:0"))
+    assert "someone else must review it" in reply.text
     assert states(rbot)[CAROLS] == (ItemState.PENDING, None)
 
 
@@ -121,8 +122,7 @@ def test_forged_form_metadata_is_refused_and_changes_nothing(rbot: RunningBot, m
 def test_form_metadata_naming_the_submitters_own_item_is_refused(rbot: RunningBot) -> None:
     """Carol forging a keep form for her own binding is refused exactly as her click would be."""
     assert submit(rbot, CAROL, rb.KEEP_CALLBACK, "trust me", json.dumps({"item": ids(rbot)[CAROLS]})) == {}
-    wait_until(lambda: rbot.slack.dms(CAROL), timeout=10)
-    time.sleep(0.3)
+    wait_until(lambda: any("someone else must review it" in (m.text or "") for m in rbot.slack.dms(CAROL)), 10)
     assert states(rbot)[CAROLS] == (ItemState.PENDING, None)
 
 
@@ -149,7 +149,9 @@ def test_a_response_url_in_metadata_must_point_at_slack(url: object) -> None:
     )
 
 
-@pytest.mark.parametrize("reason", ["x" * 501, "x" * 20_000, "  a  ", "\u200b\u200b"])
+@pytest.mark.parametrize(
+    "reason", ["x" * 501, "x" * 20_000, "  a  ", "\u200b\u200b", "\u200b" * 40, "a\u202e\u2066\u200db"]
+)
 def test_a_keep_reason_outside_3_to_500_characters_is_refused_in_the_form(rbot: RunningBot, reason: str) -> None:
     """Too long, too short, or blank after trimming: the form shows an error and nothing is decided."""
     meta = json.dumps({"item": ids(rbot)[DEVS], "page": 0, "home": False, "url": ""})

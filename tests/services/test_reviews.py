@@ -16,6 +16,7 @@ from bot.core import audit_actions as A
 from bot.core import fencing
 from bot.core.errors import FencedOut, NotAllowed, UserError
 from bot.core.fencing import Fence
+from bot.core.review_commands import ReviewStart
 from bot.core.reviews import (
     RESTORED_ANNOTATION,
     CampaignStatus,
@@ -101,10 +102,11 @@ async def test_self_attestation_when_configured_is_recorded_as_such(
 
 
 async def test_keep_needs_a_reason(w: World) -> None:
-    """A keep without a reason is refused and the item stays undecided."""
+    """A keep without a visible reason (blank, or zero-width characters only) is refused; the item stays undecided."""
     campaign = await w.start()
-    with pytest.raises(UserError, match="needs a reason"):
-        await w.bot.reviews.decisions.decide(w.item(campaign, DEVS).id, BOB, Verdict.KEEP, "  ")
+    for blank in ("  ", "\u200b\u200b\u200b\u200b"):
+        with pytest.raises(UserError, match="needs a reason"):
+            await w.bot.reviews.decisions.decide(w.item(campaign, DEVS).id, BOB, Verdict.KEEP, blank)
     assert w.item(campaign, DEVS).state is ItemState.PENDING
 
 
@@ -205,7 +207,7 @@ async def test_an_apply_interrupted_after_its_intent_is_finished_by_the_job(w: W
     assert CAROLS not in w.binding_names()
 
 
-async def test_the_deadline_applies_on_timeout_remove_to_undecided_items(w: World) -> None:
+async def test_the_deadline_gives_undecided_items_the_on_timeout_verdict(w: World) -> None:
     """At the deadline the job closes the campaign and undecided items are decided `remove`, not yet applied."""
     campaign = await w.start(on_timeout=Verdict.REMOVE)
     await w.bot.reviews.decisions.decide(w.item(campaign, DEVS).id, BOB, Verdict.KEEP, "read-only for support")
@@ -372,3 +374,62 @@ async def test_closing_edits_each_reviewers_dm_to_say_the_decisions_are_final(w:
     assert edit.kind == "update"
     assert "This review closed" in json.dumps(edit.payload)
     assert "review_keep" not in json.dumps(edit.payload)
+
+
+async def test_with_auto_apply_a_deletion_rancher_refused_is_applied_again_later(
+    tmp_path: Path, slack: SlackEmulator, rancher: RancherEmulator
+) -> None:
+    """A removal Rancher refuses at the deadline stays decided, noted, and is applied by a run ten minutes later."""
+    async with world(tmp_path, slack, rancher, review={"auto_apply": True}) as w:
+        campaign = await w.start(on_timeout=Verdict.REMOVE)
+        w.rancher.fail_next(CAROLS, 403, count=1, method="DELETE")
+        w.clock.value = campaign.due_at + 1
+        await w.bot.reviews.job.run(w.clock.now())
+        refused = w.item(campaign, CAROLS)
+        assert refused.state is ItemState.DECIDED
+        assert "Rancher refused" in refused.note
+        assert CAROLS in w.binding_names()
+        w.clock.value += 60
+        await w.bot.reviews.job.run(w.clock.now())
+        assert w.item(campaign, CAROLS).state is ItemState.DECIDED  # it waits RETRY_APPLY_S
+        w.clock.value += 600
+        await w.bot.reviews.job.run(w.clock.now())
+        assert w.item(campaign, CAROLS).state is ItemState.APPLIED
+        assert CAROLS not in w.binding_names()
+
+
+async def test_decisions_are_final_once_the_campaign_is_closed(w: World) -> None:
+    """After `close`, a reviewer's decision is refused and the item keeps its timeout verdict."""
+    campaign = await w.start()
+    await w.bot.reviews.campaigns.close("q1", actor=ADMIN)
+    with pytest.raises(UserError, match="decisions are final"):
+        await w.bot.reviews.decisions.decide(w.item(campaign, DEVS).id, BOB, Verdict.REMOVE)
+    assert w.item(campaign, DEVS).verdict is Verdict.KEEP
+
+
+async def test_a_binding_no_rule_governs_is_reviewed_by_the_admins_only(w: World) -> None:
+    """sre's cluster-owner on staging-eu (no rule, no review.reviewer_groups) is unassigned: an admin decides it."""
+    report = await w.bot.reviews.campaigns.start(
+        ReviewStart("owners", roles=("cluster-owner",), targets=("staging-*",)), actor=ADMIN
+    )
+    assert report.unassigned == 1  # no linked admin yet: nobody was asked
+    factories.link(w.bot.storage.links, ADMIN, "admin-subject", [], now=T0)
+    (item,) = w.items(report.campaign)
+    with pytest.raises(NotAllowed):
+        await w.bot.reviews.decisions.decide(item.id, BOB, Verdict.REMOVE)
+    done = await w.bot.reviews.decisions.decide(item.id, ADMIN, Verdict.REMOVE)
+    assert done.item.state is ItemState.DECIDED
+
+
+async def test_review_reviewer_groups_review_what_no_rule_governs(
+    tmp_path: Path, slack: SlackEmulator, rancher: RancherEmulator
+) -> None:
+    """With review.reviewer_groups [engineering], Alice reviews sre's cluster-owner on staging-eu."""
+    async with world(tmp_path, slack, rancher, review={"reviewer_groups": ["engineering"]}) as w:
+        report = await w.bot.reviews.campaigns.start(
+            ReviewStart("owners", roles=("cluster-owner",), targets=("staging-*",)), actor=ADMIN
+        )
+        assert report.unassigned == 0
+        (item,) = w.items(report.campaign)
+        done = await w.bot.reviews.decisions.decide(item.id, ALICE, Verdict.KEEP, "cluster admins for staging")
+        assert done.item.verdict is Verdict.KEEP

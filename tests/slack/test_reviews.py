@@ -209,3 +209,12 @@ def test_metrics_exposes_the_standing_binding_gauge(rbot: RunningBot) -> None:
         return float(found[0].split()[1]) if found else None
 
     assert wait_until(gauge, timeout=15) >= 3  # at least the three bindings q1 reviews
+
+
+def test_access_review_shows_the_callers_items_ephemerally(rbot: RunningBot) -> None:
+    """`/access review` answers Bob with his page of q1, Alice with nothing awaiting, a stranger with how to link."""
+    mine = rbot.ask(BOB, "review")
+    assert mine.response_type == "ephemeral"
+    assert "Page 1 of 1 · 3 bindings" in json.dumps(mine.blocks, ensure_ascii=False)
+    assert "No access review awaits you" in rbot.ask(ALICE, "review").text
+    assert "link" in rbot.ask("U0STRANGER", "review").text

@@ -51,12 +51,17 @@ class BulkOutcome:
     refused: tuple[tuple[ReviewItem, str], ...] = ()
 
 
+def visible_length(text: str) -> int:
+    """How many characters of `text` show: spaces and invisible ones (zero-width, format, control) not counted."""
+    return sum(1 for ch in text if ch.isprintable() and not ch.isspace())
+
+
 def clean_reason(verdict: Verdict, reason: str) -> str:
-    """The reason as stored; a keep needs one (3 to 500 characters), every reason is at most 500."""
+    """The reason as stored; a keep needs one (3 visible characters or more), every reason is at most 500."""
     text = reason.strip()
     if len(text) > MAX_REASON:
         raise UserError(f"the reason is {len(text)} characters long (at most {MAX_REASON})")
-    if verdict is Verdict.KEEP and len(text) < MIN_KEEP_REASON:
+    if verdict is Verdict.KEEP and visible_length(text) < MIN_KEEP_REASON:
         raise UserError(
             "keeping standing access needs a reason", "say why this binding must stay (3 characters or more)"
         )

@@ -1,6 +1,7 @@
 """The review job (every `schedule.review_interval`, on the leader, fenced like every job): it finishes applies and
 undos a crash interrupted, starts scheduled reviews, closes campaigns at their deadline (and applies them with
-`review.auto_apply`), reminds reviewers before the deadline, and keeps each campaign's channel message current.
+`review.auto_apply`, trying again every RETRY_APPLY_S what Rancher refused), reminds reviewers before the deadline,
+and keeps each campaign's channel message current.
 
 Every step is idempotent: reminders and scheduled starts are claimed once in the job marks, progress edits are keyed
 by what they show (the outbox stores each key once), and closing is a compare-and-set.
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from bot.core.errors import UpstreamError, UserError
 from bot.core.review_commands import ReviewStart
 from bot.core.review_notices import ReviewerAsked, ReviewerItems, ReviewProgress
-from bot.core.reviews import Campaign, CampaignStatus, ItemState, Subjects, Verdict
+from bot.core.reviews import CHANGES, Campaign, CampaignStatus, ItemFilter, ItemState, Subjects, Verdict
 from bot.core.storage import JobMarks, Transactions
 from bot.services.outbox import Outbox
 from bot.services.reviews.campaigns import SYSTEM, Campaigns, progress_ref
@@ -23,6 +24,8 @@ from bot.services.reviews.changes import Changes
 from bot.services.reviews.directory import ReviewDirectory
 
 log = logging.getLogger(__name__)
+RETRY_APPLY_S = 600
+"""With review.auto_apply, how long a change Rancher refused waits before the job applies it again."""
 PROGRESS_WINDOW = 30 * 86400
 """How long after closing a campaign's channel message is still kept current (applies and undos come later)."""
 
@@ -83,6 +86,8 @@ class ReviewJob:
         finished = await self._changes.finish(now)
         started = await self._start_scheduled(now)
         closed = await self._close_due(now)
+        if self._dir.settings.auto_apply:
+            await self._apply_again(now)
         reminded = self._remind(now)
         self._progress(now)
         return ReviewJobResult(finished, started, closed, reminded)
@@ -115,6 +120,15 @@ class ReviewJob:
             if self._dir.settings.auto_apply:
                 await self._changes.apply_campaign(done, actor=SYSTEM)
         return tuple(closed)
+
+    async def _apply_again(self, now: int) -> None:
+        """Apply again the decided changes of recently closed campaigns that waited RETRY_APPLY_S (Rancher refused)."""
+        for campaign in self._dir.store.campaigns((CampaignStatus.CLOSED,), limit=200):
+            if campaign.closed_at is None or campaign.closed_at < now - PROGRESS_WINDOW:
+                continue
+            waiting = self._dir.store.items(campaign.id, ItemFilter(states=(ItemState.DECIDED,), verdicts=CHANGES))
+            if any(i.updated_at <= now - RETRY_APPLY_S for i in waiting):
+                await self._changes.apply_campaign(campaign, actor=SYSTEM)
 
     def _remind(self, now: int) -> int:
         sent = 0
