@@ -29,11 +29,8 @@ from accessbot_emulators.slack import (
 from bot.adapters.store import open_storage
 from bot.core.durations import format_duration, parse_duration
 from bot.core.errors import UserError
-from bot.core.grant_lifecycle import IN_FLIGHT, due_for_expiry, request_expired
-from bot.core.model import GrantState
-from bot.core.storage import Storage
 from bot.demo import botconfig
-from bot.demo.blocks_text import Button, render
+from bot.demo.feed import Clickable, SlackFeed
 from bot.demo.stack import PEOPLE, TEAM_ID, Stack
 
 HELP = """\
@@ -59,23 +56,9 @@ Console commands (everything else is ignored):
   :help                this help
   :quit                stop everything"""
 
-QUIET = 0.4
-"""Seconds without a new Slack message or edit after which a command's effects are taken as shown."""
-
 
 class ExpectationFailed(Exception):
     """An `:expect` line did not match what the demo showed (or a script line could not be run)."""
-
-
-@dataclass
-class Clickable:
-    """A numbered button and where it was shown."""
-
-    button: Button
-    channel: str | None
-    ts: str | None
-    message: dict[str, Any] | None
-    ephemeral: bool
 
 
 @dataclass
@@ -85,20 +68,15 @@ class Console:
     stack: Stack
     out: TextIO
     user: str = "alice"
-    settle: float = 4.0
     strict: bool = False
-    buttons: list[Clickable] = field(default_factory=list)
     transcript: list[str] = field(default_factory=list)
-    seen: dict[tuple[str, str], int] = field(default_factory=dict)
-    links: dict[str, str] = field(default_factory=dict)
     traveller: Any = None
     signer: SlackSigner = field(default_factory=lambda: SlackSigner(botconfig.SIGNING_SECRET))
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15))
+    feed: SlackFeed = field(init=False)
 
-    @property
-    def names(self) -> dict[str, str]:
-        """Slack user id → demo name, for rendering mentions."""
-        return {uid: name for name, (uid, _, _) in PEOPLE.items()}
+    def __post_init__(self) -> None:
+        self.feed = SlackFeed(self.stack, self.say)
 
     def close(self) -> None:
         """Close the console's HTTP client (the stack is stopped by whoever started it)."""
@@ -199,137 +177,19 @@ class Console:
             return
         if response.content:  # an immediate response: the reply came in the acknowledgement itself
             post = ResponsePost(key, response.json(), time.time())
-            self._print_message("only visible to you", post.blocks, post.text, channel=None, ts=None, ephemeral=True)
+            self.feed.print_message(
+                "only visible to you", post.blocks, post.text, user=self.user, channel=None, ts=None, ephemeral=True
+            )
         else:
-            self._show_response(key)
-        self._show_new_messages()
-
-    def _show_response(self, key: str, timeout: float = 8.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            posts = self.stack.slack.responses(key)
-            if posts:
-                time.sleep(0.2)
-                for post in self.stack.slack.responses(key):
-                    if post.replace_original:
-                        label = "the clicked message now reads"
-                    else:
-                        label = "only visible to you" if post.is_ephemeral else "in channel"
-                    self._print_message(
-                        label,
-                        post.blocks,
-                        post.text,
-                        channel=None,
-                        ts=None,
-                        ephemeral=True,
-                    )
-                return
-            time.sleep(0.05)
-
-    def _channel_label(self, channel: str) -> str:
-        channels = self.stack.config.slack.channels
-        named = {channels.grants: "#grants", channels.approvals: "#approvals", channels.security: "#security"}
-        named[channels.digest] = "#digest"
-        if channel in named:
-            return named[channel] or channel
-        for name, (uid, _, _) in PEOPLE.items():
-            if channel == self.stack.slack.dm_channel(uid):
-                return f"DM to {name}"
-        return channel
-
-    def _busy(self, store: Storage, *, jobs: bool) -> bool:
-        """Whether the bot still has work in hand that will show in Slack (with `jobs`: work the jobs owe too)."""
-        now = int(time.time())
-        if store.outbox.due(now, limit=1) or store.grants.find(states=IN_FLIGHT, limit=1):
-            return True
-        if not jobs:
-            return False
-        if any(due_for_expiry(g, now) for g in store.grants.find(states=(GrantState.ACTIVE,))) or any(
-            request_expired(g, now) for g in store.grants.find(states=(GrantState.REQUESTED,))
-        ):
-            return True
-        return any((link.next_refresh_at or now + 1) <= now for link in store.links.active())
-
-    def _settle(self, *, jobs: bool = False) -> None:
-        """Wait until the bot has nothing due and Slack stayed quiet for a moment, at most `settle` seconds.
-
-        With `jobs` (after the clock moved), wait at least until the scheduler has woken up once and until the
-        grants, requests and links that fell due have been handled.
-        """
-        start = time.monotonic()
-        minimum, maximum = (1.2, max(self.settle, 8.0)) if jobs else (0.2, self.settle)
-        last: tuple[int, ...] = ()
-        quiet_since = start
-        store = open_storage(self.stack.config.database.reveal(), migrate=False)
-        try:
-            while (elapsed := time.monotonic() - start) < maximum:
-                state = self._slack_state()
-                if state != last:
-                    last, quiet_since = state, time.monotonic()
-                quiet = time.monotonic() - quiet_since >= QUIET
-                if elapsed >= minimum and quiet and not self._busy(store, jobs=jobs):
-                    return
-                time.sleep(0.05)
-        finally:
-            store.database.close()
-
-    def _slack_state(self) -> tuple[int, ...]:
-        slack = self.stack.slack
-        messages = slack.messages()
-        views = slack.views()
-        return (
-            len(messages),
-            sum(m.edits for m in messages),
-            len(views),
-            sum(v.updates for v in views),
-            len(slack.responses()),
-        )
-
-    def _show_new_messages(self, *, jobs: bool = False) -> None:
-        self._settle(jobs=jobs)
-        for message in self.stack.slack.messages():
-            mark = (message.channel, message.ts)
-            if self.seen.get(mark) == message.edits:
-                continue
-            updated = mark in self.seen
-            self.seen[mark] = message.edits
-            label = self._channel_label(message.channel) + (" (updated)" if updated else "")
-            self._print_message(label, message.blocks, message.text, channel=message.channel, ts=message.ts)
-        for view in self.stack.slack.views(kind="modal"):
-            mark = ("view", view.id)
-            if self.seen.get(mark) == view.updates:
-                continue
-            self.seen[mark] = view.updates
-            self._print_message(f"form opened for {self.user}", view.blocks, None, channel=None, ts=None)
-
-    def _print_message(
-        self,
-        label: str,
-        blocks: Any,
-        text: str | None,
-        *,
-        channel: str | None,
-        ts: str | None,
-        ephemeral: bool = False,
-    ) -> None:
-        lines, buttons = render(blocks, text, len(self.buttons) + 1, self.names)
-        self.say(f"┌ {label}")
-        for line in lines:
-            for part in line.splitlines() or [""]:
-                self.say(f"│ {part}")
-        self.say("└")
-        message = {"ts": ts, "text": text or "", "blocks": blocks or []} if ts else None
-        for button in buttons:
-            self.buttons.append(Clickable(button, channel, ts, message, ephemeral))
-            if button.url and "/oauth/start" in button.url:
-                self.links[self.user] = button.url
+            self.feed.show_response(key, self.user)
+        self.feed.show_new_messages(self.user)
 
     def cmd_click(self, number: str) -> None:
         """Click a numbered button as the current user."""
-        if not number.isdigit() or not 1 <= int(number) <= len(self.buttons):
+        if not number.isdigit() or not 1 <= int(number) <= len(self.feed.buttons):
             self.problem(f"there is no button {number} (buttons are numbered in square brackets)")
             return
-        self._click(self.buttons[int(number) - 1])
+        self._click(self.feed.buttons[int(number) - 1])
 
     def cmd_click_label(self, *words: str) -> None:
         """Click the newest button whose label is TEXT (case-insensitive; else the newest that contains it)."""
@@ -337,12 +197,12 @@ class Console:
         if not wanted:
             self.problem("which button? e.g. :click-label Approve")
             return
-        labels = [c.button.text.strip().casefold() for c in self.buttons]
+        labels = [c.button.text.strip().casefold() for c in self.feed.buttons]
         for matches in (lambda label: label == wanted, lambda label: wanted in label):
-            for index in range(len(self.buttons) - 1, -1, -1):
+            for index in range(len(self.feed.buttons) - 1, -1, -1):
                 if matches(labels[index]):
-                    self.say(f"(button [{index + 1}] {self.buttons[index].button.text})")
-                    self._click(self.buttons[index])
+                    self.say(f"(button [{index + 1}] {self.feed.buttons[index].button.text})")
+                    self._click(self.feed.buttons[index])
                     return
         self.problem(f"no button labelled {' '.join(words)!r} was shown")
 
@@ -371,8 +231,8 @@ class Console:
             self.problem(f"(the click was refused: HTTP {response.status_code})")
             return
         self.say(f"({self.user} clicked “{target.button.text}”)")
-        self._show_response(key, timeout=2.0)
-        self._show_new_messages()
+        self.feed.show_response(key, self.user, timeout=2.0)
+        self.feed.show_new_messages(self.user)
 
     def cmd_home(self) -> None:
         """Open the App Home tab."""
@@ -383,7 +243,7 @@ class Console:
         if home is None:
             self.say("(no App Home published)")
             return
-        self._print_message(f"App Home of {self.user}", home.blocks, None, channel=None, ts=None)
+        self.feed.print_message(f"App Home of {self.user}", home.blocks, None, user=self.user, channel=None, ts=None)
 
     # --- identity side -------------------------------------------------------------------------------
 
@@ -398,17 +258,17 @@ class Console:
     def cmd_login(self, name: str = "") -> None:
         """Complete the last link flow of a user by filling the IdP form with their password."""
         who = name or self.user
-        url = self.links.get(who)
+        url = self.feed.links.get(who)
         if not url:
             self.problem(f"{who} has no pending link; send /access link as {who} first")
             return
         page = asyncio.run(self._login(url, who))
-        self.links.pop(who, None)
+        self.feed.links.pop(who, None)
         if page.startswith("login failed"):
             self.problem(f"(browser) {page}")
             return
         self.say(f"(browser) {page}")
-        self._show_new_messages()
+        self.feed.show_new_messages(self.user)
 
     async def _login(self, start_url: str, who: str) -> str:
         async with httpx.AsyncClient(timeout=15, follow_redirects=False) as client:
@@ -452,7 +312,7 @@ class Console:
             return
         self.traveller.shift(delta)
         self.say(f"⏩ {format_duration(delta)} later: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-        self._show_new_messages(jobs=True)
+        self.feed.show_new_messages(self.user, jobs=True)
 
     def cmd_audit(self, count: str = "15") -> None:
         """Show the newest audit events."""
@@ -509,7 +369,7 @@ class Console:
         """Restart the bot on the same URL and database; grants, requests and links survive."""
         self.stack.restart_bot()
         self.say(f"the bot restarted at {self.stack.bot_url} on the same database")
-        self._show_new_messages()
+        self.feed.show_new_messages(self.user)
 
     def cmd_users(self) -> None:
         """Who is who."""
