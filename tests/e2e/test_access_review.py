@@ -3,52 +3,44 @@ reviewers decide in their DMs, the plan is applied, removed and converted bindin
 restores one, the digest shows the outcome, and every step is in the audit chain that `accessbot audit verify`
 checks.
 
-The bot runs on uvicorn with its jobs (outbox, reviews every second); plan, apply and undo run in a second process's
-wiring on the same database, as the CLI does (`accessbot review plan|apply|undo`).
+The bot runs on uvicorn with its jobs (outbox, reviews every second); the operator's plan, apply, undo and report run
+as `accessbot review …` in another process on the same database, as an operator would run them.
 """
 
 from __future__ import annotations
 
-import asyncio
+import csv
+import io
 import json
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from accessbot_emulators.rancher import RancherEmulator
 from accessbot_emulators.slack import SlackEmulator
-from bot.config import Config
 from bot.core import audit_actions as A
-from bot.core.reviews import ItemState, PlanStatus
+from bot.core.reviews import ItemState
 from bot.services.jobs.digest import build_period_digest
 from bot.slack import review_blocks as rb
 from bot.slack.digest_blocks import render_digest_text
-from bot.wiring import Bot, build
 from tests.conftest import ALICE, BOB, CAROL, RunningBot, wait_until
 from tests.reviews_rig import ADMIN, ALICES, CAROLS, DEVS, REVIEWS
 from tests.security.conftest import cli_config
 from tests.slack.review_clicks import BotFactory, answer, dm_click, last_modal, review_bot, submit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-T = TypeVar("T")
 
 
-def operator(config: Config, work: Callable[[Bot], Awaitable[T]]) -> T:
-    """Run `work` in a second wiring of the bot on the same database (what an `accessbot review …` command does)."""
-
-    async def go() -> T:
-        wired = build(config)
-        try:
-            return await work(wired)
-        finally:
-            await wired.aclose()
-
-    return asyncio.run(go())
+def accessbot(config_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run `accessbot --config CONFIG ARGV…` in another process, as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(config_path), *argv],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
 
 
 def names_in_rancher(rancher: RancherEmulator) -> set[str]:
@@ -99,23 +91,40 @@ def test_an_access_review_campaign_from_start_to_undo(
         posted = bot.slack.wait_for(lambda: next(iter(bot.slack.messages(REVIEWS)), None), timeout=15)
         wait_until(lambda: "3 of 3 decided" in (bot.slack.message(posted.ts).text or ""), timeout=15)  # type: ignore[union-attr]
 
-        # the plan, then the apply: the removed and the converted bindings are gone from Rancher
-        plan = operator(bot.config, lambda b: b.reviews.changes.plan("q1"))
-        assert sorted(e.item.binding.name for e in plan.entries if e.status is PlanStatus.READY) == sorted(
+        # the owner's plan, then the apply: the removed and the converted bindings are gone from Rancher
+        config_path = cli_config(tmp_path / "cli.yaml", bot.config)
+        plan = accessbot(config_path, "review", "plan", "q1", "--json")
+        assert plan.returncode == 0, plan.stderr
+        entries = [json.loads(line) for line in plan.stdout.splitlines()]
+        assert sorted(e["binding"].rpartition(":")[2] for e in entries if e["now"] == "ready") == sorted(
             [ALICES, CAROLS]
-        )
+        ), entries
         assert {ALICES, CAROLS} <= names_in_rancher(rancher)
-        report = operator(bot.config, lambda b: b.reviews.changes.apply("q1", actor=ADMIN))
-        assert len(report.applied) == 2
+        applied = accessbot(config_path, "review", "apply", "q1")
+        assert applied.returncode == 0, applied.stderr
+        assert "2 bindings deleted, 0 left alone, 0 failed" in applied.stdout, applied.stdout
         assert not {ALICES, CAROLS} & names_in_rancher(rancher)
         assert DEVS in names_in_rancher(rancher)
         told = dm_with(bot, ALICE, "converted to time-boxed access")
         assert "/access request" in (told.text or "")
 
         # an undo restores Carol's binding as it was
-        undone = operator(bot.config, lambda b: b.reviews.changes.undo(ids[CAROLS], actor=ADMIN))
-        assert undone.state is ItemState.UNDONE
+        undone = accessbot(config_path, "review", "undo", str(ids[CAROLS]))
+        assert undone.returncode == 0, undone.stderr
+        assert f"item {ids[CAROLS]} restored" in undone.stdout
+        assert items(bot)[CAROLS].state is ItemState.UNDONE
         assert CAROLS in names_in_rancher(rancher)
+
+        # the report shows each binding's outcome
+        report = accessbot(config_path, "review", "report", "q1", "--format", "csv")
+        assert report.returncode == 0, report.stderr
+        rows = {r["binding"].rpartition(":")[2]: r for r in csv.DictReader(io.StringIO(report.stdout))}
+        assert {n: (rows[n]["verdict"], rows[n]["state"]) for n in (ALICES, CAROLS, DEVS)} == {
+            ALICES: ("convert", "applied"),
+            CAROLS: ("remove", "undone"),
+            DEVS: ("keep", "decided"),
+        }
+        assert rows[DEVS]["reason"] == "support reads payload-api logs"
 
         # the digest shows the outcome
         store = bot.store()
@@ -134,10 +143,6 @@ def test_an_access_review_campaign_from_start_to_undo(
         decided = {e.details["binding_id"]: e for e in bot.audit(A.REVIEW_DECIDED)}
         assert {e.actor for e in decided.values()} == {BOB, CAROL}
         assert json.dumps([e.details for e in bot.audit(A.REVIEW_APPLYING)]).count("binding") >= 2
-        config_path = cli_config(tmp_path / "cli.yaml", bot.config)
-        verify = subprocess.run(
-            [sys.executable, "-m", "bot", "--config", str(config_path), "audit", "verify"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+        verify = accessbot(config_path, "audit", "verify")
         assert verify.returncode == 0, verify.stdout + verify.stderr
         assert verify.stdout.startswith("OK")
