@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, TextIO
 from bot.cli.context import EXIT_FAIL, EXIT_OK, Add, Subparsers, run_with_bot
 from bot.core import review_commands as rc
 from bot.core.errors import UserError, shown
+from bot.core.review_plan import Plan
 from bot.core.review_report import report_csv, report_markdown
-from bot.core.reviews import Campaign, ItemState, Outcome, Plan, ReviewItem, outcome, outcome_of
+from bot.core.reviews import Campaign, ItemState, Outcome, ReviewItem, outcome, outcome_of
 
 if TYPE_CHECKING:
     from bot.services.reviews import ApplyReport, StartReport

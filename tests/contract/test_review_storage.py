@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bot.core.model import RoleBinding, Scope
+from bot.core.review_bindings import fingerprint
 from bot.core.reviews import (
     Campaign,
     CampaignScope,
@@ -18,7 +19,6 @@ from bot.core.reviews import (
     ReviewItem,
     Subjects,
     Verdict,
-    fingerprint,
     reviewer_key,
     sources,
 )

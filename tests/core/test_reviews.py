@@ -8,33 +8,30 @@ import pytest
 
 from bot.core.errors import InvalidTransition
 from bot.core.model import Cluster, Project, RoleBinding, Scope
-from bot.core.reviews import (
-    GRB_OWNER_LABEL,
+from bot.core.review_bindings import (
     RESTORED_ANNOTATION,
+    binding_from_json,
+    binding_json,
+    fingerprint,
+    restorable,
+    what_changed,
+)
+from bot.core.review_plan import PlanStatus, plan_entry, to_apply
+from bot.core.review_scope import GRB_OWNER_LABEL, rancher_managed, select, target_matches
+from bot.core.reviews import (
     CampaignScope,
     Decision,
     Holder,
     ItemEvent,
     ItemState,
-    PlanStatus,
     ReviewItem,
     Subjects,
     Verdict,
-    binding_from_json,
-    binding_json,
-    fingerprint,
     move,
     outcome,
-    plan_entry,
-    rancher_managed,
-    restorable,
     reviewer_groups_of,
     reviewer_key,
-    select,
     sources,
-    target_matches,
-    to_apply,
-    what_changed,
 )
 
 S, E = ItemState, ItemEvent

@@ -16,17 +16,10 @@ from bot.core import audit_actions as A
 from bot.core import fencing
 from bot.core.errors import FencedOut, NotAllowed, UserError
 from bot.core.fencing import Fence
+from bot.core.review_bindings import RESTORED_ANNOTATION
 from bot.core.review_commands import ReviewStart
-from bot.core.reviews import (
-    RESTORED_ANNOTATION,
-    CampaignStatus,
-    ItemChange,
-    ItemEvent,
-    ItemState,
-    PlanStatus,
-    Verdict,
-    sources,
-)
+from bot.core.review_plan import PlanStatus
+from bot.core.reviews import CampaignStatus, ItemChange, ItemEvent, ItemState, Verdict, sources
 from bot.demo import botconfig
 from tests import factories
 from tests.conftest import ALICE, BOB, CAROL, SUBJECTS
@@ -337,7 +330,7 @@ async def test_an_undo_interrupted_after_rancher_recreated_the_binding_is_finish
     await w.bot.reviews.decisions.decide(item.id, BOB, Verdict.REMOVE)
     await w.bot.reviews.changes.apply("q1", actor=ADMIN)
     assert w.bot.storage.reviews.move(item.id, sources(ItemEvent.BEGIN_UNDO), ItemChange(state=ItemState.UNDOING), T0)
-    w.rancher.add_binding(  # what the interrupted undo had created (core.reviews.restorable's note)
+    w.rancher.add_binding(  # what the interrupted undo had created (core.review_bindings.restorable's note)
         "prtb", name=ALICES, namespaceId="p-h3x8f", projectId=PROD_CHECKOUT, roleTemplateId="project-member",
         userPrincipalId=ALICE_PRINCIPAL, annotations={RESTORED_ANNOTATION: f"review item {item.id}"},
     )  # fmt: skip

@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from bot.adapters.store.sql import SqlConnection
+from bot.core.review_bindings import binding_from_json, binding_json
 from bot.core.reviews import (
     ANY_ITEM,
     Campaign,
@@ -20,8 +21,6 @@ from bot.core.reviews import (
     ReviewItem,
     Subjects,
     Verdict,
-    binding_from_json,
-    binding_json,
     reviewer_groups_of,
     reviewer_key,
 )

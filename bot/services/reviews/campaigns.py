@@ -16,8 +16,10 @@ from dataclasses import dataclass, replace
 from bot.core import audit_actions as A
 from bot.core.errors import UserError
 from bot.core.model import RancherUser, RoleBinding
+from bot.core.review_bindings import fingerprint
 from bot.core.review_commands import ReviewStart
 from bot.core.review_notices import ReviewerAsked, ReviewerItems, ReviewProgress
+from bot.core.review_scope import select
 from bot.core.reviewers import PeopleIndex, Reviewers, conversion, holder_groups, holder_of, reviewers_for
 from bot.core.reviews import (
     Campaign,
@@ -31,9 +33,7 @@ from bot.core.reviews import (
     Outcome,
     ReviewItem,
     Verdict,
-    fingerprint,
     outcome,
-    select,
     sources,
 )
 from bot.core.storage import Transactions

@@ -5,12 +5,14 @@ Apply, for each decided remove or convert (a few at a time):
 1. re-read the binding from Rancher;
 2. in one transaction: move the item `decided → applying` with the binding just read stored on it (the full binding,
    for undo) and audit the intent (`review.applying`, binding included); a binding gone, or changed since the
-   campaign's read (core.reviews.fingerprint), goes on to `skipped` in the same transaction, audited and reported;
+   campaign's read (core.review_bindings.fingerprint), goes on to `skipped` in the same transaction, audited and
+   reported;
 3. delete it; then `applying → applied`, audited, and a converted holder is told how to request it;
    a failure moves it back to `decided` with the reason (applied again by the next apply).
 A crash between 2 and 3 leaves the item `applying`: `finish` re-reads the binding and completes the step (gone:
 applied; unchanged: deleted, applied; changed: skipped). Undo mirrors it (`applied → undoing → undone`): the stored
-binding is recreated with its name, role, subject and the labels and annotations people set (core.reviews.restorable).
+binding is recreated with its name, role, subject and the labels and annotations people set
+(core.review_bindings.restorable).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from dataclasses import dataclass
 from bot.core import audit_actions as A
 from bot.core.errors import ConflictError, UpstreamError, UserError
 from bot.core.model import Deletion, Identity, RoleBinding
+from bot.core.review_bindings import binding_json, restorable
 from bot.core.review_notices import AccessConverted
+from bot.core.review_plan import Plan, PlanEntry, PlanStatus, plan_entry, to_apply
 from bot.core.reviews import (
     CHANGES,
     Campaign,
@@ -29,17 +33,10 @@ from bot.core.reviews import (
     ItemEvent,
     ItemFilter,
     ItemState,
-    Plan,
-    PlanEntry,
-    PlanStatus,
     ReviewItem,
     Verdict,
-    binding_json,
     outcome,
-    plan_entry,
-    restorable,
     sources,
-    to_apply,
 )
 from bot.core.storage import Transactions
 from bot.services.audit import AuditLog

@@ -15,16 +15,7 @@ from bot.core.commands import MAX_REASON
 from bot.core.errors import NotAllowed, UserError
 from bot.core.model import Identity, person_key
 from bot.core.reviewers import PeopleIndex, conversion, holder_groups, may_decide
-from bot.core.reviews import (
-    DECIDABLE,
-    Campaign,
-    CampaignStatus,
-    Decision,
-    ItemChange,
-    ItemState,
-    ReviewItem,
-    Verdict,
-)
+from bot.core.reviews import DECIDABLE, Campaign, CampaignStatus, Decision, ItemChange, ItemState, ReviewItem, Verdict
 from bot.core.storage import LinkStore, Transactions
 from bot.services.audit import AuditLog
 from bot.services.reviews.directory import Estate, ReviewDirectory

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 from bot.core.model import RoleBinding
 from bot.core.review_measures import CampaignOutcome, ReviewMeasures, StandingTrend, replacements
-from bot.core.reviews import outcome, standing
+from bot.core.review_scope import standing
+from bot.core.reviews import outcome
 from bot.core.storage import GrantStore, ReviewStore, StandingSamples
 
 
