@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 
 from bot.config.base import Duration, FrozenModel
+from bot.config.review import due_in_range
 
 _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -58,6 +59,11 @@ class ScheduledReview(FrozenModel):
     subjects: Literal["users", "groups", "both"] = "both"
     due: Duration | None = None  # default review.due
     on_timeout: Literal["keep", "remove", "convert"] | None = None  # default review.on_timeout
+
+    @field_validator("due")
+    @classmethod
+    def _due(cls, value: timedelta | None) -> timedelta | None:
+        return due_in_range(value) if value is not None else None
 
     @field_validator("every")
     @classmethod
