@@ -68,6 +68,7 @@ class Console:
     stack: Stack
     out: TextIO
     user: str = "alice"
+    settle: float = 4.0
     strict: bool = False
     transcript: list[str] = field(default_factory=list)
     traveller: Any = None
@@ -76,7 +77,7 @@ class Console:
     feed: SlackFeed = field(init=False)
 
     def __post_init__(self) -> None:
-        self.feed = SlackFeed(self.stack, self.say)
+        self.feed = SlackFeed(self.stack, self.say, self.settle)
 
     def close(self) -> None:
         """Close the console's HTTP client (the stack is stopped by whoever started it)."""
