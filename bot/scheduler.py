@@ -43,10 +43,18 @@ JOB_IDS: Final[tuple[str, ...]] = (
     "refresh_identities",
     "post_digest",
     "post_anchor",
+    "reviews",
 )
 """Fixed ids of every scheduled job (memory job store; ids keep re-registration idempotent)."""
 
-CATCH_UP: Final[tuple[str, ...]] = ("expire_grants", "finish_activations", "reconcile", "post_digest", "post_anchor")
+CATCH_UP: Final[tuple[str, ...]] = (
+    "expire_grants",
+    "finish_activations",
+    "reconcile",
+    "post_digest",
+    "post_anchor",
+    "reviews",
+)
 """Jobs run immediately on start and on becoming leader (work that fell due during downtime)."""
 
 ANCHOR_INTERVAL: Final = 3600.0
@@ -73,6 +81,7 @@ class JobBodies:
     post_digest: Body
     post_anchor: Body
     resume_revocations: Body
+    reviews: Body
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,7 @@ class Schedule:
     outbox_interval: float = 5.0
     refresh_interval: float = 6 * 3600.0
     lease_ttl: float = 60.0
+    review_interval: float = 60.0
     digest_day: str = "monday"
     digest_time: str = "09:00"
     digest_timezone: str = "UTC"
@@ -128,6 +138,7 @@ class JobScheduler:
             "deliver_outbox": (s.outbox_interval, self.jobs.deliver_outbox),
             "refresh_identities": (s.refresh_interval, self.jobs.refresh_identities),
             "post_anchor": (ANCHOR_INTERVAL, self.jobs.post_anchor),
+            "reviews": (s.review_interval, self.jobs.reviews),
         }
         # a standby bids at least once a sweep interval, so it leads within lease_ttl + one sweep of a leader's death
         lease_every = max(1.0, min(s.lease_ttl / 3, s.sweep_interval))

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,6 +24,7 @@ from bot.config import Config
 from bot.core.audit_chain import ChainKey
 from bot.core.ports import AccountDirectory, Clock, GroupSource
 from bot.core.principals import PrincipalMapping
+from bot.core.reviews import Subjects, Verdict
 from bot.core.storage import Storage
 from bot.scheduler import JobBodies, JobScheduler, Schedule
 from bot.services.access import AccessService
@@ -40,6 +42,7 @@ from bot.services.linking import LinkingService
 from bot.services.offboarding import LinkEnding, Offboarding
 from bot.services.outbox import Outbox, OutboxSettings
 from bot.services.refusals import Refusals, RefusalTally
+from bot.services.reviews import ReviewServices, ReviewSettings, ScheduledReview
 from bot.slack.app import build_app
 from bot.slack.context import SlackDeps
 from bot.slack.notices import SlackNotices
@@ -64,6 +67,7 @@ class Bot:
     linking: LinkingService
     identity_sync: IdentitySync
     grants: GrantServices
+    reviews: ReviewServices
     access: AccessService
     deps: SlackDeps
     bolt: AsyncApp
@@ -211,6 +215,43 @@ def build_group_sources(config: Config, oidc: OidcClient) -> GroupSources:
             return GroupSources(claims)
 
 
+def review_settings(config: Config) -> ReviewSettings:
+    """`review:` (and the grant label) as the review services' plain values."""
+    rc = config.review
+    return ReviewSettings(
+        grant_label=config.rancher.grant_label,
+        reviewer_groups=rc.reviewer_groups,
+        self_attestation=rc.self_attestation,
+        auto_apply=rc.auto_apply,
+        due_s=int(rc.due.total_seconds()),
+        on_timeout=rc.on_timeout,
+        remind_before_s=tuple(int(r.total_seconds()) for r in rc.remind_before),
+        max_items=rc.max_items,
+    )
+
+
+def scheduled_reviews(config: Config) -> tuple[ScheduledReview, ...]:
+    """`schedule.reviews` as the review job's plain values."""
+    return tuple(
+        ScheduledReview(
+            name=r.name,
+            every_s=int(r.every.total_seconds()),
+            roles=r.roles,
+            targets=r.targets,
+            subjects=Subjects(r.subjects),
+            due_s=int(r.due.total_seconds()) if r.due is not None else None,
+            on_timeout=Verdict(r.on_timeout) if r.on_timeout is not None else None,
+        )
+        for r in config.schedule.reviews
+    )
+
+
+def response_origins(api_url: str) -> tuple[str, ...]:
+    """Where a Slack response_url may point: Slack's hooks host, and the Web API's own host (GovSlack, tests)."""
+    parts = urlsplit(api_url)
+    return ("https://hooks.slack.com", f"{parts.scheme}://{parts.netloc}")
+
+
 def build(config: Config, *, clock: Clock | None = None, storage: Storage | None = None) -> Bot:
     """Wire the whole bot from a validated config (call from the event-loop thread)."""
     clock = clock or SystemClock()
@@ -240,8 +281,10 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
             "approvals": channels.approvals,
             "security": channels.security,
             "digest": channels.digest,
+            "reviews": channels.reviews,
         },
     )
+    policy = config.policy.to_policy()
     grants = GrantServices.create(
         tx=tx,
         grants=storage.grants,
@@ -251,12 +294,29 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         audit=audit,
         outbox=outbox,
         clock=clock,
-        policy=config.policy.to_policy(),
+        policy=policy,
         principals=mapping,
         grant_label=config.rancher.grant_label,
         admins=frozenset(slack_config.admins),
         timing=LifecycleTiming(activation_timeout=int(sc.activation_timeout.total_seconds())),
         approver_usergroups=slack_config.approver_usergroups,
+    )
+    reviews = ReviewServices.create(
+        tx=tx,
+        reviews=storage.reviews,
+        samples=storage.standing,
+        links=storage.links,
+        marks=storage.marks,
+        rancher=rancher,
+        audit=audit,
+        outbox=outbox,
+        clock=clock,
+        policy=policy,
+        mapping=mapping,
+        governed_roles=grants.directory.governed_roles,
+        admins=frozenset(slack_config.admins),
+        settings=review_settings(config),
+        scheduled=scheduled_reviews(config),
     )
     refusals = Refusals(tx=tx, audit=audit, outbox=outbox, clock=clock, tally=RefusalTally(audit, clock, "oauth"))
     slack_tally = RefusalTally(audit, clock, "slack")
@@ -318,7 +378,14 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         clock=clock,
     )
     deps = SlackDeps(
-        linking=linking, access=access, grants=grants, principals=mapping, clock=clock, command=slack_config.command
+        linking=linking,
+        access=access,
+        grants=grants,
+        reviews=reviews,
+        principals=mapping,
+        clock=clock,
+        command=slack_config.command,
+        response_origins=response_origins(slack_config.api_url),
     )
     sweep = RevocationSweep(
         tx=tx,
@@ -346,6 +413,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
             repair_drift=sc.repair_drift,
             report_untagged=sc.report_untagged,
         ),
+        measure=reviews.gauge.record,
     )
     digest = WeeklyDigest(
         tx=tx,
@@ -380,6 +448,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         post_digest=digest.post,
         post_anchor=DailyAnchor(tx=tx, marks=storage.marks, audit=audit, outbox=outbox).post,
         resume_revocations=sweep.resume_claimed,
+        reviews=reviews.job.run,
     )
     ttl = int(sc.lease_ttl.total_seconds())
     schedule = Schedule(
@@ -389,6 +458,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         # each link carries its own due time (oidc.refresh_interval, or a retry backoff); look often
         refresh_interval=min(oc.refresh_interval.total_seconds(), 60.0),
         lease_ttl=float(ttl),
+        review_interval=sc.review_interval.total_seconds(),
         digest_day=sc.digest.day,
         digest_time=sc.digest.time,
         digest_timezone=sc.digest.timezone,
@@ -407,6 +477,7 @@ def build(config: Config, *, clock: Clock | None = None, storage: Storage | None
         linking=linking,
         identity_sync=identity_sync,
         grants=grants,
+        reviews=reviews,
         access=access,
         deps=deps,
         bolt=build_app(deps, slack_client, signing_secret),

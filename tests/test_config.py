@@ -91,6 +91,28 @@ def test_bad_field_is_reported_with_its_path(path: tuple[str, ...], value: Any, 
     assert any(p.startswith(expected) for p in problems), problems
 
 
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ({"review": {"due": "400d"}}, "review.due: must be between 1h and 365d"),
+        ({"review": {"due": "5m"}}, "review.due: must be between 1h and 365d"),
+        ({"review": {"on_timeout": "delete"}}, "review.on_timeout: is not allowed"),
+        ({"review": {"remind_before": ["1d", "2d", "3d", "4d", "5d", "6d"]}}, "review.remind_before: at most 5"),
+        ({"schedule": {"reviews": [{"name": "q", "every": "30d", "due": "1000d"}]}},
+         "schedule.reviews[0].due: must be between 1h and 365d"),
+        ({"schedule": {"reviews": [{"name": "q", "every": "1h"}]}}, "schedule.reviews[0].every: must be at least 1d"),
+        ({"schedule": {"reviews": [{"name": "Q 1", "every": "7d"}]}}, "schedule.reviews[0].name:"),
+    ],
+)  # fmt: skip
+def test_bad_review_settings_are_reported_with_their_path(section: dict[str, Any], expected: str) -> None:
+    """The review: section and schedule.reviews are checked like the rest (deadlines as `review start` takes them)."""
+    data = _valid()
+    for key, value in section.items():
+        data.setdefault(key, {}).update(value)
+    problems = _problems(data)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
 def test_policy_rule_errors_name_the_rule_index() -> None:
     """A broken policy rule is reported as policy.rules[N].field."""
     data = _valid()
@@ -157,6 +179,7 @@ def test_example_file_is_valid_yaml_with_every_documented_section() -> None:
         "security",
         "policy",
         "schedule",
+        "review",
     }
 
 

@@ -103,6 +103,7 @@ async def test_jobs_are_registered_with_configured_ids_and_intervals(tmp_path: P
             "deliver_outbox": 3.0,
             "refresh_identities": 60.0,  # links are due per row (2h); the job looks every minute
             "post_anchor": 3600.0,  # looks hourly, posts once per UTC day
+            "reviews": 60.0,  # schedule.review_interval
         }
         for job in jobs.values():
             assert job.coalesce is True

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 
 from accessbot_emulators.rancher.naming import random_name
 from accessbot_emulators.rancher.profiles import INHERITED_CLUSTER_ROLES, RESTRICTED_ADMIN_CRTBS
-from accessbot_emulators.rancher.schema import CRTB, DISPLAY_NAME_ANNOTATION, GRB, GRB_OWNER_LABEL, Obj
+from accessbot_emulators.rancher.schema import (
+    CRTB,
+    DISPLAY_NAME_ANNOTATION,
+    GRB,
+    GRB_OWNER_LABEL,
+    MANAGED_BY_LABEL,
+    Obj,
+)
 
 if TYPE_CHECKING:
     from accessbot_emulators.rancher.store import Store
@@ -86,8 +93,9 @@ def fill(store: Store, type_name: str, obj_id: str) -> None:
 def inherit_cluster_roles(store: Store, grb: Obj) -> None:
     """A GRB's `inheritedClusterRoles` as `crtb-grb-*` CRTBs in every non-local cluster (2.8+).
 
-    rancher pkg/controllers/management/auth/globalroles/globalrolebinding_handler.go@v2.14.0 (GenerateName
-    `crtb-grb-`, label authz.management.cattle.io/grb-owner, the local cluster skipped).
+    rancher pkg/controllers/management/auth/globalroles/globalrolebinding_handler.go@v2.14.0:264-289 (GenerateName
+    `crtb-grb-`, labels authz.management.cattle.io/grb-owner and `app.kubernetes.io/managed-by: rancher`
+    (pkg/controllers/options.go:20-21, the same since v2.8.0), the local cluster skipped).
     """
     if not store.settings.profile.has(INHERITED_CLUSTER_ROLES):
         return
@@ -105,7 +113,7 @@ def inherit_cluster_roles(store: Store, grb: Obj) -> None:
                 "userId": grb.get("userId"),
                 "userPrincipalId": grb.get("userPrincipalId"),
                 "groupPrincipalId": grb.get("groupPrincipalId"),
-                "labels": {GRB_OWNER_LABEL: grb["name"]},
+                "labels": {GRB_OWNER_LABEL: grb["name"], MANAGED_BY_LABEL: "rancher"},
             }
             obj = store.new_binding(CRTB, values, creator=None)
             fill(store, CRTB, obj["id"])

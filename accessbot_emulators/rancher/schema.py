@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 GRB_OWNER_LABEL = "authz.management.cattle.io/grb-owner"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+"""Set to `rancher` on objects Rancher's controllers own (rancher pkg/controllers/options.go:20-21@v2.14.0)."""
 DISPLAY_NAME_ANNOTATION = "auth.cattle.io/principal-display-name"
 
 Obj = dict[str, Any]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from bot import __version__
-from bot.cli import audit, data, dev, digest, generate, grants, oidc, outbox, policy, prepare, rancher, serve
+from bot.cli import audit, data, dev, digest, generate, grants, oidc, outbox, policy, prepare, rancher, reviews, serve
 from bot.cli.context import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Command
 from bot.core.errors import BotError, ConfigError, UserError
 
@@ -29,6 +29,7 @@ REGISTRARS = (
     grants.register,
     outbox.register,
     digest.register,
+    reviews.register,
 )
 """Every command group, in the order `accessbot --help` lists them."""
 
@@ -39,6 +40,12 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Print `error: … (see accessbot X --help)` and exit 2."""
         self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def terminal_text(text: str) -> str:
+    """One line for the terminal: control characters a refusal quotes back (escape sequences typed or read from
+    outside) shown as `?`, so an error message can never drive the terminal."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 DEV_TOOLS = ("dev-idp", "dev-rancher")
@@ -90,10 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         return EXIT_USAGE
     except UserError as err:
-        print(f"error: {err.message}" + (f" ({err.hint})" if err.hint else ""), file=sys.stderr)
+        print(terminal_text(f"error: {err.message}" + (f" ({err.hint})" if err.hint else "")), file=sys.stderr)
         return EXIT_USAGE
     except BotError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(terminal_text(f"error: {err}"), file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:
         return 130
@@ -101,5 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as err:  # a bug or an outside failure nobody translated: one line, never a traceback
         logging.getLogger("bot.cli").debug("unexpected failure", exc_info=True)
-        print(f"error: unexpected {type(err).__name__} ({str(err)[:200]}); nothing more was done", file=sys.stderr)
+        print(
+            terminal_text(f"error: unexpected {type(err).__name__} ({str(err)[:200]}); nothing more was done"),
+            file=sys.stderr,
+        )
         return EXIT_USAGE

@@ -1,10 +1,10 @@
 """The configuration: YAML with `${ENV}` substitution, validated once into frozen pydantic models (one per key)."""
 
+from bot.config.advice import warnings
 from bot.config.loading import DEFAULT_CONFIG_PATH, load_config, parse_config, substitute_env, summary
 from bot.config.oidc import OidcConfig
 from bot.config.policy import ApprovalConfig, PolicyConfig, RuleConfig
 from bot.config.rancher import RancherConfig
-from bot.config.review import warnings
 from bot.config.root import Config
 from bot.config.schedule import DigestConfig, ScheduleConfig
 from bot.config.security import SecurityConfig

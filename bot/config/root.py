@@ -11,6 +11,7 @@ from bot.config.database import DatabaseTarget
 from bot.config.oidc import OidcConfig
 from bot.config.policy import PolicyConfig
 from bot.config.rancher import RancherConfig
+from bot.config.review import ReviewConfig
 from bot.config.schedule import ScheduleConfig
 from bot.config.security import SecurityConfig
 from bot.config.server import ServerConfig
@@ -29,6 +30,7 @@ class Config(FrozenModel):
     rancher: RancherConfig
     security: SecurityConfig
     policy: PolicyConfig = PolicyConfig()
+    review: ReviewConfig = ReviewConfig()
     schedule: ScheduleConfig = ScheduleConfig()
 
     @field_validator("public_url")

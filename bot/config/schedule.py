@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
 from bot.config.base import Duration, FrozenModel
+from bot.config.review import due_in_range
 
 _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -47,6 +49,30 @@ class DigestConfig(FrozenModel):
         return value
 
 
+class ScheduledReview(FrozenModel):
+    """An access review started every `every` (named `<name>-<YYYY-MM-DD>`)."""
+
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    every: Duration
+    roles: tuple[str, ...] = ()  # role template ids (globs); empty: every role the policy governs
+    targets: tuple[str, ...] = ("*",)  # cluster globs, or CLUSTER/PROJECT globs
+    subjects: Literal["users", "groups", "both"] = "both"
+    due: Duration | None = None  # default review.due
+    on_timeout: Literal["keep", "remove", "convert"] | None = None  # default review.on_timeout
+
+    @field_validator("due")
+    @classmethod
+    def _due(cls, value: timedelta | None) -> timedelta | None:
+        return due_in_range(value) if value is not None else None
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: timedelta) -> timedelta:
+        if value < timedelta(days=1):
+            raise ValueError("must be at least 1d (a review every day at most)")
+        return value
+
+
 class ScheduleConfig(FrozenModel):
     """Intervals of the scheduled jobs."""
 
@@ -61,3 +87,16 @@ class ScheduleConfig(FrozenModel):
     repair_drift: bool = False
     report_untagged: bool = False
     digest: DigestConfig = DigestConfig()
+    review_interval: Duration = timedelta(
+        minutes=1
+    )  # the review job: deadlines, reminders, progress, scheduled reviews
+    reviews: tuple[ScheduledReview, ...] = ()
+
+    @field_validator("reviews")
+    @classmethod
+    def _unique_reviews(cls, value: tuple[ScheduledReview, ...]) -> tuple[ScheduledReview, ...]:
+        names = [r.name for r in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"scheduled review {name!r} is named twice (names must be unique)")
+        return value

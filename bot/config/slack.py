@@ -20,8 +20,9 @@ class SlackChannels(FrozenModel):
     approvals: str | None = None
     security: str | None = None
     digest: str | None = None
+    reviews: str | None = None  # access review progress (else the security channel)
 
-    @field_validator("grants", "approvals", "security", "digest")
+    @field_validator("grants", "approvals", "security", "digest", "reviews")
     @classmethod
     def _channel_id(cls, value: str | None) -> str | None:
         if value is None or _CHANNEL_ID.fullmatch(value):

@@ -35,6 +35,14 @@ Details keys (all optional for readers; writers should include them):
 - audit.rekeyed: {"key_id", "previous_key_id" (empty when the chain was not keyed before), "previous_head_id"}
 - audit.anchored: {"head_id", "head_hash"} (the head posted to the security channel, outside the database)
 - config.loaded: {"rules", "path"}
+- review.*: {"campaign_id", "campaign"}; in addition:
+  - review.started: {"items", "excluded", "roles", "targets", "subjects", "due_at", "on_timeout", "template"}
+  - review.decided: {"item_id", "binding_id", "role", "target", "holder", "verdict", "person", "self_attested",
+    "bulk" (bool)}; `reason` the reviewer's reason
+  - review.closed: {"timed_out" (items decided by on_timeout), "on_timeout", "outcome" (counts)}
+  - review.applying / review.restoring: {"item_id", "verdict", "binding" (the full binding JSON, as read just
+    before the change)}; review.applied / review.skipped / review.restored / review.failed: {"item_id", "verdict",
+    "binding_id", "why" (skipped, failed), "restored_id" (restored)}
 - outbox.parked / outbox.retried / outbox.dropped: {"message_id", "key", "kind", "channel", "attempts",
   "last_error"}; `target` is `outbox:<id>`, `reason` why Slack refused it (parked)
 """
@@ -81,6 +89,17 @@ DRIFT_REPAIRED: Final = "drift.repaired"
 DRIFT_ORPHAN_DELETED: Final = "drift.orphan_deleted"
 DRIFT_UNTAGGED: Final = "drift.untagged"
 
+# --- access reviews ---------------------------------------------------------------------------------
+REVIEW_STARTED: Final = "review.started"
+REVIEW_DECIDED: Final = "review.decided"
+REVIEW_CLOSED: Final = "review.closed"
+REVIEW_APPLYING: Final = "review.applying"  # intent, recorded before the binding is deleted
+REVIEW_APPLIED: Final = "review.applied"
+REVIEW_SKIPPED: Final = "review.skipped"  # changed in Rancher since the campaign's read, or gone
+REVIEW_FAILED: Final = "review.failed"  # Rancher refused; the decision stays, to be applied again
+REVIEW_RESTORING: Final = "review.restoring"  # intent, recorded before the binding is recreated
+REVIEW_RESTORED: Final = "review.restored"
+
 # --- operations ---------------------------------------------------------------------------------------
 DIGEST_POSTED: Final = "digest.posted"
 CONFIG_LOADED: Final = "config.loaded"
@@ -123,6 +142,15 @@ ALL: Final[tuple[str, ...]] = (
     DRIFT_REPAIRED,
     DRIFT_ORPHAN_DELETED,
     DRIFT_UNTAGGED,
+    REVIEW_STARTED,
+    REVIEW_DECIDED,
+    REVIEW_CLOSED,
+    REVIEW_APPLYING,
+    REVIEW_APPLIED,
+    REVIEW_SKIPPED,
+    REVIEW_FAILED,
+    REVIEW_RESTORING,
+    REVIEW_RESTORED,
     DIGEST_POSTED,
     CONFIG_LOADED,
     AUDIT_REKEYED,

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from bot.core.durations import DURATION_HINT, parse_duration
 from bot.core.errors import UserError, shown
+from bot.core.review_commands import ReviewStart, parse_start
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,14 @@ class Rules:
     """What the caller may request, and on which conditions."""
 
 
-Command = Bare | Help | Link | Unlink | Whoami | ListAccess | Request | Grants | Revoke | Extend | Who | Rules
+@dataclass(frozen=True)
+class Review:
+    """The access reviews awaiting the caller, or (admins) `review start NAME …`."""
+
+    start: ReviewStart | None = None
+
+
+Command = Bare | Help | Link | Unlink | Whoami | ListAccess | Request | Grants | Revoke | Extend | Who | Rules | Review
 
 USAGE: dict[str, tuple[str, str]] = {
     "help": ("help [COMMAND]", "show this help"),
@@ -113,6 +121,10 @@ USAGE: dict[str, tuple[str, str]] = {
     "extend": ("extend GRANT_ID DURATION", "add time to a grant, within the rule's limits"),
     "who": ("who TARGET", "who holds which role on a cluster or project (approvers and admins)"),
     "rules": ("rules", "what you may request, and on which conditions"),
+    "review": (
+        "review [start NAME [roles R,…] [targets T,…] [subjects users|groups|both] [due 14d] [on-timeout keep]]",
+        "the access reviews awaiting you (admins: start one)",
+    ),
     "unlink": ("unlink", "remove your link; your tokens and grants are revoked"),
 }
 _ALIASES = {"ls": "list", "me": "whoami", "req": "request", "login": "link", "logout": "unlink", "?": "help"}
@@ -243,6 +255,12 @@ def parse(text: str) -> Command:
         return ListAccess(_target(args[0], "list") if args else None)
     if head == "request":
         return _parse_request(args)
+    if head == "review":
+        if not args:
+            return Review()
+        if args[0].lower() != "start":
+            raise UserError(f"`review` takes nothing or `start …`, not `{shown(args[0])}`", f"usage: {usage('review')}")
+        return Review(parse_start(args[1:]))
     if head == "grants":
         if args and [a.lower() for a in args] != ["all"]:
             raise UserError("`grants` takes nothing or `all`", f"usage: {usage('grants')}")

@@ -22,6 +22,7 @@ from operator import contains, eq, itemgetter
 from typing import Any, Protocol
 
 from bot.core import audit_actions as A
+from bot.core.review_measures import ReviewMeasures
 from bot.core.spreadsheet import csv_text
 
 
@@ -134,6 +135,7 @@ class Digest:
     chain_count: int
     events: int
     unmonitored_links: int | None = None  # active links without a refresh token when the digest was built
+    reviews: ReviewMeasures | None = None  # standing-binding trend, campaign outcomes, replacement grants
 
     def change(self, key: str) -> int | None:
         """Count minus the previous period's, or None without a previous period."""

@@ -231,6 +231,7 @@ class RoleBinding:
     annotations: Mapping[str, str] = field(default_factory=dict)
     name: str = ""
     terminating: bool = False  # `removed` is set: deleted, waiting for finalizers (downstream RBAC still in place)
+    uid: str = ""  # Kubernetes' metadata.uid (v3 `uuid`, norman types/mapper/metadata.go): new for every object
 
     @property
     def target(self) -> Target | None:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from bot.core.digest import Digest
 from bot.core.model import Grant, RoleBinding
 from bot.core.policy import Rule
+from bot.core.review_notices import AccessConverted, ReviewerAsked, ReviewProgress
 
 
 @dataclass(frozen=True)
@@ -349,5 +350,8 @@ Notice = (
     | DigestReady
     | DigestAttachment
     | AuditAnchor
+    | ReviewerAsked
+    | ReviewProgress
+    | AccessConverted
 )
 """Everything the bot may tell someone."""

@@ -377,6 +377,19 @@ def requestable(
     return sorted(best.values(), key=lambda o: (o.target.display, o.role_id, o.break_glass))
 
 
+def covering_rules(policy: Policy, target: ResolvedTarget, role_id: str) -> list[Rule]:
+    """The rules (break-glass ones left out) under which someone could request `role_id` on `target`, in config
+    order: the rules that govern that role there."""
+    return [
+        rule
+        for rule in policy.rules
+        if not rule.break_glass
+        and role_id in rule.roles
+        and _selects(rule, target)
+        and _labels_ok(rule, target.cluster)
+    ]
+
+
 def can_approve(
     rule: Rule,
     approver_groups: Sequence[str],

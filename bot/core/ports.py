@@ -181,6 +181,10 @@ class RancherApi(Protocol):
         """The user holding a user principal (the derived id first, then by principal), or None."""
         ...
 
+    async def list_users(self) -> Sequence[RancherUser]:
+        """Every Rancher user (fresh), with the principal ids each answers to."""
+        ...
+
     async def list_clusters(self) -> Sequence[Cluster]:
         """Every cluster the key may see."""
         ...
@@ -235,8 +239,10 @@ class RancherApi(Protocol):
         user_principal_id: str | None,
         labels: Mapping[str, str],
         annotations: Mapping[str, str],
+        group_principal_id: str | None = None,
     ) -> RoleBinding:
-        """Create a CRTB (no project) or PRTB with a deterministic name; an existing same-named one is returned."""
+        """Create a CRTB (no project) or PRTB for one subject (a user id, a user principal or a group principal)
+        with a deterministic name; an existing same-named one for that role and subject is returned."""
         ...
 
     async def delete_binding(self, binding: RoleBinding) -> Deletion:

@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.core import commands
 from bot.core.errors import BotError, UpstreamError
 from bot.services.access import AccessReport
-from bot.slack import access_blocks, messages
+from bot.slack import access_blocks, messages, review_blocks
 from bot.slack.context import Caller, Reply, SlackDeps
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,8 @@ async def on_list(deps: SlackDeps, caller: Caller, cmd: commands.ListAccess) -> 
 
 
 async def home_view(deps: SlackDeps, slack_user: str) -> dict[str, Any]:
-    """The App Home view for a user: grants, pending requests and access; a link prompt when unlinked."""
+    """The App Home view for a user: approvals and reviews awaiting them, grants, pending requests and access; a
+    link prompt when unlinked."""
     now = deps.clock.now()
     if not deps.linking.is_linked(slack_user):
         return {
@@ -48,6 +49,8 @@ async def home_view(deps: SlackDeps, slack_user: str) -> dict[str, Any]:
         report, problem = None, messages.upstream_error(err).removeprefix(":x: ")
     waiting = deps.grants.queries.awaiting(slack_user)
     awaiting = [await deps.grants.directory.facts_of(g) for g in waiting[: access_blocks.MAX_HOME_REQUESTS]]
+    to_review = deps.reviews.directory.awaiting(slack_user)
+    first = deps.reviews.directory.reviewer_view(to_review[0][0], slack_user) if to_review else None
     return access_blocks.app_home_view(
         report,
         active=active,
@@ -56,6 +59,7 @@ async def home_view(deps: SlackDeps, slack_user: str) -> dict[str, Any]:
         problem=problem,
         awaiting=awaiting,
         awaiting_total=len(waiting),
+        reviews=review_blocks.home_section(to_review, first),
     )
 
 

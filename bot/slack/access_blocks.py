@@ -93,9 +93,11 @@ def app_home_view(
     problem: str = "",
     awaiting: Sequence[GrantFacts] = (),
     awaiting_total: int = 0,
+    reviews: Sequence[Block] = (),
     max_blocks: int = MAX_HOME_BLOCKS,
 ) -> dict[str, Any]:
-    """The App Home tab: requests awaiting your approval, active grants, pending requests, what you can access."""
+    """The App Home tab: requests awaiting your approval, reviews awaiting you (blocks from review_blocks), active
+    grants, pending requests, what you can access."""
     names = dict(report.names) if report else {}
     roles = {r.role_id: r.role_name for r in report.rights} if report else {}
     blocks: list[Block] = [_header("Rancher access")]
@@ -118,6 +120,7 @@ def app_home_view(
         left = (awaiting_total or len(awaiting)) - min(len(awaiting), MAX_HOME_REQUESTS)
         if left > 0:
             blocks.append(_context(f"…and {left} more in the approvals channel"))
+    blocks.extend(reviews)
     blocks.append(_section("*Active grants*"))
     grant_lines = [_grant_line(g, names, roles, now, pending=False) for g in active]
     blocks.extend(_list_sections(grant_lines, "No active grants."))

@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import commands as parsed
-from bot.slack import access, commands, event_dedupe, grants, identity
+from bot.slack import access, commands, event_dedupe, grants, identity, reviews
 from bot.slack.commands import Handlers
 from bot.slack.context import SlackDeps
 
@@ -32,6 +32,7 @@ HANDLERS: Handlers = {
     parsed.Extend: grants.on_extend,
     parsed.Who: grants.on_who,
     parsed.Rules: grants.on_rules,
+    parsed.Review: reviews.on_review,
 }
 """Every `/access` subcommand and the function that answers it (help and the bare command are built in)."""
 
@@ -86,6 +87,6 @@ def build_app(deps: SlackDeps, client: AsyncWebClient, signing_secret: str) -> A
 
     event_dedupe.register(app)
     commands.register(app, deps, HANDLERS)
-    for group in (identity, access, grants):  # buttons, forms and events beyond the slash command
+    for group in (identity, access, grants, reviews):  # buttons, forms and events beyond the slash command
         group.register(app, deps)
     return app

@@ -12,6 +12,7 @@ from bot.core.principals import PrincipalMapping
 from bot.services.access import AccessService
 from bot.services.grants import GrantServices
 from bot.services.linking import LinkingService
+from bot.services.reviews import ReviewServices
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,12 @@ class SlackDeps:
     linking: LinkingService
     access: AccessService
     grants: GrantServices
+    reviews: ReviewServices
     principals: PrincipalMapping
     clock: Clock
     command: str = "/access"
+    response_origins: tuple[str, ...] = ("https://hooks.slack.com",)
+    """Where a response_url kept in a form's metadata may point (Slack's hooks host; the Web API host in tests)."""
 
 
 @dataclass

@@ -136,6 +136,29 @@ def _tops(digest: Digest, *, slack: bool, names: Mapping[str, str] | None = None
     return lines
 
 
+def _reviews(digest: Digest, *, slack: bool) -> list[str]:
+    """The access reviews: standing bindings of governed roles and their trend, each campaign's outcome, and the
+    time-boxed grants that replaced converted access."""
+    measures = digest.reviews
+    if measures is None or measures.empty:
+        return []
+    lines = ["Access reviews:"]
+    trend = measures.standing
+    if trend.now is not None:
+        change = trend.change
+        against = f" ({change:+d} against the start of the period)" if change else (" (±0)" if change == 0 else "")
+        lines.append(f"  Standing bindings of governed roles: {trend.now}{against}")
+    for c in measures.campaigns:
+        o = c.outcome
+        lines.append(
+            f"  {_text(c.name, slack=slack)} ({c.status}): kept {o.kept}, converted {o.converted}, removed "
+            f"{o.removed}, undecided {o.undecided}" + (f", not applied yet {o.to_apply}" if o.to_apply else "")
+        )
+    if measures.replacement_grants or any(c.outcome.converted for c in measures.campaigns):
+        lines.append(f"  Time-boxed grants that replaced converted access: {measures.replacement_grants}")
+    return lines
+
+
 def render_digest_text(
     digest: Digest,
     *,
@@ -153,6 +176,10 @@ def render_digest_text(
     if tops:
         lines.append("")
         lines += tops
+    reviews = _reviews(digest, slack=slack)
+    if reviews:
+        lines.append("")
+        lines += reviews
     lines += ["", f"{digest.events} audit events in the period."]
     if slack:
         return "\n".join(lines)
@@ -169,5 +196,8 @@ def render_digest_blocks(digest: Digest, *, period_key: str = "", timezone: str 
     tops = _tops(digest, slack=True)
     if tops:
         blocks.append(mrkdwn.section("\n".join(tops)))
+    reviews = _reviews(digest, slack=True)
+    if reviews:
+        blocks.append(mrkdwn.section("\n".join(reviews)))
     blocks.append(mrkdwn.context(f"{digest.events} audit events in the period. Every grant is in the attached CSV."))
     return blocks

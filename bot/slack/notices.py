@@ -41,9 +41,11 @@ from bot.core.notices import (
     RevocationRecovered,
     StandingAccessFound,
 )
+from bot.core.review_notices import AccessConverted, ReviewerAsked, ReviewProgress
 from bot.slack.digest_blocks import render_digest_blocks, render_digest_text
 from bot.slack.grant_blocks import GrantBlocks
 from bot.slack.mrkdwn import code, context, escape, fallback, user
+from bot.slack.review_blocks import converted_text, progress_message, reviewer_message
 
 Rendered = tuple[str, list[dict[str, Any]]]
 ANONYMOUS_WINDOW_TEXT = "5 minutes"
@@ -119,6 +121,10 @@ class SlackNotices:
                 return text, blocks
             case RelinkRequested(_, why, deadline):
                 return self._relink_dm(why, deadline)
+            case ReviewerAsked():
+                return reviewer_message(notice)
+            case ReviewProgress(facts):
+                return progress_message(facts)
         return self.sentence(notice), []
 
     def _relink_dm(self, why: str, deadline: int) -> Rendered:
@@ -273,4 +279,6 @@ class SlackNotices:
                 )
             case DigestAttachment(period_key, start, end):
                 return f"Every grant of {period_key} ({utc_iso(start)} to {utc_iso(end)})"
+            case AccessConverted():
+                return converted_text(notice)
         raise TypeError(f"{type(notice).__name__} is rendered with blocks, not as one sentence")

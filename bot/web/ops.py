@@ -69,5 +69,8 @@ async def metrics(request: Request) -> Response:
         "accessbot_outbox_parked": float(outbox.get("parked", 0)),
         "accessbot_links_unmonitored": float(storage.links.count_unmonitored()),
     }
+    standing = storage.standing.latest()  # measured by the reconcile job, one sample a day (the last one wins)
+    if standing is not None:
+        extra["accessbot_standing_bindings"] = float(standing[1])
     body = METRICS.render(storage.grants.counts(), extra)
     return PlainTextResponse(body, media_type="text/plain; version=0.0.4")

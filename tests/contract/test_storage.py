@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -41,22 +39,6 @@ from tests.core.test_digest import CURRENT, END, START
 S = GrantState
 PAYMENTS = Target("c-1", "c-1:p-1")
 CLUSTER = Target("c-1")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where a fresh database of each adapter lives: a SQLite file, or a new database on a real PostgreSQL."""
-    if request.param == "sqlite":
-        return str(tmp_path / "contract.db")
-    return str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def storage(target: str) -> Iterator[Storage]:
-    """A fresh, migrated store of each adapter."""
-    store = open_storage(target)
-    yield store
-    store.database.close()
 
 
 def _grant(storage: Storage, state: GrantState = S.REQUESTED, **fields: object) -> Grant:

@@ -104,7 +104,7 @@ def test_parse_never_raises_anything_but_user_error(text: str) -> None:
         assert err.message
     else:
         assert isinstance(result, c.Bare | c.Help | c.Link | c.Unlink | c.Whoami | c.ListAccess | c.Request
-                          | c.Grants | c.Revoke | c.Extend | c.Who | c.Rules)  # fmt: skip
+                          | c.Grants | c.Revoke | c.Extend | c.Who | c.Rules | c.Review)  # fmt: skip
 
 
 def test_every_subcommand_has_usage() -> None:
@@ -121,6 +121,7 @@ def test_every_subcommand_has_usage() -> None:
         "who",
         "rules",
         "unlink",
+        "review",
     }
     assert c.usage("revoke") == "/access revoke GRANT_ID [because REASON…]"
 

@@ -230,6 +230,7 @@ def make_world(
         post_digest=digest.post,
         post_anchor=_nothing,
         resume_revocations=sweep.resume_claimed,
+        reviews=_nothing,
     )
     return World(store, emulator, slack, clock, jobs, grants, audit, outbox, client, db_path), [real]
 

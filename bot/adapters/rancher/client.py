@@ -161,6 +161,10 @@ class RancherClient:
         items = await self._t.collect("principals")
         return [str(p["id"]) for p in items if p.get("principalType") == "group" and p.get("memberOf") is True]
 
+    async def list_users(self) -> Sequence[RancherUser]:
+        """Every Rancher user (fresh, one list)."""
+        return [user_of(item) for item in await self._t.collect("users")]
+
     # --- names (cached) ---------------------------------------------------------------------------------------
 
     async def list_clusters(self) -> Sequence[Cluster]:
@@ -280,16 +284,19 @@ class RancherClient:
         user_principal_id: str | None,
         labels: Mapping[str, str],
         annotations: Mapping[str, str],
+        group_principal_id: str | None = None,
     ) -> RoleBinding:
         """Create a CRTB/PRTB with a deterministic name; our own earlier create (409) is found and returned."""
         if not name:
             raise ValueError("create_binding needs a deterministic name")
-        if not user_id and not user_principal_id:
-            raise ValueError("create_binding needs user_id or user_principal_id")
+        if not user_id and not user_principal_id and not group_principal_id:
+            raise ValueError("create_binding needs user_id, user_principal_id or group_principal_id")
         plural = PRTBS if project_id else CRTBS
         body: Item = {"name": name, "roleTemplateId": role_id, "labels": dict(labels), "annotations": dict(annotations)}
         body["projectId" if project_id else "clusterId"] = project_id or cluster_id
-        if user_id:
+        if group_principal_id:
+            body["groupPrincipalId"] = group_principal_id  # rtb_store.go: exactly one subject
+        elif user_id:
             body["userId"] = user_id
         else:
             body["userPrincipalId"] = user_principal_id
@@ -306,7 +313,7 @@ class RancherClient:
         A binding being deleted (`removed`) is never adopted: the create is retried once it is gone.
         """
         scope_field = "projectId" if plural == PRTBS else "clusterId"
-        subject_field = "userId" if body.get("userId") else "userPrincipalId"
+        subject_field = next(f for f in ("groupPrincipalId", "userId", "userPrincipalId") if body.get(f))
         labels: Mapping[str, str] = body["labels"]
         if exc.code == "AlreadyExists":
             found = await self._t.query(plural, "name", [body["name"]], {scope_field: body[scope_field]})

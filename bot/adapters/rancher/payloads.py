@@ -123,6 +123,7 @@ def binding_of(plural: str, item: Item) -> RoleBinding:
         annotations=get("annotations") or {},
         name=str(get("name") or ""),
         terminating=bool(get("removed")),
+        uid=str(get("uuid") or ""),
     )
 
 

@@ -14,6 +14,7 @@ from bot.adapters.store.grants import SqlExtensions, SqlGrants
 from bot.adapters.store.identity import SqlLinks, SqlLoginAttempts
 from bot.adapters.store.migrations import DatabaseTooNew
 from bot.adapters.store.outbox import SqlOutbox
+from bot.adapters.store.reviews import SqlReviews, SqlStandingSamples
 from bot.adapters.store.sql import Engine
 from bot.adapters.store.sqlite import SqliteDatabase
 from bot.core.storage import Storage
@@ -72,4 +73,6 @@ def storage_on(sql: Engine) -> Storage:
         leases=SqlLeases(sql),
         marks=SqlJobMarks(sql),
         replays=SqlReplayCache(sql),
+        reviews=SqlReviews(sql),
+        standing=SqlStandingSamples(sql),
     )

@@ -28,10 +28,13 @@ TABLES = (
     "slack_messages",
     "job_state",
     "counters",
+    "review_campaigns",
+    "review_items",
+    "standing_samples",
 )
 """Every table holding the bot's data (not `schema_migrations`, not `job_leases`)."""
 
-AUTO_IDS = {"grants": "seq", "grant_history": "id", "outbox": "id"}
+AUTO_IDS = {"grants": "seq", "grant_history": "id", "outbox": "id", "review_campaigns": "id", "review_items": "id"}
 """Columns whose values the database assigns (identity sequences to move past the copied ids)."""
 
 BATCH = 2000

@@ -211,6 +211,36 @@ M131 = (
 """Links keep the Rancher subject claim, group display names and a re-link deadline; a link awaiting a new sign-in
 still holds its subject, so the one-live-link-per-subject index covers both states (issue 13)."""
 
+M161 = (
+    """create table review_campaigns (
+        id integer primary key, name text not null, roles text not null, targets text not null,
+        subjects text not null, created_by text not null, created_at bigint not null, due_at bigint not null,
+        on_timeout text not null, status text not null default 'open', template text not null default '',
+        closed_at bigint, closed_by text not null default '', excluded bigint not null default 0)""",
+    "create unique index uq_review_campaigns_name on review_campaigns(name)",
+    """create table review_items (
+        id integer primary key, campaign_id bigint not null, binding_id text not null, scope text not null,
+        cluster_id text, project_id text, role_id text not null, binding text not null, fingerprint text not null,
+        target_name text not null, role_name text not null, holder_kind text not null, holder_name text not null,
+        holder_principals text not null default '[]', holder_user_id text not null default '',
+        holder_person text not null default '', holder_slack text not null default '',
+        holder_groups text not null default '[]', reviewer_key text not null default '[]',
+        rules text not null default '[]', state text not null default 'pending', verdict text,
+        reason text not null default '', decided_by text not null default '',
+        decided_person text not null default '', decided_at bigint, self_attested bigint not null default 0,
+        timed_out bigint not null default 0, note text not null default '', applied_at bigint,
+        applied_by text not null default '', deleted text, restored_id text not null default '',
+        updated_at bigint not null default 0)""",
+    "create index idx_review_items_campaign on review_items(campaign_id, target_name, role_name, holder_name, id)",
+    "create index idx_review_items_reviewers on review_items(campaign_id, reviewer_key)",
+    "create index idx_review_items_in_flight on review_items(state) where state in ('applying', 'undoing')",
+    "create index idx_review_items_conversions on review_items(applied_at) where verdict = 'convert'",
+    "create table standing_samples (day text primary key, at bigint not null, bindings bigint not null)",
+    "create index idx_standing_samples_at on standing_samples(at)",
+)
+"""Access reviews: campaigns, one item per standing binding (with the binding as read and, once deleted, as it was
+for undo), and the daily count of standing bindings of governed roles (issue 16)."""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("m001_initial", M001),
     Migration("m002_audit_action_index", M002),
@@ -222,6 +252,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("m008_pending_links", M008),
     Migration("m121_outbox_status", M121, data=_outbox_order),
     Migration("m131_identity_providers", M131),
+    Migration("m161_access_reviews", M161),
 )
 
 _RECORDS = "create table if not exists schema_migrations (name text primary key, applied_at bigint not null)"

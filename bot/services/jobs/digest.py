@@ -15,6 +15,7 @@ from bot.core.ports import Clock
 from bot.core.storage import GrantStore, JobMarks, Storage, Transactions
 from bot.services.audit import AuditLog, check_chain
 from bot.services.outbox import Outbox
+from bot.services.reviews import review_measures
 
 SYSTEM = "system"
 ReaderFactory = Callable[[], Storage]
@@ -48,7 +49,8 @@ def build_period_digest(storage: Storage, start: int, end: int, keys: tuple[Chai
         counts=audit.action_counts(start, end),
         previous_counts=audit.action_counts(start - length, start),
     )
-    return replace(digest, unmonitored_links=storage.links.count_unmonitored())
+    reviews = review_measures(storage.reviews, storage.standing, storage.grants, start, end)
+    return replace(digest, unmonitored_links=storage.links.count_unmonitored(), reviews=reviews)
 
 
 async def build_period_digest_off_loop(

@@ -2,7 +2,8 @@
 
 The planner is pure (core.drift); this job reads the bindings first (each collection listed once) and the grants
 second (the order the plan's correctness needs), then deletes orphans, marks or repairs missing bindings, finishes
-grants a crash left in `activating` or `revoking`, and reports standing access to governed roles once.
+grants a crash left in `activating` or `revoking`, and reports standing access to governed roles once. It also
+hands the full list to the standing-binding gauge of the access reviews, which keeps one count a day.
 
 It acts on a consistent view: the sweep runs beside it, so before it deletes or reports anything it reads the
 grant and the binding again. A binding the sweep already deleted (gone, or `removed` while its finalizers run) is
@@ -13,7 +14,7 @@ anomalies.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -73,6 +74,7 @@ class Reconciler:
         audit: AuditLog,
         outbox: Outbox,
         settings: ReconcileSettings,
+        measure: Callable[[Sequence[RoleBinding], int], object] | None = None,
     ) -> None:
         self._tx = tx
         self._grants = grants
@@ -85,11 +87,15 @@ class Reconciler:
         self._audit = audit
         self._outbox = outbox
         self.settings = settings
+        self._measure = measure
 
     async def reconcile(self, now: int) -> ReconcileResult:
         """Compare tagged Rancher bindings with the grants: delete orphans, report/repair drift, finish stuck grants."""
         label = self.settings.grant_label
         everything = await self._rancher.list_all_bindings()  # bindings first, then grants
+        if self._measure is not None:  # the standing-binding gauge reads the same list (services.reviews.measures)
+            with self._tx.atomic():
+                self._measure(everything, now)
         bindings = [b for b in everything if label in b.labels or label in b.annotations]
         governed: set[str] = set()
         if self.settings.report_untagged:
