@@ -146,7 +146,7 @@ def test_start_reviews_the_standing_bindings_of_the_scope(
     """`review start` makes one item per standing binding of the roles and targets (the bot's own left out)."""
     start(config_path)
     out = capsys.readouterr().out
-    assert out.startswith("started review q3: 4 standing bindings, 1 reviewers asked")
+    assert out.startswith("started review q3: 4 standing bindings, 1 reviewer asked")
     assert "2 bindings have no reviewer but the admins" in out
     found = items_by_binding(config_path)
     assert found == dict.fromkeys((STAGING_MEMBER, STAGING_OWNERS, PROD_OWNER, PROD_MEMBERS), (ItemState.PENDING, None))
@@ -203,11 +203,11 @@ def test_plan_apply_and_undo_change_rancher_and_the_audit_chain(
     capsys.readouterr()
     assert run(config_path, "review", "plan", "q3") == 0
     out = capsys.readouterr().out
-    assert "plan: 1 bindings would be deleted, 0 left alone (changed or gone); 1 kept, 2 undecided" in out
+    assert "plan: 1 binding would be deleted, 0 left alone (changed or gone); 1 kept, 2 undecided" in out
     assert first in out
     assert first in live_ids(rancher)
     assert run(config_path, "review", "apply", "q3") == 0
-    assert "1 bindings deleted, 0 left alone, 0 failed" in capsys.readouterr().out
+    assert "1 binding deleted, 0 left alone, 0 failed" in capsys.readouterr().out
     assert first not in live_ids(rancher)
     assert {second, STAGING_OWNERS, PROD_OWNER} <= live_ids(rancher)
     assert run(config_path, "review", "undo", str(ids[first])) == 0

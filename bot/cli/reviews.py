@@ -30,6 +30,11 @@ MAX_CELL = 60
 """Widest table cell; longer text (names from Rancher or the IdP) is cut with `…`."""
 
 
+def counted(count: int, noun: str) -> str:
+    """`1 binding`, `2 bindings`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
@@ -55,7 +60,8 @@ def _table(rows: Sequence[dict[str, object]], out: TextIO) -> None:
 
 def _tally(o: Outcome) -> str:
     return (
-        f"{o.total} bindings: kept {o.kept}, converted {o.converted}, removed {o.removed}, undecided {o.undecided}, "
+        f"{counted(o.total, 'binding')}: kept {o.kept}, converted {o.converted}, removed {o.removed}, "
+        f"undecided {o.undecided}, "
         f"to apply {o.to_apply}, left alone {o.skipped}, restored {o.undone}"
     )
 
@@ -115,14 +121,23 @@ def cmd_start(args: argparse.Namespace, out: TextIO | None = None) -> int:
     report = run_with_bot(go, args)
     c = report.campaign
     print(
-        f"started review {c.name}: {report.items} standing bindings, {report.reviewers} reviewers asked, "
+        f"started review {c.name}: {counted(report.items, 'standing binding')}, "
+        f"{counted(report.reviewers, 'reviewer')} asked, "
         f"due {_time(c.due_at)} UTC (undecided then: {c.on_timeout.value})",
         file=out,
     )
     if report.unassigned:
-        print(f"{report.unassigned} bindings have no reviewer but the admins (no rule or reviewer group)", file=out)
+        print(
+            f"{counted(report.unassigned, 'binding')} {'has' if report.unassigned == 1 else 'have'} no reviewer "
+            "but the admins (no rule or reviewer group)",
+            file=out,
+        )
     if report.excluded:
-        print(f"{report.excluded} matching bindings are managed by Rancher (global roles) and left out", file=out)
+        print(
+            f"{counted(report.excluded, 'matching binding')} {'is' if report.excluded == 1 else 'are'} managed by "
+            "Rancher (global roles) and left out",
+            file=out,
+        )
     return EXIT_OK
 
 
@@ -265,7 +280,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO | None = None) -> int:
         _table(rows, out)
     left = len(plan.entries) - len(plan.ready)
     print(
-        f"plan: {len(plan.ready)} bindings would be deleted, {left} left alone (changed or gone); "
+        f"plan: {counted(len(plan.ready), 'binding')} would be deleted, {left} left alone (changed or gone); "
         f"{plan.kept} kept, {plan.undecided} undecided",
         file=out,
     )
@@ -293,7 +308,7 @@ def cmd_apply(args: argparse.Namespace, out: TextIO | None = None) -> int:
     for item in report.failed:
         print(f"item {item.id} not applied: {_one_line(item.note)} (apply again later)", file=out)
     print(
-        f"applied review {report.campaign.name}: {len(report.applied)} bindings deleted, "
+        f"applied review {report.campaign.name}: {counted(len(report.applied), 'binding')} deleted, "
         f"{len(report.skipped)} left alone, {len(report.failed)} failed",
         file=out,
     )

@@ -47,6 +47,8 @@ Console commands (everything else is ignored):
   :audit [N]           show the last N audit events (default 15)
   :verify              verify the audit hash chain
   :digest              print the weekly digest for the last 7 days
+  :review ARGS…        run `accessbot review ARGS…` as the operator (e.g. :review start --name q4 --roles
+                       project-member --targets dev-*; :review plan q4; :review apply q4; :review undo 1)
   :rancher             list the bindings the bot created in the Rancher emulator
   :restart             restart the bot (same URL and database), as a deploy or crash would
   :users               who is who in this demo
@@ -333,6 +335,12 @@ class Console:
     def cmd_verify(self) -> None:
         """Verify the audit chain."""
         self._cli("audit", "verify")
+
+    def cmd_review(self, *args: str) -> None:
+        """Run `accessbot review …` as the operator (start, list, show, plan, apply, undo, report, close), then show
+        what the bot posted because of it."""
+        self._cli("review", *args)
+        self.feed.show_new_messages(self.user)
 
     def cmd_digest(self) -> None:
         """Print the digest of the last 7 days."""

@@ -93,7 +93,11 @@ def running_stack(
         for user_id, email, name in PEOPLE.values():
             slack.add_user(user_id, email, name, real_name=name, team_id=TEAM_ID)
         sock, url = bind()
-        merged: dict[str, Any] = {"schedule": dict(FAST_SCHEDULE), "oidc": {"refresh_interval": "30s"}}
+        merged: dict[str, Any] = {
+            "schedule": dict(FAST_SCHEDULE),
+            "oidc": {"refresh_interval": "30s"},
+            "review": {"reviewer_groups": ["sre"]},  # the demo's self-service dev rules name no approvers
+        }
         for key, value in (overrides or {}).items():
             if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}

@@ -150,9 +150,11 @@ def _reviews(digest: Digest, *, slack: bool) -> list[str]:
         lines.append(f"  Standing bindings of governed roles: {trend.now}{against}")
     for c in measures.campaigns:
         o = c.outcome
+        extra = [(o.to_apply, "not applied yet"), (o.skipped, "left alone (changed in Rancher)"),
+                 (o.undone, "restored")]  # fmt: skip
         lines.append(
             f"  {_text(c.name, slack=slack)} ({c.status}): kept {o.kept}, converted {o.converted}, removed "
-            f"{o.removed}, undecided {o.undecided}" + (f", not applied yet {o.to_apply}" if o.to_apply else "")
+            f"{o.removed}, undecided {o.undecided}" + "".join(f", {what} {n}" for n, what in extra if n)
         )
     if measures.replacement_grants or any(c.outcome.converted for c in measures.campaigns):
         lines.append(f"  Time-boxed grants that replaced converted access: {measures.replacement_grants}")

@@ -119,10 +119,11 @@ def _intro(view: ReviewerItems, *, reminder: bool) -> str:
             "were left undecided."
         )
     lead = ":alarm_clock: *Reminder:* " if reminder else ""
+    yours = f"{undecided} of your {len(items)} binding{'s' if len(items) != 1 else ''}"
     return (
         f"{lead}Please review the standing Rancher access below: *Keep* it (say why), *Convert* it to time-boxed "
-        f"access (the holder requests it when needed), or *Remove* it. {undecided} of your {len(items)} bindings "
-        f"are undecided; due {_when(c.due_at)} ({_left(c, view.now)}). Undecided bindings are then "
+        f"access (the holder requests it when needed), or *Remove* it. {yours} {'is' if undecided == 1 else 'are'} "
+        f"undecided; due {_when(c.due_at)} ({_left(c, view.now)}). Undecided bindings are then "
         f"{_TIMEOUT_WORDS[c.on_timeout]}. Nothing changes in Rancher until the review's owner applies the plan."
     )
 
