@@ -273,6 +273,11 @@ class AuditStore(Protocol):
         """Add `event` and move the head to it, only while the head is still `expected`; True when it won."""
         ...
 
+    def append_many(self, events: Sequence[AuditEvent], expected: ChainHead) -> bool:
+        """Add `events` (chained in order onto `expected`) and move the head to the last, only while the head is
+        still `expected`; True when it won (nothing is written when it lost)."""
+        ...
+
     def newest(self) -> AuditEvent | None:
         """The event with the highest id, if any."""
         ...
