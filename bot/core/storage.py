@@ -130,6 +130,10 @@ class GrantStore(Protocol):
         """Record one state change."""
         ...
 
+    def add_history_many(self, entries: Sequence[HistoryEntry]) -> None:
+        """Record several state changes at once (one bulk insert)."""
+        ...
+
     def history(self, grant_id: str) -> list[HistoryEntry]:
         """State changes of a grant, oldest first."""
         ...

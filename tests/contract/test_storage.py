@@ -211,13 +211,22 @@ def test_approvals_are_recorded_once_per_approver(storage: Storage) -> None:
 
 
 def test_history_reads_back_in_order(storage: Storage) -> None:
-    """History entries come back oldest first with every field."""
+    """History entries, added one by one or in bulk, come back oldest first with every field."""
     grant = _grant(storage)
     storage.grants.add_history(HistoryEntry(grant.id, None, "requested", 100, "U1", "asked"))
     storage.grants.add_history(HistoryEntry(grant.id, "requested", "approved", 110, "U2"))
+    storage.grants.add_history_many(
+        [
+            HistoryEntry(grant.id, "approved", "active", 120, "system"),
+            HistoryEntry(grant.id, "active", "revoking", 130, "system", "expired"),
+        ]
+    )
+    storage.grants.add_history_many([])
     assert storage.grants.history(grant.id) == [
         HistoryEntry(grant.id, None, "requested", 100, "U1", "asked"),
         HistoryEntry(grant.id, "requested", "approved", 110, "U2", ""),
+        HistoryEntry(grant.id, "approved", "active", 120, "system", ""),
+        HistoryEntry(grant.id, "active", "revoking", 130, "system", "expired"),
     ]
 
 
