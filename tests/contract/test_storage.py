@@ -210,6 +210,22 @@ def test_approvals_are_recorded_once_per_approver(storage: Storage) -> None:
     ]
 
 
+def test_grants_listed_many_at_once_carry_their_own_approvals(storage: Storage) -> None:
+    """find() reads the approvals of a long list in chunks, and each grant gets its own, in order."""
+    with storage.tx.atomic():
+        grants = [_grant(storage) for _ in range(1203)]  # more than two chunks of approvals reads
+        for i, grant in enumerate(grants):
+            for n in range(i % 3):
+                storage.grants.add_approval(grant.id, Approval(f"U{n}", "approve", 200 + n, f"{grant.id}/{n}"))
+    listed = {g.id: g for g in storage.grants.find(limit=5000)}
+    assert len(listed) == 1203
+    for i, grant in enumerate(grants):
+        assert [(a.approver, a.comment) for a in listed[grant.id].approvals] == [
+            (f"U{n}", f"{grant.id}/{n}") for n in range(i % 3)
+        ]
+    assert listed[grants[4].id].approvals == storage.grants.get(grants[4].id).approvals  # type: ignore[union-attr]
+
+
 def test_history_reads_back_in_order(storage: Storage) -> None:
     """History entries, added one by one or in bulk, come back oldest first with every field."""
     grant = _grant(storage)

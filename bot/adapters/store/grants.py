@@ -160,18 +160,24 @@ class SqlGrants:
 
     def _approvals(self, grant_id: str) -> tuple[Approval, ...]:
         rows = self._sql.query("select * from grant_approvals where grant_id = ? order by at, approver", [grant_id])
-        return tuple(
-            Approval(
-                r["approver"], r["decision"], r["at"], r["comment"] or "", r["approver_issuer"], r["approver_subject"]
-            )
-            for r in rows
-        )
+        return tuple(_approval(r) for r in rows)
 
     def _grant(self, row: Row) -> Grant:
         return grant_from_row(row, self._approvals(row["id"]))
 
     def _grants(self, sql: str, params: list[object]) -> list[Grant]:
-        return [self._grant(r) for r in self._sql.query(sql, params)]
+        """The grants of a query with their approvals, read in chunks (a claim of 10,000 makes 20 reads, not 10,000)."""
+        rows = self._sql.query(sql, params)
+        approvals: dict[str, list[Approval]] = {}
+        ids = [str(r["id"]) for r in rows]
+        for start in range(0, len(ids), _APPROVALS_CHUNK):
+            chunk = ids[start : start + _APPROVALS_CHUNK]
+            for r in self._sql.query(
+                f"select * from grant_approvals where grant_id in ({_marks(chunk)}) order by at, approver",  # noqa: S608
+                chunk,
+            ):
+                approvals.setdefault(str(r["grant_id"]), []).append(_approval(r))
+        return [grant_from_row(r, tuple(approvals.get(str(r["id"]), ()))) for r in rows]
 
 
 class SqlExtensions:
@@ -245,7 +251,14 @@ class SqlExtensions:
         )
 
 
+_APPROVALS_CHUNK = 500  # ids per `in (…)` read: well under SQLite's and PostgreSQL's parameter limits
 _ADD_HISTORY = "insert into grant_history(grant_id, from_state, to_state, at, actor, reason) values (?, ?, ?, ?, ?, ?)"
+
+
+def _approval(r: Row) -> Approval:
+    return Approval(
+        r["approver"], r["decision"], r["at"], r["comment"] or "", r["approver_issuer"], r["approver_subject"]
+    )
 
 
 def _history_params(entry: HistoryEntry) -> list[object]:
