@@ -430,8 +430,8 @@ class HeldRancher:
         return await self._inner.delete_binding(binding)
 
 
-def batching_sweep(world: World, rancher: HeldRancher) -> RevocationSweep:
-    """A sweep that records nothing until every deletion is done (no batch fills, no tick comes)."""
+def batching_sweep(world: World, rancher: HeldRancher, interval: float = 3600) -> RevocationSweep:
+    """A sweep whose batches never fill: it records on a tick every `interval` s (by default, only at the end)."""
     lifecycle = factories.build_grant_world(
         world.store, rancher=rancher, clock=world.clock, policy=POLICY, channels=CHANNELS
     ).grants.lifecycle
@@ -441,7 +441,7 @@ def batching_sweep(world: World, rancher: HeldRancher) -> RevocationSweep:
         lifecycle=lifecycle,
         audit=world.audit,
         outbox=world.outbox,
-        settings=SweepSettings(revoke_concurrency=4, record_batch=1000, record_interval=3600),
+        settings=SweepSettings(revoke_concurrency=4, record_batch=1000, record_interval=interval),
     )
 
 
@@ -479,6 +479,26 @@ async def test_a_crash_between_rancher_deletes_and_the_batch_commit_leaves_grant
     assert (result.retried, result.revoked, result.failed) == (6, 6, 0)
     assert all(world.state(g.id) is GrantState.EXPIRED and world.tagged(g.id) == [] for g in grants)
     assert announced(world, grants) == [2] * 6  # one DM and one audit event each
+    assert world.audit.verify().ok
+
+
+async def test_revocations_that_finished_are_recorded_within_the_interval_while_a_slow_delete_waits(
+    world: World,
+) -> None:
+    """A slow Rancher call does not hold back the others: they are recorded (and announced) on the next tick."""
+    grants = [world.active_grant(expires_in=1) for _ in range(6)]
+    held = HeldRancher(world.client)
+    world.clock.value += 2
+    run = asyncio.create_task(batching_sweep(world, held, interval=0.05).expire_grants(world.clock.now()))
+    for _ in range(500):
+        if sum(1 for g in grants if world.state(g.id) is GrantState.EXPIRED) == 5:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(world.state(g.id).value for g in grants) == ["expired"] * 5 + ["revoking"]
+    held.release.set()
+    result = await run
+    assert (result.revoked, result.failed) == (6, 0)
+    assert announced(world, grants) == [2] * 6
     assert world.audit.verify().ok
 
 

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -161,22 +161,26 @@ class RevocationSweep:
         The ends are recorded in batches as the deletes complete (see the module docstring).
         """
         semaphore = asyncio.Semaphore(self.settings.revoke_concurrency)
-        recorder = _Recorder(self, now)
+        recorder = _Recorder(
+            lambda batch: self._record(batch, now), self.settings.record_batch, self.settings.record_interval
+        )
 
         async def one(index: int, grant: Grant, final: GrantState, actor: str, reason: str) -> None:
             async with semaphore:
                 released = await self._release(grant, final, actor, reason, now)
             if isinstance(released, Released):
-                await recorder.add(index, released)
+                recorder.add(index, released)
             else:
                 recorder.outcomes[index] = released
 
         for grant, *_ in work:
             self.busy.add(grant.id)
-        ticker = asyncio.create_task(recorder.tick(self.settings.record_interval))
+        ticker = asyncio.create_task(recorder.tick())
         try:
             await asyncio.gather(*(one(i, *item) for i, item in enumerate(work)))
-            await recorder.flush()
+            if recorder.fenced is not None:
+                raise recorder.fenced
+            recorder.flush()
         finally:
             ticker.cancel()
             for grant, *_ in work:
@@ -290,41 +294,41 @@ class RevocationSweep:
 class _Recorder:
     """Collects revocations whose bindings are gone and records them in batches (by size, or by age on a tick).
 
-    One batch is recorded at a time (the lock); revocations finishing meanwhile wait for the next one.
+    Recording is synchronous, so one batch is recorded at a time and no coroutine sees a half-recorded batch.
     """
 
-    sweep: RevocationSweep
-    now: int
+    record: Callable[[Sequence[Released]], list[bool]]
+    size: int
+    interval: float
     outcomes: dict[int, bool] = field(default_factory=dict)
     pending: list[tuple[int, Released]] = field(default_factory=list)
     oldest: float = 0.0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    fenced: FencedOut | None = None
 
-    async def add(self, index: int, released: Released) -> None:
+    def add(self, index: int, released: Released) -> None:
         """Queue one for recording; record now when the batch is full or its oldest has waited long enough."""
         if not self.pending:
             self.oldest = time.monotonic()
         self.pending.append((index, released))
-        settings = self.sweep.settings
-        if len(self.pending) >= settings.record_batch or time.monotonic() - self.oldest >= settings.record_interval:
-            await self.flush()
+        if len(self.pending) >= self.size or time.monotonic() - self.oldest >= self.interval:
+            self.flush()
 
-    async def flush(self) -> None:
+    def flush(self) -> None:
         """Record everything queued, a batch at a time."""
-        size = self.sweep.settings.record_batch
-        async with self.lock:
-            while self.pending:
-                batch, self.pending = self.pending[:size], self.pending[size:]
-                if self.pending:
-                    self.oldest = time.monotonic()
-                items = [released for _, released in batch]
-                ended = self.sweep._record(items, self.now)
-                for (index, _), outcome in zip(batch, ended, strict=True):
-                    self.outcomes[index] = outcome
+        while self.pending:
+            batch, self.pending = self.pending[: self.size], self.pending[self.size :]
+            self.oldest = time.monotonic()
+            ended = self.record([released for _, released in batch])
+            for (index, _), outcome in zip(batch, ended, strict=True):
+                self.outcomes[index] = outcome
 
-    async def tick(self, interval: float) -> None:
+    async def tick(self) -> None:
         """Record what waits every `interval` seconds while slow deletes keep the batch from filling."""
         while True:
-            await asyncio.sleep(interval)
-            if self.pending and time.monotonic() - self.oldest >= interval:
-                await self.flush()
+            await asyncio.sleep(self.interval)
+            if self.pending and time.monotonic() - self.oldest >= self.interval:
+                try:
+                    self.flush()
+                except FencedOut as err:  # kept for the run to raise: a task's own exception would go unseen
+                    self.fenced = err
+                    return
