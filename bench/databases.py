@@ -1,6 +1,6 @@
 """Benchmark: SQLite and PostgreSQL side by side — `/access list`, request → active, a 10,000-grant expiry.
 
-Run: python bench/databases.py [--grants 10000] [--runs 20] [--scale 0.1]
+Run: python bench/databases.py [--grants 10000] [--runs 20] [--scale 0.1] [--wave-only]
 
 Starts a throwaway PostgreSQL cluster (accessbot_emulators.postgres: initdb/pg_ctl on loopback, durability off as
 any test cluster; the ratio is what to read), then runs each benchmark of bench/ twice in a child process, once on a
@@ -9,7 +9,8 @@ PostgreSQL ÷ SQLite measured in the same run:
 - `/access list` end to end (bench/access_list.py, estate scaled by --scale), users in 3 and 50 groups;
 - request → active of a self-service grant (bench/grant_latency.py), and its bare-Rancher baseline;
 - N grants expiring at the same second, revoked by one sweep (bench/revocation.py).
-The three-replica wave is bench/replicas.py.
+The three-replica wave is bench/replicas.py. `--wave-only` runs only the expiry wave (and also prints how long the
+event loop was held at once during it).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def main() -> int:
     parser.add_argument("--grants", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--scale", type=float, default=0.1, help="access_list estate scale (1.0 = 100,000 bindings)")
+    parser.add_argument("--wave-only", action="store_true", help="run only the expiry wave")
     args = parser.parse_args()
     rows: list[tuple[str, float, float]] = []
     with running_cluster() as pg, tempfile.TemporaryDirectory() as tmp:
@@ -55,6 +57,10 @@ def main() -> int:
             def url(engine: str = engine) -> str:
                 return pg.create_database("bench") if engine == "postgresql" else ""
 
+            wave = _bench("revocation.py", ["--grants", str(args.grants)], url(), work / f"wave-{engine}.json")
+            if args.wave_only:
+                results[engine] = {"wave": wave}
+                continue
             results[engine] = {
                 "list": _bench(
                     "access_list.py",
@@ -63,23 +69,35 @@ def main() -> int:
                     work / f"list-{engine}.json",
                 ),
                 "grant": _bench("grant_latency.py", ["--runs", str(args.runs)], url(), work / f"grant-{engine}.json"),
-                "wave": _bench("revocation.py", ["--grants", str(args.grants)], url(), work / f"wave-{engine}.json"),
+                "wave": wave,
             }
     sqlite, postgres = results["sqlite"], results["postgresql"]
-    for row_s, row_p in zip(sqlite["list"]["rows"], postgres["list"]["rows"], strict=True):
-        rows.append((f"/access list {row_s['level']}, {row_s['user']} (p50 ms)", row_s["p50_ms"], row_p["p50_ms"]))
+    if not args.wave_only:
+        for row_s, row_p in zip(sqlite["list"]["rows"], postgres["list"]["rows"], strict=True):
+            rows.append((f"/access list {row_s['level']}, {row_s['user']} (p50 ms)", row_s["p50_ms"], row_p["p50_ms"]))
+        rows.append(
+            (
+                "request -> active (median ms)",
+                sqlite["grant"]["service_median_ms"],
+                postgres["grant"]["service_median_ms"],
+            )
+        )
+        rows.append(
+            (
+                "  bare Rancher baseline (median ms)",
+                sqlite["grant"]["baseline_median_ms"],
+                postgres["grant"]["baseline_median_ms"],
+            )
+        )
     rows.append(
-        ("request -> active (median ms)", sqlite["grant"]["service_median_ms"], postgres["grant"]["service_median_ms"])
+        (f"{args.grants:,} grants expiring at once (s)", sqlite["wave"]["seconds"], postgres["wave"]["seconds"])
     )
     rows.append(
         (
-            "  bare Rancher baseline (median ms)",
-            sqlite["grant"]["baseline_median_ms"],
-            postgres["grant"]["baseline_median_ms"],
+            "  event loop held at once, longest (ms)",
+            sqlite["wave"]["loop_held_max_ms"],
+            postgres["wave"]["loop_held_max_ms"],
         )
-    )
-    rows.append(
-        (f"{args.grants:,} grants expiring at once (s)", sqlite["wave"]["seconds"], postgres["wave"]["seconds"])
     )
     print(f"{'':<48} {'SQLite':>9} {'PostgreSQL':>11} {'PG/SQLite':>10}")
     for label, s, p in rows:

@@ -130,6 +130,10 @@ class GrantStore(Protocol):
         """Record one state change."""
         ...
 
+    def add_history_many(self, entries: Sequence[HistoryEntry]) -> None:
+        """Record several state changes at once (one bulk insert)."""
+        ...
+
     def history(self, grant_id: str) -> list[HistoryEntry]:
         """State changes of a grant, oldest first."""
         ...
@@ -271,6 +275,11 @@ class AuditStore(Protocol):
 
     def append(self, event: AuditEvent, expected: ChainHead) -> bool:
         """Add `event` and move the head to it, only while the head is still `expected`; True when it won."""
+        ...
+
+    def append_many(self, events: Sequence[AuditEvent], expected: ChainHead) -> bool:
+        """Add `events` (chained in order onto `expected`) and move the head to the last, only while the head is
+        still `expected`; True when it won (nothing is written when it lost)."""
         ...
 
     def newest(self) -> AuditEvent | None:

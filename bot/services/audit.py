@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from bot.core import audit_actions, audit_chain
 from bot.core.audit_chain import ChainKey
@@ -29,6 +32,15 @@ EXPORT_COLUMNS = (
 _APPEND_TRIES = 5
 
 
+@dataclass
+class _Batch:
+    """Events recorded inside `AuditLog.batch`: chained in memory from the head read when it began."""
+
+    start: ChainHead
+    head: ChainHead
+    events: list[AuditEvent] = field(default_factory=list)
+
+
 class AuditLog:
     """Every state change and security event goes through `record`, inside the caller's transaction.
 
@@ -41,6 +53,7 @@ class AuditLog:
         self._store = store
         self._clock = clock
         self.keys = keys
+        self._local = threading.local()  # the open batch belongs to the thread (and transaction) that opened it
 
     def record(
         self,
@@ -54,24 +67,88 @@ class AuditLog:
         details: Mapping[str, object] | None = None,
     ) -> AuditEvent:
         """Chain one event onto the head and append it (secrets in `details` are redacted by key name)."""
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            event = self._next(
+                batch.head,
+                action=action,
+                actor=actor,
+                target=target,
+                outcome=outcome,
+                reason=reason,
+                request_id=request_id,
+                details=details,
+            )
+            batch.events.append(event)
+            batch.head = ChainHead(event.id, event.hash)
+            return event
         for _ in range(_APPEND_TRIES):
             with self._tx.atomic():
                 head = self._store.head()
-                event = audit_chain.next_event(
+                event = self._next(
                     head,
-                    ts=self._clock.now(),
-                    actor=actor,
                     action=action,
+                    actor=actor,
                     target=target,
                     outcome=outcome,
                     reason=reason,
                     request_id=request_id,
-                    details=details or {},
-                    key=self.keys[0] if self.keys else None,
+                    details=details,
                 )
                 if self._store.append(event, head):
                     return event
         raise RuntimeError("the audit head kept moving while appending; another writer is racing")
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Inside one transaction: chain every event recorded in the block from one head read, append them at its end.
+
+        The chain is the same as recording them one by one (same ids, hashes, order); the store is asked once, so
+        a batch of N events costs one head read, one head move and one bulk insert instead of N of each. The head
+        row stays locked until the transaction commits (as for single events), so no other writer can fork the
+        chain; an exception in the block appends nothing. A batch inside a batch joins the outer one.
+        """
+        if getattr(self._local, "batch", None) is not None:
+            yield
+            return
+        with self._tx.atomic():
+            head = self._store.head()
+            if head.last_id == 0:  # an empty log has no head row to lock yet: record one by one (they retry)
+                yield
+                return
+            batch = _Batch(start=head, head=head)
+            self._local.batch = batch
+            try:
+                yield
+            finally:
+                self._local.batch = None
+            if not self._store.append_many(batch.events, batch.start):
+                raise RuntimeError("the audit head moved during a batch; another writer is racing")
+
+    def _next(
+        self,
+        head: ChainHead,
+        *,
+        action: str,
+        actor: str,
+        target: str,
+        outcome: str,
+        reason: str,
+        request_id: str,
+        details: Mapping[str, object] | None,
+    ) -> AuditEvent:
+        return audit_chain.next_event(
+            head,
+            ts=self._clock.now(),
+            actor=actor,
+            action=action,
+            target=target,
+            outcome=outcome,
+            reason=reason,
+            request_id=request_id,
+            details=details or {},
+            key=self.keys[0] if self.keys else None,
+        )
 
     def first_event_at(self) -> int | None:
         """When the oldest event was recorded (None for an empty log)."""

@@ -210,14 +210,39 @@ def test_approvals_are_recorded_once_per_approver(storage: Storage) -> None:
     ]
 
 
+def test_grants_listed_many_at_once_carry_their_own_approvals(storage: Storage) -> None:
+    """find() reads the approvals of a long list in chunks, and each grant gets its own, in order."""
+    with storage.tx.atomic():
+        grants = [_grant(storage) for _ in range(1203)]  # more than two chunks of approvals reads
+        for i, grant in enumerate(grants):
+            for n in range(i % 3):
+                storage.grants.add_approval(grant.id, Approval(f"U{n}", "approve", 200 + n, f"{grant.id}/{n}"))
+    listed = {g.id: g for g in storage.grants.find(limit=5000)}
+    assert len(listed) == 1203
+    for i, grant in enumerate(grants):
+        assert [(a.approver, a.comment) for a in listed[grant.id].approvals] == [
+            (f"U{n}", f"{grant.id}/{n}") for n in range(i % 3)
+        ]
+    assert listed[grants[4].id].approvals == storage.grants.get(grants[4].id).approvals  # type: ignore[union-attr]
+
+
 def test_history_reads_back_in_order(storage: Storage) -> None:
-    """History entries come back oldest first with every field."""
+    """History entries, added one by one or in bulk, come back oldest first with every field."""
     grant = _grant(storage)
     storage.grants.add_history(HistoryEntry(grant.id, None, "requested", 100, "U1", "asked"))
     storage.grants.add_history(HistoryEntry(grant.id, "requested", "approved", 110, "U2"))
+    storage.grants.add_history_many(
+        [
+            HistoryEntry(grant.id, "approved", "active", 120, "system"),
+            HistoryEntry(grant.id, "active", "revoking", 130, "system", "expired"),
+        ]
+    )
+    storage.grants.add_history_many([])
     assert storage.grants.history(grant.id) == [
         HistoryEntry(grant.id, None, "requested", 100, "U1", "asked"),
         HistoryEntry(grant.id, "requested", "approved", 110, "U2", ""),
+        HistoryEntry(grant.id, "approved", "active", 120, "system", ""),
+        HistoryEntry(grant.id, "active", "revoking", 130, "system", "expired"),
     ]
 
 
@@ -392,6 +417,24 @@ def test_audit_append_moves_the_head_only_from_the_expected_head(storage: Storag
     assert audit_chain.verify(storage.audit.events(), storage.audit.head()).ok
 
 
+def test_audit_append_many_moves_the_head_once_and_only_from_the_expected_head(storage: Storage) -> None:
+    """A chained batch is stored whole with the head on its last event; a batch on a stale head stores nothing."""
+    stale = storage.audit.head()
+    events, head = [], stale
+    for ts in range(1, 4):
+        event = audit_chain.next_event(
+            head, ts=ts, actor="a", action="x", target="t", outcome="ok", reason="", request_id="", details={"n": ts}
+        )
+        events.append(event)
+        head = ChainHead(event.id, event.hash)
+    assert storage.audit.append_many(events, stale)
+    assert storage.audit.head() == head
+    assert [e.id for e in storage.audit.events()] == [1, 2, 3]
+    assert not storage.audit.append_many(events, stale)  # the head moved on: refused, nothing doubled
+    assert storage.audit.count() == 3
+    assert audit_chain.verify(storage.audit.events(), storage.audit.head()).ok
+
+
 def test_audit_events_stream_in_order_within_a_window(storage: Storage) -> None:
     """events() yields in id order across batches and filters by ts."""
     for ts in range(1, 8):
@@ -559,6 +602,62 @@ def test_audit_appends_from_concurrent_connections_never_fork_the_chain(target: 
     assert storage.audit.count() == writers * per_writer
     check = audit_chain.verify(storage.audit.events(), storage.audit.head())
     assert (check.ok, check.count) == (True, writers * per_writer)
+
+
+def test_audit_batches_and_single_appends_from_concurrent_connections_never_fork_the_chain(
+    target: str, storage: Storage
+) -> None:
+    """Two connections appending batches of 5 and two appending one by one, at once: every event once, one chain."""
+    writers, batches, per_batch = 4, 5, 5
+    errors: list[BaseException] = []
+    start = threading.Barrier(writers)
+
+    def write(n: int) -> None:
+        store = open_storage(target, migrate=False)
+        try:
+            audit = AuditLog(tx=store.tx, store=store.audit, clock=_At(n))
+            start.wait()
+            for b in range(batches):
+                if n % 2:
+                    with store.tx.atomic(), audit.batch():
+                        for i in range(per_batch):
+                            audit.record("test.batched", actor=f"w{n}", target=f"{b}.{i}")
+                else:
+                    for i in range(per_batch):
+                        audit.record("test.single", actor=f"w{n}", target=f"{b}.{i}")
+        except BaseException as err:
+            errors.append(err)
+        finally:
+            store.database.close()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    total = writers * batches * per_batch
+    check = audit_chain.verify(storage.audit.events(), storage.audit.head())
+    assert (check.ok, check.count, storage.audit.count()) == (True, total, total)
+
+
+def test_an_audit_batch_chains_what_one_by_one_would_and_an_error_appends_nothing(storage: Storage) -> None:
+    """Events recorded in a batch get the ids, order and links of single records; a failed batch leaves no trace."""
+    audit = AuditLog(tx=storage.tx, store=storage.audit, clock=_At(5))
+    audit.record("test.before", actor="a")
+    with storage.tx.atomic(), audit.batch():
+        recorded = [audit.record("test.batched", actor="a", target=str(i)) for i in range(3)]
+    audit.record("test.after", actor="a")
+    stored = list(storage.audit.events())
+    assert [e.action for e in stored] == ["test.before", *["test.batched"] * 3, "test.after"]
+    assert stored[1:4] == recorded
+    assert audit_chain.verify(stored, storage.audit.head()).ok
+    head = storage.audit.head()
+    with pytest.raises(RuntimeError), storage.tx.atomic(), audit.batch():
+        audit.record("test.lost", actor="a")
+        raise RuntimeError("the batch's caller failed")
+    assert storage.audit.head() == head
+    assert storage.audit.count() == len(stored)
 
 
 def test_due_grants_claimed_by_concurrent_connections_are_claimed_once(target: str, storage: Storage) -> None:

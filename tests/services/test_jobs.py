@@ -22,7 +22,9 @@ from bot.adapters.rancher import RancherClient
 from bot.adapters.slack_notifier import SlackNotifier
 from bot.adapters.store import open_storage
 from bot.core import audit_actions as A
+from bot.core import fencing
 from bot.core.digest import CATEGORIES
+from bot.core.errors import FencedOut
 from bot.core.model import AuditEvent, Grant, GrantChange, GrantState, Target
 from bot.core.policy import Policy, Rule
 from bot.core.storage import Storage
@@ -407,6 +409,127 @@ async def test_sweep_revokes_with_bounded_concurrency(
     for client in clients:
         await client.aclose()
     store.database.close()
+
+
+class HeldRancher:
+    """The real Rancher client whose first binding deletion waits until the test lets it go (a slow Rancher call)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.release = asyncio.Event()
+        self._first = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def delete_binding(self, binding: Any) -> Any:
+        """Delete through the real client; the first call waits for `release` first."""
+        if self._first:
+            self._first = False
+            await self.release.wait()
+        return await self._inner.delete_binding(binding)
+
+
+def batching_sweep(world: World, rancher: HeldRancher, interval: float = 3600) -> RevocationSweep:
+    """A sweep whose batches never fill: it records on a tick every `interval` s (by default, only at the end)."""
+    lifecycle = factories.build_grant_world(
+        world.store, rancher=rancher, clock=world.clock, policy=POLICY, channels=CHANNELS
+    ).grants.lifecycle
+    return RevocationSweep(
+        tx=world.store.tx,
+        grants=world.store.grants,
+        lifecycle=lifecycle,
+        audit=world.audit,
+        outbox=world.outbox,
+        settings=SweepSettings(revoke_concurrency=4, record_batch=1000, record_interval=interval),
+    )
+
+
+async def until_deleted(world: World, grants: list[Grant], count: int) -> None:
+    """Wait (bounded) until Rancher no longer has the bindings of `count` of `grants`."""
+    for _ in range(500):
+        if sum(1 for g in grants if world.tagged(g.id) == []) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the bindings were not deleted")
+
+
+def announced(world: World, grants: list[Grant]) -> list[int]:
+    """How many `expired` DMs are queued for each grant, and how many grant.expired events it has."""
+    events = Counter(e.details.get("grant_id") for e in world.audit_rows(A.GRANT_EXPIRED))
+    return [len(factories.queued_keys(world.store, ALICE, f"dm:{g.id}:expired")) + events[g.id] for g in grants]
+
+
+async def test_a_crash_between_rancher_deletes_and_the_batch_commit_leaves_grants_revoking_for_the_next_sweep(
+    world: World,
+) -> None:
+    """Deleted in Rancher, not yet recorded when the process dies: still `revoking`, then finished, announced once."""
+    grants = [world.active_grant(expires_in=1) for _ in range(6)]
+    held = HeldRancher(world.client)
+    world.clock.value += 2
+    run = asyncio.create_task(batching_sweep(world, held).expire_grants(world.clock.now()))
+    await until_deleted(world, grants, 5)  # every deletion but the held one is done, none recorded yet
+    run.cancel()  # the process dies here
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert [world.state(g.id) for g in grants] == [GrantState.REVOKING] * 6
+    assert announced(world, grants) == [0] * 6
+    world.clock.value += SweepSettings().stuck_after + 1
+    result = await world.jobs.expire_grants(world.clock.now())  # the next run (a fresh process) finishes them
+    assert (result.retried, result.revoked, result.failed) == (6, 6, 0)
+    assert all(world.state(g.id) is GrantState.EXPIRED and world.tagged(g.id) == [] for g in grants)
+    assert announced(world, grants) == [2] * 6  # one DM and one audit event each
+    assert world.audit.verify().ok
+
+
+async def test_revocations_that_finished_are_recorded_within_the_interval_while_a_slow_delete_waits(
+    world: World,
+) -> None:
+    """A slow Rancher call does not hold back the others: they are recorded (and announced) on the next tick."""
+    grants = [world.active_grant(expires_in=1) for _ in range(6)]
+    held = HeldRancher(world.client)
+    world.clock.value += 2
+    run = asyncio.create_task(batching_sweep(world, held, interval=0.05).expire_grants(world.clock.now()))
+    for _ in range(500):
+        if sum(1 for g in grants if world.state(g.id) is GrantState.EXPIRED) == 5:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(world.state(g.id).value for g in grants) == ["expired"] * 5 + ["revoking"]
+    held.release.set()
+    result = await run
+    assert (result.revoked, result.failed) == (6, 0)
+    assert announced(world, grants) == [2] * 6
+    assert world.audit.verify().ok
+
+
+async def test_a_batch_commit_refused_by_the_fencing_check_writes_nothing(world: World) -> None:
+    """A standby took the lease while the deletes ran: the batch raises FencedOut, changes nothing, and the new
+    leader finishes every grant, each announced once."""
+    old = world.store.leases.take("jobs", "leader-a", now=world.clock.now(), ttl=60)
+    assert old is not None
+    grants = [world.active_grant(expires_in=1) for _ in range(6)]
+    held = HeldRancher(world.client)
+    world.clock.value += 2
+    with fencing.fenced(fencing.Fence("jobs", "leader-a", old)):
+        run = asyncio.create_task(batching_sweep(world, held).expire_grants(world.clock.now()))
+    await until_deleted(world, grants, 5)
+    assert [world.state(g.id) for g in grants] == [GrantState.REVOKING] * 6  # the claim was committed first
+    events_before = world.store.audit.count()
+    new = world.store.leases.take("jobs", "leader-b", now=world.clock.now() + 120, ttl=60)
+    assert new is not None
+    held.release.set()
+    with pytest.raises(FencedOut):
+        await run
+    assert [world.state(g.id) for g in grants] == [GrantState.REVOKING] * 6
+    assert world.store.audit.count() == events_before
+    assert announced(world, grants) == [0] * 6
+    world.clock.value += 120
+    with fencing.fenced(fencing.Fence("jobs", "leader-b", new)):
+        result = await world.jobs.resume_revocations(world.clock.now())
+    assert (result.revoked, result.failed) == (6, 0)
+    assert all(world.state(g.id) is GrantState.EXPIRED for g in grants)
+    assert announced(world, grants) == [2] * 6
+    assert world.audit.verify().ok
 
 
 # --- reconciliation -----------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from bot.adapters.store.rows import Row, change_columns, grant_from_row, grant_row
 from bot.adapters.store.sql import SqlConnection
@@ -144,10 +144,12 @@ class SqlGrants:
 
     def add_history(self, entry: HistoryEntry) -> None:
         """Record one state change."""
-        self._sql.execute(
-            "insert into grant_history(grant_id, from_state, to_state, at, actor, reason) values (?, ?, ?, ?, ?, ?)",
-            [entry.grant_id, entry.from_state, entry.to_state, entry.at, entry.actor, entry.reason],
-        )
+        self._sql.execute(_ADD_HISTORY, _history_params(entry))
+
+    def add_history_many(self, entries: Sequence[HistoryEntry]) -> None:
+        """Record several state changes with one bulk insert (pipelined on PostgreSQL: one round trip, not N)."""
+        if entries:
+            self._sql.execute_many(_ADD_HISTORY, [_history_params(entry) for entry in entries])
 
     def history(self, grant_id: str) -> list[HistoryEntry]:
         """State changes of a grant, oldest first."""
@@ -158,18 +160,24 @@ class SqlGrants:
 
     def _approvals(self, grant_id: str) -> tuple[Approval, ...]:
         rows = self._sql.query("select * from grant_approvals where grant_id = ? order by at, approver", [grant_id])
-        return tuple(
-            Approval(
-                r["approver"], r["decision"], r["at"], r["comment"] or "", r["approver_issuer"], r["approver_subject"]
-            )
-            for r in rows
-        )
+        return tuple(_approval(r) for r in rows)
 
     def _grant(self, row: Row) -> Grant:
         return grant_from_row(row, self._approvals(row["id"]))
 
     def _grants(self, sql: str, params: list[object]) -> list[Grant]:
-        return [self._grant(r) for r in self._sql.query(sql, params)]
+        """The grants of a query with their approvals, read in chunks (a claim of 10,000 makes 20 reads, not 10,000)."""
+        rows = self._sql.query(sql, params)
+        approvals: dict[str, list[Approval]] = {}
+        ids = [str(r["id"]) for r in rows]
+        for start in range(0, len(ids), _APPROVALS_CHUNK):
+            chunk = ids[start : start + _APPROVALS_CHUNK]
+            for r in self._sql.query(
+                f"select * from grant_approvals where grant_id in ({_marks(chunk)}) order by at, approver",  # noqa: S608
+                chunk,
+            ):
+                approvals.setdefault(str(r["grant_id"]), []).append(_approval(r))
+        return [grant_from_row(r, tuple(approvals.get(str(r["id"]), ()))) for r in rows]
 
 
 class SqlExtensions:
@@ -241,3 +249,17 @@ class SqlExtensions:
                 [to.value, at, by, grant_id, number, *states],
             )
         )
+
+
+_APPROVALS_CHUNK = 500  # ids per `in (…)` read: well under SQLite's and PostgreSQL's parameter limits
+_ADD_HISTORY = "insert into grant_history(grant_id, from_state, to_state, at, actor, reason) values (?, ?, ?, ?, ?, ?)"
+
+
+def _approval(r: Row) -> Approval:
+    return Approval(
+        r["approver"], r["decision"], r["at"], r["comment"] or "", r["approver_issuer"], r["approver_subject"]
+    )
+
+
+def _history_params(entry: HistoryEntry) -> list[object]:
+    return [entry.grant_id, entry.from_state, entry.to_state, entry.at, entry.actor, entry.reason]

@@ -19,7 +19,7 @@ from bot.services.grants.bindings import SLACK_USER_ANNOTATION, Bindings, bindin
 from bot.services.grants.directory import Directory
 from bot.services.grants.extensions import Extensions
 from bot.services.grants.ledger import AuditNote, Ledger, grant_details
-from bot.services.grants.lifecycle import Lifecycle, LifecycleTiming
+from bot.services.grants.lifecycle import Lifecycle, LifecycleTiming, Released
 from bot.services.grants.outcomes import DecisionOutcome, ExtendOutcome, PolicyTest, RequestOutcome
 from bot.services.grants.queries import GrantQueries, Holder, HoldersReport
 from bot.services.grants.requests import Requests
@@ -43,6 +43,7 @@ __all__ = [
     "Lifecycle",
     "LifecycleTiming",
     "PolicyTest",
+    "Released",
     "RequestOutcome",
     "Requests",
     "StandingAccess",

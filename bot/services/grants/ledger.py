@@ -7,6 +7,7 @@ after it: either all of it is stored or none of it. A lost compare-and-set retur
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 
 from bot.core.grant_lifecycle import GrantEvent, sources, transition
@@ -105,6 +106,10 @@ class Ledger:
             if note is not None:
                 self._record(updated, actor, note)
         return updated
+
+    def audit_batch(self) -> AbstractContextManager[None]:
+        """Inside the caller's transaction: chain the audit events recorded meanwhile with one append (AuditLog)."""
+        return self._audit.batch()
 
     def mark(self, grant_id: str, expected: Sequence[GrantState], change: GrantChange) -> bool:
         """Change bookkeeping columns without a state change or history (retries, alerts, drift flags)."""

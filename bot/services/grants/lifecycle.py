@@ -50,6 +50,17 @@ class LifecycleTiming:
 MAX_REASON = 500
 
 
+@dataclass(frozen=True)
+class Released:
+    """A `revoking` grant whose binding Rancher no longer has: what `record_revocations` needs to end it."""
+
+    grant: Grant
+    names: Names
+    final_state: GrantState
+    actor: str
+    reason: str
+
+
 class Lifecycle:
     """Activates and ends grants."""
 
@@ -226,6 +237,19 @@ class Lifecycle:
         While Rancher still shows the binding `removed` (finalizers pending), the grant stays `revoking` with its
         next check scheduled; the sweep finishes it once the binding is gone.
         """
+        released = await self.release_binding(grant, final_state=final_state, actor=actor, reason=reason)
+        if isinstance(released, Grant):
+            return released
+        return self.record_revocations([released])[0]
+
+    async def release_binding(
+        self, grant: Grant, *, final_state: GrantState = S.EXPIRED, actor: str = "system", reason: str = ""
+    ) -> Released | Grant:
+        """The Rancher half of `finish_revocation`: delete the binding; Released when it is gone, else the grant.
+
+        Nothing about the end is stored here: the grant stays `revoking` until `record_revocations` commits, so a
+        crash in between leaves it for the sweep to finish (deleting again is harmless: 404 counts as gone).
+        """
         if final_state not in (S.EXPIRED, S.REVOKED):
             raise ValueError("final_state must be EXPIRED or REVOKED")
         current = self._dir.reload(grant.id)
@@ -238,30 +262,45 @@ class Lifecycle:
             change = GrantChange(attempts=attempts, next_attempt_at=now + delay, failure=TERMINATING_NOTE)
             self._ledger.mark(current.id, [S.REVOKING], change)
             return self._dir.reload(current.id)
-        names = await self._dir.names(current)
-        expired = final_state is S.EXPIRED
-        with self._ledger.tx.atomic():
-            now = self._clock.now()
-            held = max(0, now - current.activated_at) if current.activated_at else 0
-            updated = self._ledger.move(
-                current,
-                GrantEvent.EXPIRED if expired else GrantEvent.REVOKED,
-                actor=actor,
-                reason=reason,
-                change=GrantChange(ended_at=now),
-                note=AuditNote(
-                    A.GRANT_EXPIRED if expired else A.GRANT_REVOKED, names[0], reason=reason, details={"held_s": held}
-                ),
-            )
-            if updated is None:
-                return self._dir.reload(current.id)
-            facts = self._dir.facts(updated, names)
-            self._ledger.status(facts)
-            self._ledger.refresh_card(facts)
-            if expired:
-                self._ledger.tell(facts, HolderEvent.EXPIRED)
-            else:
-                self._ledger.tell(facts, HolderEvent.REVOKED, by=actor, why=reason)
+        return Released(current, await self._dir.names(current), final_state, actor, reason)
+
+    def record_revocations(self, released: Sequence[Released]) -> list[Grant]:
+        """Mark grants whose bindings are gone expired or revoked, in one transaction with one audit-chain append.
+
+        Each grant is moved (compare-and-set, history), audited and its holder told exactly as one at a time; a
+        grant another writer ended meanwhile loses its compare-and-set and is returned as stored. Either all of
+        them are stored or none (an exception rolls the whole batch back; the grants stay `revoking`).
+        """
+        out: list[Grant] = []
+        with self._ledger.tx.atomic(), self._ledger.audit_batch():
+            for item in released:
+                out.append(self._record_revocation(item))
+        return out
+
+    def _record_revocation(self, item: Released) -> Grant:
+        current, names, actor, reason = item.grant, item.names, item.actor, item.reason
+        expired = item.final_state is S.EXPIRED
+        now = self._clock.now()
+        held = max(0, now - current.activated_at) if current.activated_at else 0
+        updated = self._ledger.move(
+            current,
+            GrantEvent.EXPIRED if expired else GrantEvent.REVOKED,
+            actor=actor,
+            reason=reason,
+            change=GrantChange(ended_at=now),
+            note=AuditNote(
+                A.GRANT_EXPIRED if expired else A.GRANT_REVOKED, names[0], reason=reason, details={"held_s": held}
+            ),
+        )
+        if updated is None:
+            return self._dir.reload(current.id)
+        facts = self._dir.facts(updated, names)
+        self._ledger.status(facts)
+        self._ledger.refresh_card(facts)
+        if expired:
+            self._ledger.tell(facts, HolderEvent.EXPIRED)
+        else:
+            self._ledger.tell(facts, HolderEvent.REVOKED, by=actor, why=reason)
         return updated
 
     async def revoke(self, grant_id: str, *, actor: str, reason: str) -> Grant:

@@ -2,6 +2,19 @@
 
 Each run takes `now`, is idempotent and safe to interrupt: a cancelled run leaves grants in `revoking`, which the
 next run (or the reconciler) finishes.
+
+Rancher deletes run concurrently; the ends they allow are recorded in batches (`_Recorder`): one transaction, one
+fence check and one audit-chain append per batch of up to `record_batch` grants (or whatever finished within
+`record_interval`), instead of one of each per grant. On PostgreSQL every statement is a round trip made on the
+event loop, so this is what keeps a wave of thousands fast and the loop free to answer between batches. Nothing is
+weakened: the claim (`active → revoking`) is committed before Rancher is touched, and a crash after Rancher's delete
+but before the batch commits leaves those grants `revoking` (not announced), which the next run finishes (deleting
+again is harmless: 404 counts as gone).
+
+A batch is recorded synchronously on the event loop (a transaction never spans an await: another coroutine's
+statements would land in it), so `record_batch` bounds how long the loop is held at once: about 3 ms a grant on
+PostgreSQL, so 32 holds it for about 0.1 s (bench/revocation.py measures it). Recording batches on a worker
+thread kept the loop freer but cost more in thread switches than it saved (measured: 61 s against 54 s for 10,000).
 """
 
 from __future__ import annotations
@@ -9,19 +22,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bot.core import audit_actions as A
 from bot.core.durations import format_duration
-from bot.core.errors import UpstreamError
+from bot.core.errors import FencedOut, UpstreamError
 from bot.core.model import Grant, GrantChange, GrantState, HistoryEntry
 from bot.core.notices import RevocationOverdue, RevocationRecovered
 from bot.core.retry import backoff
 from bot.core.storage import GrantStore, Transactions
 from bot.services.audit import AuditLog
-from bot.services.grants import Lifecycle, grant_details
+from bot.services.grants import Lifecycle, Released, grant_details
 from bot.services.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -40,6 +54,8 @@ class SweepSettings:
     stuck_after: int = 120
     retry_base: float = 5.0
     retry_cap: float = 300.0
+    record_batch: int = 32  # revocations recorded per transaction (bounds how long one batch holds the loop)
+    record_interval: float = 0.2  # a finished revocation waits at most about this long to be recorded
 
 
 @dataclass(frozen=True)
@@ -82,11 +98,12 @@ class RevocationSweep:
         """Claim every due grant (active → revoking), revoke with bounded concurrency, retry, alert when overdue."""
         with self._tx.atomic():  # the claim and its history together: a crash leaves both or neither
             claimed = self._grants.claim_due(now)
-            for grant in claimed:
-                entry = HistoryEntry(
-                    grant.id, GrantState.ACTIVE.value, GrantState.REVOKING.value, now, SYSTEM, "expired"
-                )
-                self._grants.add_history(entry)
+            self._grants.add_history_many(
+                [
+                    HistoryEntry(grant.id, GrantState.ACTIVE.value, GrantState.REVOKING.value, now, SYSTEM, "expired")
+                    for grant in claimed
+                ]
+            )
         claimed_ids = {g.id for g in claimed}
         retries = [
             g
@@ -139,36 +156,82 @@ class RevocationSweep:
         return grant, GrantState.REVOKED, SYSTEM, "revoked"
 
     async def revoke_all(self, work: Sequence[Ending], now: int) -> list[bool]:
-        """Finish each revocation with at most `revoke_concurrency` in flight; True for each that ended."""
-        semaphore = asyncio.Semaphore(self.settings.revoke_concurrency)
+        """Finish each revocation with at most `revoke_concurrency` in flight; True for each that ended.
 
-        async def one(grant: Grant, final: GrantState, actor: str, reason: str) -> bool:
+        The ends are recorded in batches as the deletes complete (see the module docstring).
+        """
+        semaphore = asyncio.Semaphore(self.settings.revoke_concurrency)
+        recorder = _Recorder(
+            lambda batch: self._record(batch, now), self.settings.record_batch, self.settings.record_interval
+        )
+
+        async def one(index: int, grant: Grant, final: GrantState, actor: str, reason: str) -> None:
             async with semaphore:
-                return await self._finish(grant, final, actor, reason, now)
+                released = await self._release(grant, final, actor, reason, now)
+            if isinstance(released, Released):
+                recorder.add(index, released)
+            else:
+                recorder.outcomes[index] = released
 
         for grant, *_ in work:
             self.busy.add(grant.id)
+        ticker = asyncio.create_task(recorder.tick())
         try:
-            return list(await asyncio.gather(*(one(*item) for item in work)))
+            await asyncio.gather(*(one(i, *item) for i, item in enumerate(work)))
+            if recorder.fenced is not None:
+                raise recorder.fenced
+            recorder.flush()
         finally:
+            ticker.cancel()
             for grant, *_ in work:
                 self.busy.discard(grant.id)
+        return [recorder.outcomes.get(i, False) for i in range(len(work))]
 
-    async def _finish(self, grant: Grant, final: GrantState, actor: str, reason: str, now: int) -> bool:
+    async def _release(self, grant: Grant, final: GrantState, actor: str, reason: str, now: int) -> Released | bool:
+        """Delete the grant's binding: Released to record, else whether the grant has ended (failures retried)."""
         try:
-            ended = await self._lifecycle.finish_revocation(grant, final_state=final, actor=actor, reason=reason)
+            released = await self._lifecycle.release_binding(grant, final_state=final, actor=actor, reason=reason)
         except Exception as err:
-            attempts = (self._grants.get(grant.id) or grant).attempts + 1
-            delay = backoff(attempts, self.settings.retry_base, self.settings.retry_cap, self._rng)
-            self._grants.update(
-                grant.id, [GrantState.REVOKING], GrantChange(attempts=attempts, next_attempt_at=now + delay), now
-            )
-            if isinstance(err, UpstreamError):
-                log.warning("revoking %s failed (try %d, next in %ds): %s", grant.id, attempts, delay, err)
-            else:
-                log.exception("revoking %s failed unexpectedly (try %d, next in %ds)", grant.id, attempts, delay)
+            self._failed(grant, err, now)
             return False
-        return ended.state is not GrantState.REVOKING  # still there, `removed`: checked again at its next try
+        if isinstance(released, Released):
+            return released
+        return released.state is not GrantState.REVOKING  # still there, `removed`: checked again at its next try
+
+    def _record(self, batch: Sequence[Released], now: int) -> list[bool]:
+        """Record a batch in one transaction; when that fails, each on its own, so one bad grant fails alone."""
+        try:
+            ended = self._lifecycle.record_revocations(batch)
+        except FencedOut:
+            raise  # a standby leads now: it finishes these grants (they are still `revoking`)
+        except Exception:
+            log.warning("recording %d revocations at once failed; recording them one by one", len(batch), exc_info=True)
+        else:
+            return [g.state is not GrantState.REVOKING for g in ended]
+        outcomes = []
+        for item in batch:
+            try:
+                (one,) = self._lifecycle.record_revocations([item])
+            except FencedOut:
+                raise
+            except Exception as err:
+                self._failed(item.grant, err, now)
+                outcomes.append(False)
+            else:
+                outcomes.append(one.state is not GrantState.REVOKING)
+        return outcomes
+
+    def _failed(self, grant: Grant, err: Exception, now: int) -> None:
+        """Schedule the next try of a revocation that failed (backoff with jitter)."""
+        attempts = (self._grants.get(grant.id) or grant).attempts + 1
+        delay = backoff(attempts, self.settings.retry_base, self.settings.retry_cap, self._rng)
+        self._grants.update(
+            grant.id, [GrantState.REVOKING], GrantChange(attempts=attempts, next_attempt_at=now + delay), now
+        )
+        if isinstance(err, UpstreamError):
+            log.warning("revoking %s failed (try %d, next in %ds): %s", grant.id, attempts, delay, err)
+        else:
+            log.exception("revoking %s failed unexpectedly (try %d, next in %ds)", grant.id, attempts, delay)
 
     def _revoking_too_long(self, now: int) -> list[tuple[Grant, int, bool]]:
         """Grants past expiry still bound, and early revocations under way for longer than the alert delay."""
@@ -225,3 +288,47 @@ class RevocationSweep:
                 self._outbox.post("security", f"overdue-resolved:{grant.id}", RevocationRecovered(grant, overdue_s))
             resolved += 1
         return resolved
+
+
+@dataclass
+class _Recorder:
+    """Collects revocations whose bindings are gone and records them in batches (by size, or by age on a tick).
+
+    Recording is synchronous, so one batch is recorded at a time and no coroutine sees a half-recorded batch.
+    """
+
+    record: Callable[[Sequence[Released]], list[bool]]
+    size: int
+    interval: float
+    outcomes: dict[int, bool] = field(default_factory=dict)
+    pending: list[tuple[int, Released]] = field(default_factory=list)
+    oldest: float = 0.0
+    fenced: FencedOut | None = None
+
+    def add(self, index: int, released: Released) -> None:
+        """Queue one for recording; record now when the batch is full or its oldest has waited long enough."""
+        if not self.pending:
+            self.oldest = time.monotonic()
+        self.pending.append((index, released))
+        if len(self.pending) >= self.size or time.monotonic() - self.oldest >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Record everything queued, a batch at a time."""
+        while self.pending:
+            batch, self.pending = self.pending[: self.size], self.pending[self.size :]
+            self.oldest = time.monotonic()
+            ended = self.record([released for _, released in batch])
+            for (index, _), outcome in zip(batch, ended, strict=True):
+                self.outcomes[index] = outcome
+
+    async def tick(self) -> None:
+        """Record what waits every `interval` seconds while slow deletes keep the batch from filling."""
+        while True:
+            await asyncio.sleep(self.interval)
+            if self.pending and time.monotonic() - self.oldest >= self.interval:
+                try:
+                    self.flush()
+                except FencedOut as err:  # kept for the run to raise: a task's own exception would go unseen
+                    self.fenced = err
+                    return
