@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from bot.core.policy import Policy
 from bot.core.ports import Clock, RancherApi
 from bot.core.principals import PrincipalMapping
-from bot.core.storage import JobMarks, LinkStore, ReviewStore, StandingSamples, Transactions
+from bot.core.review_storage import ReviewStore, StandingSamples
+from bot.core.storage import JobMarks, LinkStore, Transactions
 from bot.services.audit import AuditLog
 from bot.services.outbox import Outbox
 from bot.services.reviews.campaigns import Campaigns, StartReport

@@ -12,6 +12,7 @@ from bot.core.policy import Catalog, Policy, ResolvedTarget
 from bot.core.ports import Clock, RancherApi
 from bot.core.principals import PrincipalMapping
 from bot.core.review_notices import CampaignFacts, ReviewerItems
+from bot.core.review_storage import ReviewStore
 from bot.core.reviewers import PeopleIndex, holds
 from bot.core.reviews import (
     Campaign,
@@ -23,7 +24,7 @@ from bot.core.reviews import (
     reviewer_groups_of,
     reviewer_key,
 )
-from bot.core.storage import LinkStore, ReviewStore
+from bot.core.storage import LinkStore
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from bot.core.model import RoleBinding
 from bot.core.review_measures import CampaignOutcome, ReviewMeasures, StandingTrend, replacements
 from bot.core.review_scope import standing
+from bot.core.review_storage import ReviewStore, StandingSamples
 from bot.core.reviews import outcome
-from bot.core.storage import GrantStore, ReviewStore, StandingSamples
+from bot.core.storage import GrantStore
 
 
 class StandingGauge:
