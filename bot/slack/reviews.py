@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -66,11 +67,22 @@ def _pair(value: str) -> tuple[int, int] | None:
     return (first, second) if first is not None and second is not None else None
 
 
+def _user_of(body: dict[str, Any]) -> str:
+    return str((body.get("user") or {}).get("id", ""))
+
+
 def _clicked(body: dict[str, Any]) -> tuple[str, str]:
-    user_id = str((body.get("user") or {}).get("id", ""))
     actions = body.get("actions") or [{}]
     first = actions[0] if isinstance(actions[0], dict) else {}
-    return user_id, str(first.get("value", ""))[:64]
+    return _user_of(body), str(first.get("value", ""))[:64]
+
+
+def _clicked_pair(body: dict[str, Any]) -> tuple[int, int]:
+    """The (item or campaign, page) a review button carries; UserError for any other value."""
+    pair = _pair(_clicked(body)[1])
+    if pair is None:
+        raise UserError("that button is not one of the bot's")
+    return pair
 
 
 def _in_home(body: dict[str, Any]) -> bool:
@@ -127,7 +139,7 @@ async def _dm(client: Any, user_id: str, text: str) -> None:
 async def _tell(body: dict[str, Any], respond: AsyncRespond, client: Any, text: str) -> None:
     """Answer a click only the clicker sees: in place of a message, or by DM from the App Home (no response_url)."""
     if _in_home(body):
-        await _dm(client, str((body.get("user") or {}).get("id", "")), text)
+        await _dm(client, _user_of(body), text)
     else:
         await _say(respond, text, replace=False)
 
@@ -165,13 +177,19 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             except Exception:
                 log.warning("could not update the review message", exc_info=True)
 
+    def on_click(action_id: str, run: Callable[[dict[str, Any], AsyncRespond, Any], Awaitable[None]]) -> None:
+        """Acknowledge a click of `action_id` at once, then run its work."""
+
+        async def clicked(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
+            await ack()
+            await run(body, respond, client)
+
+        app.action(action_id)(clicked)
+
     async def decide(body: dict[str, Any], respond: AsyncRespond, client: Any, verdict: Verdict) -> None:
-        user_id, value = _clicked(body)
-        pair = _pair(value)
-        home = _in_home(body)
+        user_id, home = _user_of(body), _in_home(body)
         try:
-            if pair is None:
-                raise UserError("that button is not one of the bot's")
+            pair = _clicked_pair(body)
             outcome = await reviews.decisions.decide(pair[0], user_id, verdict)
         except Exception as err:
             await _tell(body, respond, client, _failure(err, deps))
@@ -179,25 +197,10 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await show(campaign_id=outcome.campaign.id, user_id=user_id, page=pair[1], respond=respond, client=client,
                    home=home)  # fmt: skip
 
-    @app.action(rb.CONVERT)
-    async def on_convert(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
-        await ack()
-        await decide(body, respond, client, Verdict.CONVERT)
-
-    @app.action(rb.REMOVE)
-    async def on_remove(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
-        await ack()
-        await decide(body, respond, client, Verdict.REMOVE)
-
-    @app.action(rb.PAGE)
-    async def on_page(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
-        await ack()
-        user_id, value = _clicked(body)
-        pair = _pair(value)
+    async def turn_page(body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
         try:
-            if pair is None:
-                raise UserError("that button is not one of the bot's")
-            await show(campaign_id=pair[0], user_id=user_id, page=pair[1], respond=respond, client=client,
+            pair = _clicked_pair(body)
+            await show(campaign_id=pair[0], user_id=_user_of(body), page=pair[1], respond=respond, client=client,
                        home=_in_home(body))  # fmt: skip
         except Exception as err:
             await _tell(body, respond, client, _failure(err, deps))
@@ -213,15 +216,10 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         url = "" if _in_home(body) else str(body.get("response_url") or "")[:2000]
         return json.dumps({**numbers, "home": _in_home(body), "url": url})
 
-    @app.action(rb.KEEP)
-    async def on_keep(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
-        await ack()
-        user_id, value = _clicked(body)
-        pair = _pair(value)
+    async def ask_keep_reason(body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
         try:
-            if pair is None:
-                raise UserError("that button is not one of the bot's")
-            item = reviews.decisions.decidable(pair[0], user_id)  # shown only to who may decide it; re-checked
+            pair = _clicked_pair(body)
+            item = reviews.decisions.decidable(pair[0], _user_of(body))  # shown only to who may decide it; re-checked
         except UserError as err:
             await _tell(body, respond, client, _failure(err, deps))
             return
@@ -242,15 +240,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         metadata = form_metadata(body, campaign=campaign_id, verdict=1 if verdict is Verdict.KEEP else 2)
         await open_form(body, respond, client, rb.bulk_modal(verdict, undecided, metadata))
 
-    @app.action(rb.KEEP_ALL)
-    async def on_keep_all(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
-        await ack()
-        await bulk(body, respond, client, Verdict.KEEP)
-
-    @app.action(rb.CONVERT_ALL)
-    async def on_convert_all(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: Any) -> None:
-        await ack()
-        await bulk(body, respond, client, Verdict.CONVERT)
+    on_click(rb.CONVERT, lambda body, respond, client: decide(body, respond, client, Verdict.CONVERT))
+    on_click(rb.REMOVE, lambda body, respond, client: decide(body, respond, client, Verdict.REMOVE))
+    on_click(rb.PAGE, turn_page)
+    on_click(rb.KEEP, ask_keep_reason)
+    on_click(rb.KEEP_ALL, lambda body, respond, client: bulk(body, respond, client, Verdict.KEEP))
+    on_click(rb.CONVERT_ALL, lambda body, respond, client: bulk(body, respond, client, Verdict.CONVERT))
 
     def reason_of(body: dict[str, Any]) -> str:
         values: dict[str, Any] = ((body.get("view") or {}).get("state") or {}).get("values") or {}
@@ -270,13 +265,19 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack()
         return True
 
-    @app.view(rb.KEEP_CALLBACK)
-    async def on_keep_reason(ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
-        user_id = str((body.get("user") or {}).get("id", ""))
+    async def submitted(ack: AsyncAck, body: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+        """(submitter, reason, form metadata) of a reason form; None when the reason was refused in the form."""
         reason = reason_of(body)
         if not await check_reason(ack, reason):
+            return None
+        return _user_of(body), reason, _metadata((body.get("view") or {}).get("private_metadata"))
+
+    @app.view(rb.KEEP_CALLBACK)
+    async def on_keep_reason(ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
+        form = await submitted(ack, body)
+        if form is None:
             return
-        meta = _metadata((body.get("view") or {}).get("private_metadata"))
+        user_id, reason, meta = form
         item_id, page = _meta_number(meta, "item"), _meta_number(meta, "page") or 0
         home = meta.get("home") is True
         try:
@@ -291,11 +292,10 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
     @app.view(rb.BULK_CALLBACK)
     async def on_bulk_reason(ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
-        user_id = str((body.get("user") or {}).get("id", ""))
-        reason = reason_of(body)
-        if not await check_reason(ack, reason):
+        form = await submitted(ack, body)
+        if form is None:
             return
-        meta = _metadata((body.get("view") or {}).get("private_metadata"))
+        user_id, reason, meta = form
         campaign_id, code = _meta_number(meta, "campaign"), _meta_number(meta, "verdict")
         verdict = {1: Verdict.KEEP, 2: Verdict.CONVERT}.get(code or 0)
         try:
