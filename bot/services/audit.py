@@ -67,34 +67,21 @@ class AuditLog:
         details: Mapping[str, object] | None = None,
     ) -> AuditEvent:
         """Chain one event onto the head and append it (secrets in `details` are redacted by key name)."""
+
+        def chained_onto(head: ChainHead) -> AuditEvent:
+            return self._next(head, action=action, actor=actor, target=target, outcome=outcome, reason=reason,
+                              request_id=request_id, details=details)  # fmt: skip
+
         batch: _Batch | None = getattr(self._local, "batch", None)
         if batch is not None:
-            event = self._next(
-                batch.head,
-                action=action,
-                actor=actor,
-                target=target,
-                outcome=outcome,
-                reason=reason,
-                request_id=request_id,
-                details=details,
-            )
+            event = chained_onto(batch.head)
             batch.events.append(event)
             batch.head = ChainHead(event.id, event.hash)
             return event
         for _ in range(_APPEND_TRIES):
             with self._tx.atomic():
                 head = self._store.head()
-                event = self._next(
-                    head,
-                    action=action,
-                    actor=actor,
-                    target=target,
-                    outcome=outcome,
-                    reason=reason,
-                    request_id=request_id,
-                    details=details,
-                )
+                event = chained_onto(head)
                 if self._store.append(event, head):
                     return event
         raise RuntimeError("the audit head kept moving while appending; another writer is racing")

@@ -81,19 +81,25 @@ def deny_modal(grant_id: str, *, private_metadata: str) -> Block:
         "private_metadata": private_metadata,
         "blocks": [
             section(f"Deny {code(grant_id)}? The requester sees your reason."),
-            {
-                "type": "input",
-                "block_id": REASON_BLOCK,
-                "label": {"type": "plain_text", "text": "Why?"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": VALUE_ACTION,
-                    "multiline": True,
-                    "min_length": 3,
-                    "max_length": 500,
-                },
-            },
+            reason_input(),
         ],
+    }
+
+
+def reason_input() -> Block:
+    """A required "Why?" box of 3 to 500 characters (a Deny's reason, a review's Keep), read back from
+    REASON_BLOCK / VALUE_ACTION."""
+    return {
+        "type": "input",
+        "block_id": REASON_BLOCK,
+        "label": {"type": "plain_text", "text": "Why?"},
+        "element": {
+            "type": "plain_text_input",
+            "action_id": VALUE_ACTION,
+            "multiline": True,
+            "min_length": 3,
+            "max_length": 500,
+        },
     }
 
 

@@ -17,6 +17,7 @@ from bot.core.digest_period import utc_iso
 from bot.core.durations import format_duration
 from bot.core.review_notices import AccessConverted, CampaignFacts, ReviewerAsked, ReviewerItems
 from bot.core.reviews import DECIDABLE, Campaign, CampaignStatus, ItemState, ReviewItem, Verdict
+from bot.slack.forms import reason_input
 from bot.slack.mrkdwn import clip, code, context, escape, fallback, plain, section, user
 
 Block = dict[str, Any]
@@ -25,7 +26,6 @@ Rendered = tuple[str, list[Block]]
 KEEP, CONVERT, REMOVE = "review_keep", "review_convert", "review_remove"
 PAGE, KEEP_ALL, CONVERT_ALL = "review_page", "review_keep_all", "review_convert_all"
 KEEP_CALLBACK, BULK_CALLBACK = "review_keep_reason", "review_bulk_reason"
-REASON_BLOCK, VALUE_ACTION = "reason", "value"
 PAGE_SIZE = 15
 HOME_ITEMS = 5
 MAX_METADATA = 2900
@@ -244,18 +244,7 @@ def reason_modal(callback_id: str, title: str, intro: str, submit: str, metadata
         "private_metadata": metadata[:MAX_METADATA],
         "blocks": [
             section(intro),
-            {
-                "type": "input",
-                "block_id": REASON_BLOCK,
-                "label": plain("Why?", 2000),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": VALUE_ACTION,
-                    "multiline": True,
-                    "min_length": 3,
-                    "max_length": 500,
-                },
-            },
+            reason_input(),
         ],
     }
 

@@ -24,7 +24,7 @@ from bot.core.errors import UpstreamError, UserError, is_number
 from bot.core.review_notices import ReviewerItems
 from bot.core.reviews import ItemState, Verdict
 from bot.services.reviews.decisions import MIN_KEEP_REASON, visible_length
-from bot.slack import access, messages
+from bot.slack import access, forms, messages
 from bot.slack import review_blocks as rb
 from bot.slack.context import Caller, Reply, SlackDeps
 
@@ -249,8 +249,8 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
     def reason_of(body: dict[str, Any]) -> str:
         values: dict[str, Any] = ((body.get("view") or {}).get("state") or {}).get("values") or {}
-        block = values.get(rb.REASON_BLOCK) or {}
-        field = block.get(rb.VALUE_ACTION) if isinstance(block, dict) else None
+        block = values.get(forms.REASON_BLOCK) or {}
+        field = block.get(forms.VALUE_ACTION) if isinstance(block, dict) else None
         return str((field or {}).get("value") or "").strip() if isinstance(field, dict) else ""
 
     async def check_reason(ack: AsyncAck, reason: str) -> bool:
@@ -258,7 +258,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await ack(
                 response_action="errors",
                 errors={
-                    rb.REASON_BLOCK: f"{MIN_KEEP_REASON} visible characters or more, {commands.MAX_REASON} at most."
+                    forms.REASON_BLOCK: f"{MIN_KEEP_REASON} visible characters or more, {commands.MAX_REASON} at most."
                 },
             )
             return False

@@ -16,7 +16,7 @@ from accessbot_emulators.slack import (
     interaction_body,
     view_submission_payload,
 )
-from bot.slack import review_blocks as rb
+from bot.slack import forms
 from tests.conftest import BOT_KEY, SUBJECTS, RunningBot, link_users
 from tests.reviews_rig import REVIEWS, add_convertible
 
@@ -64,7 +64,7 @@ def home_click(bot: RunningBot, user: str, action_id: str, value: str) -> None:
 
 def submit(bot: RunningBot, user: str, callback_id: str, reason: str, metadata: str) -> dict[str, Any]:
     """Submit a reason form; return the acknowledgement's JSON body ({} for a plain 200)."""
-    values = {rb.REASON_BLOCK: {rb.VALUE_ACTION: reason}}
+    values = {forms.REASON_BLOCK: {forms.VALUE_ACTION: reason}}
     payload = view_submission_payload(user, callback_id, values, private_metadata=metadata)
     response = bot.post_signed(interaction_body(payload))
     assert response.status_code == 200, response.text
