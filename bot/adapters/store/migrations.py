@@ -22,10 +22,11 @@ SQLite files written by 0.1.0 recorded m001–m003 in sqlite-utils' `_sqlite_mig
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.adapters.store.sql import SqlConnection
+from bot.adapters.store.sql import Params, Row, SqlConnection
 from bot.core.errors import UserError
 
 DataStep = Callable[[SqlConnection], None]
@@ -324,3 +325,30 @@ class Migrator:
 
     def _has_table(self, name: str) -> bool:
         return self._sql.one(self._sql.dialect.table_exists_sql, [name]) is not None
+
+
+class MigratedDatabase:
+    """The Database port's health and schema methods, the same on both engines: an engine sets `_migrator` in its
+    constructor and implements `one`."""
+
+    _migrator: Migrator
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        """The first row of a query (each engine implements it)."""
+        raise NotImplementedError
+
+    def ping(self) -> bool:
+        """True when the database answers a query."""
+        return self.one("select 1 as one") == {"one": 1}
+
+    def applied_migrations(self) -> list[str]:
+        """Names of the migrations already applied."""
+        return self._migrator.applied()
+
+    def pending_migrations(self) -> list[str]:
+        """Names of migrations not applied yet (empty when the schema is current); refuses a newer database."""
+        return self._migrator.pending()
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations (on PostgreSQL under an advisory lock); return the names applied now."""
+        return self._migrator.apply(int(time.time()))

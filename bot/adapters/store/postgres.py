@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -27,7 +26,7 @@ import psycopg
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from bot.adapters.store.migrations import Migrator
+from bot.adapters.store.migrations import MigratedDatabase, Migrator
 from bot.adapters.store.sql import POSTGRES, Dialect, Params, Row, check_fence, is_write
 from bot.core import fencing
 from bot.core.errors import TransientUpstreamError
@@ -58,7 +57,7 @@ def _unavailable(url: str, err: BaseException) -> TransientUpstreamError:
     return TransientUpstreamError("database", f"{masked_url(url)} is not reachable ({reason})")
 
 
-class PostgresDatabase:
+class PostgresDatabase(MigratedDatabase):
     """A pool of connections to one PostgreSQL database: a SqlConnection and the Database port."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, timeout: float = CONNECT_TIMEOUT) -> None:
@@ -99,22 +98,6 @@ class PostgresDatabase:
         return POSTGRES
 
     # --- the Database and Transactions ports ----------------------------------------------------------
-
-    def ping(self) -> bool:
-        """True when the database answers a query."""
-        return self.one("select 1 as one") == {"one": 1}
-
-    def applied_migrations(self) -> list[str]:
-        """Names of the migrations already applied."""
-        return self._migrator.applied()
-
-    def pending_migrations(self) -> list[str]:
-        """Names of migrations not applied yet (empty when the schema is current); refuses a newer database."""
-        return self._migrator.pending()
-
-    def migrate(self) -> list[str]:
-        """Apply pending migrations (under an advisory lock); return the names applied now."""
-        return self._migrator.apply(int(time.time()))
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -7,7 +7,6 @@ bot, a worker thread for the digest's reader. Every call is short and synchronou
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,12 +14,12 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from bot.adapters.store.migrations import Migrator
+from bot.adapters.store.migrations import MigratedDatabase, Migrator
 from bot.adapters.store.sql import SQLITE, Dialect, Params, Row, check_fence, is_write
 from bot.core import fencing
 
 
-class SqliteDatabase:
+class SqliteDatabase(MigratedDatabase):
     """One connection to the SQLite file (WAL, foreign keys, busy timeout): a SqlConnection and the Database port."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
@@ -43,22 +42,6 @@ class SqliteDatabase:
         return SQLITE
 
     # --- the Database and Transactions ports ----------------------------------------------------------
-
-    def ping(self) -> bool:
-        """True when the database answers a query."""
-        return self.one("select 1 as one") == {"one": 1}
-
-    def applied_migrations(self) -> list[str]:
-        """Names of the migrations already applied."""
-        return self._migrator.applied()
-
-    def pending_migrations(self) -> list[str]:
-        """Names of migrations not applied yet (empty when the schema is current); refuses a newer database."""
-        return self._migrator.pending()
-
-    def migrate(self) -> list[str]:
-        """Apply pending migrations; return the names applied now."""
-        return self._migrator.apply(int(time.time()))
 
     def close(self) -> None:
         """Close the connection."""
