@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TextIO
 
 from bot.cli.context import EXIT_FAIL, EXIT_OK, Add, Subparsers, run_with_bot, storage_from
+from bot.cli.tables import print_json_lines, print_table
 from bot.core.durations import format_duration
 from bot.core.grant_lifecycle import OPEN
 from bot.core.model import Grant, GrantState
@@ -50,17 +50,12 @@ def cmd_grants_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     who = {u: (r.identity.email or r.identity.name) for u, r in links.items() if r is not None}
     rows = [_row(g, who.get(g.slack_user, "")) for g in grants]
     if args.json:
-        for row in rows:
-            print(json.dumps(row), file=out)
+        print_json_lines(rows, out)
         return EXIT_OK
     if not rows:
         print("no grants", file=out)
         return EXIT_OK
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    print("  ".join(c.upper().ljust(widths[c]) for c in cols).rstrip(), file=out)
-    for row in rows:
-        print("  ".join(str(row[c]).ljust(widths[c]) for c in cols).rstrip(), file=out)
+    print_table(rows, out)
     return EXIT_OK
 
 

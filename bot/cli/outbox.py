@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
 from bot.cli.context import EXIT_OK, Add, Subparsers, run_with_bot, storage_from
+from bot.cli.tables import print_json_lines, print_table
 from bot.core.errors import UserError
 from bot.core.model import OutboxMessage, OutboxStatus
 
@@ -54,17 +54,12 @@ def cmd_outbox_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     with storage_from(args) as storage:
         rows = [_row(m) for m in storage.outbox.listing(statuses, args.limit)]
     if args.json:
-        for row in rows:
-            print(json.dumps(row), file=out)
+        print_json_lines(rows, out)
         return EXIT_OK
     if not rows:
         print(f"no {' or '.join(s.value for s in statuses)} messages", file=out)
         return EXIT_OK
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    print("  ".join(c.upper().ljust(widths[c]) for c in cols).rstrip(), file=out)
-    for row in rows:
-        print("  ".join(str(row[c]).ljust(widths[c]) for c in cols).rstrip(), file=out)
+    print_table(rows, out)
     return EXIT_OK
 
 

@@ -10,12 +10,12 @@ import argparse
 import getpass
 import json
 import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bot.cli.context import EXIT_FAIL, EXIT_OK, Add, Subparsers, run_with_bot
+from bot.cli.tables import cell, print_json_lines, print_table
 from bot.core import review_commands as rc
 from bot.core.errors import UserError, shown
 from bot.core.review_plan import Plan
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from bot.services.reviews import ApplyReport, StartReport
     from bot.wiring import Bot
 
-MAX_CELL = 60
 """Widest table cell; longer text (names from Rancher or the IdP) is cut with `…`."""
 
 
@@ -41,21 +40,6 @@ def _actor() -> str:
 
 def _time(ts: int | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else "-"
-
-
-def cell(value: object, limit: int = MAX_CELL) -> str:
-    """Text for the terminal: control characters (escape sequences from outside names) shown as `?`, cut short."""
-    text = "".join(c if c.isprintable() else "?" for c in str(value))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _table(rows: Sequence[dict[str, object]], out: TextIO) -> None:
-    cols = list(rows[0])
-    shown_rows = [{c: cell(r[c]) for c in cols} for r in rows]
-    widths = {c: max(len(c), *(len(r[c]) for r in shown_rows)) for c in cols}
-    print("  ".join(c.upper().ljust(widths[c]) for c in cols).rstrip(), file=out)
-    for r in shown_rows:
-        print("  ".join(r[c].ljust(widths[c]) for c in cols).rstrip(), file=out)
 
 
 def _tally(o: Outcome) -> str:
@@ -152,10 +136,9 @@ def cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     rows = [_campaign_row(c, o) for c, o in run_with_bot(go, args)]
     if args.json:
-        for row in rows:
-            print(json.dumps(row), file=out)
+        print_json_lines(rows, out)
     elif rows:
-        _table(rows, out)
+        print_table(rows, out)
     else:
         print("no reviews", file=out)
     return EXIT_OK
@@ -195,7 +178,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if campaign.excluded:
         print(f"  {campaign.excluded} matching bindings managed by Rancher were left out", file=out)
     if shown_items:
-        _table([_item_row(i) for i in shown_items], out)
+        print_table([_item_row(i) for i in shown_items], out)
     else:
         print("no items" + (" in that state" if states else ""), file=out)
     return EXIT_OK
@@ -273,11 +256,9 @@ def cmd_plan(args: argparse.Namespace, out: TextIO | None = None) -> int:
     plan = run_with_bot(go, args)
     rows = _plan_rows(plan)
     if args.json:
-        for row in rows:
-            print(json.dumps(row), file=out)
+        print_json_lines(rows, out)
         return EXIT_OK
-    if rows:
-        _table(rows, out)
+    print_table(rows, out)
     left = len(plan.entries) - len(plan.ready)
     print(
         f"plan: {counted(len(plan.ready), 'binding')} would be deleted, {left} left alone (changed or gone); "
