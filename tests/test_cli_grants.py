@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from accessbot_emulators.rancher import RancherEmulator, run_emulator
+from accessbot_emulators.rancher import RancherEmulator
 from bot.adapters.store import open_storage
 from bot.cli import main
 from bot.demo import botconfig
 from tests import factories
-
-BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
-
-
-@pytest.fixture(scope="module")
-def rancher() -> Iterator[RancherEmulator]:
-    """A Rancher emulator for this module."""
-    with run_emulator() as emu:
-        yield emu
+from tests.conftest import BOT_KEY
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import getpass
 import io
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,8 +23,8 @@ from bot.core.reviews import ItemState, Verdict
 from bot.demo import botconfig
 from bot.wiring import running
 from tests import factories
+from tests.conftest import BOT_KEY
 
-BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
 SRE = "U0SRE00001"
 ROLES = "cluster-owner,project-owner,project-member"
 PROD, BOB = "c-m-9hb3n5kp", "u-kn3kwqn2hg"
@@ -32,13 +32,6 @@ STAGING_MEMBER = "c-m-4q8zt2wd-p-8vt6x:prtb-m7x2k"  # a user's project-member on
 STAGING_OWNERS = "c-m-4q8zt2wd:crtb-h6m3p"  # the sre group's cluster-owner on staging-eu: no rule governs it
 PROD_OWNER = f"{PROD}:crtb-std01"  # Bob's cluster-owner on prod-eu: no rule he could request it by (admins review)
 PROD_MEMBERS = "p-j5c2l:prtb-std02"  # devs' project-member on prod-eu/payments (prod-with-approval: sre reviews)
-
-
-@pytest.fixture(scope="module")
-def rancher() -> Iterator[RancherEmulator]:
-    """A Rancher emulator for this module."""
-    with run_emulator() as emu:
-        yield emu
 
 
 @pytest.fixture

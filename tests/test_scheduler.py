@@ -28,9 +28,8 @@ from bot.demo import botconfig
 from bot.scheduler import JOB_IDS, JobBodies, JobScheduler, Schedule, digest_trigger
 from bot.services.jobs.lease import LeaderLease
 from tests import factories
-from tests.conftest import UNREACHABLE, FakeClock, RunningBot, wait_until
+from tests.conftest import BOT_KEY, UNREACHABLE, FakeClock, RunningBot, wait_until
 
-BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
 BERLIN = ZoneInfo("Europe/Berlin")
 MakeBot = Callable[..., contextlib.AbstractContextManager[RunningBot]]
 

@@ -20,9 +20,8 @@ from bot.core.policy import ApprovalRule, Policy, Rule
 from bot.core.storage import Storage
 from bot.services.grants import GrantServices
 from tests import factories
-from tests.conftest import FakeClock
+from tests.conftest import BOT_KEY, FakeClock
 
-BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
 ALICE_SUB = "3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f"  # u-x7xfihrhhs in the fixture
 BOB_SUB = "8c1d7e22-0a4b-4c9e-8f3d-2b5a6c7d8e9f"  # u-kn3kwqn2hg
 CAROL_SUB = "b4e9f0a1-7c2d-4e5f-9a8b-3c4d5e6f7a8b"  # u-mvd3xglko4

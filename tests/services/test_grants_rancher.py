@@ -21,9 +21,8 @@ from bot.core.storage import Storage
 from bot.services.grants import GrantServices
 from bot.services.jobs.activations import ActivationRetries
 from tests import factories
-from tests.conftest import FakeClock
+from tests.conftest import BOT_KEY, FakeClock
 
-BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"  # genericoidc admin
 LOCAL_KEY = "token-x7k2m:ngq2cd9wfpxcvjcdrrdkdwrc9xfk22xcxxqckcwgmrgwfxmw94hfxx"  # local admin (user-b7k2p)
 ALICE_SUB = "3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f"
 BOB_SUB = "8c1d7e22-0a4b-4c9e-8f3d-2b5a6c7d8e9f"

@@ -39,9 +39,8 @@ from bot.services.jobs.reconcile import Reconciler, ReconcileSettings
 from bot.services.jobs.sweep import RevocationSweep, SweepSettings
 from bot.services.outbox import Outbox
 from tests import factories
-from tests.conftest import FakeClock
+from tests.conftest import BOT_KEY, FakeClock
 
-BOT_KEY = "token-b9t4n:2jpfw5dxczjt4wr7nsxspmk8h57kdxmvtn6smzdfvrh7ngtrc4d7wx"
 ALICE = "U0ALICE001"
 ALICE_SUB = "3f2a9c1e-5b7d-4e8a-9c0f-1a2b3c4d5e6f"
 ALICE_RANCHER = "u-x7xfihrhhs"
