@@ -24,6 +24,7 @@ from accessbot_emulators.rancher import RancherEmulator
 from bot.adapters.clock import SystemClock
 from bot.adapters.store import open_storage
 from bot.cli import main
+from bot.config import Config
 from bot.core import audit_actions, audit_chain
 from bot.core.model import AuditEvent
 from bot.demo import botconfig
@@ -70,6 +71,18 @@ def record_activity(bot: RunningBot) -> None:
     assert "is active" in reply.text, reply.text
 
 
+def recorded(make_bot: MakeBot, rancher: RancherEmulator, tmp_path: Path, token_key: str) -> tuple[Path, Path, Config]:
+    """A bot's database after `record_activity`, a CLI config for it, and the bot's config."""
+    rancher.reset()
+    database = tmp_path / "bot.db"
+    with make_bot(
+        database=database, rancher_url=rancher.url, rancher_token=BOT_KEY, overrides=overrides(token_key)
+    ) as bot:
+        bot.slack.reset()
+        record_activity(bot)
+        return database, cli_config(tmp_path / "cli.yaml", bot.config), bot.config
+
+
 @pytest.fixture
 def token_key() -> str:
     """The token encryption key every bot of a test shares (the audit key is derived from it by default)."""
@@ -80,13 +93,7 @@ def test_an_edited_reason_rechained_the_documented_way_is_named(
     make_bot: MakeBot, rancher: RancherEmulator, tmp_path: Path, token_key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Edit a reason, recompute every later hash as the README documents, move the head: verify names that event."""
-    rancher.reset()
-    database = tmp_path / "bot.db"
-    with make_bot(
-        database=database, rancher_url=rancher.url, rancher_token=BOT_KEY, overrides=overrides(token_key)
-    ) as bot:
-        record_activity(bot)
-        config = cli_config(tmp_path / "cli.yaml", bot.config)
+    database, config, _ = recorded(make_bot, rancher, tmp_path, token_key)
     assert verify(config, capsys) == (0, f"OK: {len(_events(database))} events, chain intact (keyed)")
     edited = next(e for e in _events(database) if e.reason == "INC-1")
     attacker.execute(database, "update audit_events set reason = ? where id = ?", ["routine check", edited.id])
@@ -100,13 +107,7 @@ def test_a_downgrade_to_the_unkeyed_chain_is_detected(
     make_bot: MakeBot, rancher: RancherEmulator, tmp_path: Path, token_key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Keyed events rewritten as unkeyed (empty key id, plain SHA-256) fool an unkeyed check, never verify."""
-    rancher.reset()
-    database = tmp_path / "bot.db"
-    with make_bot(
-        database=database, rancher_url=rancher.url, rancher_token=BOT_KEY, overrides=overrides(token_key)
-    ) as bot:
-        record_activity(bot)
-        config = cli_config(tmp_path / "cli.yaml", bot.config)
+    database, config, bot_config = recorded(make_bot, rancher, tmp_path, token_key)
     edited = next(e for e in _events(database) if e.reason == "INC-1")
     partly = tmp_path / "partly.db"
     shutil.copy(database, partly)
@@ -122,7 +123,7 @@ def test_a_downgrade_to_the_unkeyed_chain_is_detected(
     assert code == 1
     assert "the chain is not keyed although a key is configured" in out, out
     attacker.rechain(partly, start=edited.id, downgrade=True)  # only the edited event and those after it
-    code, out = verify(cli_config(tmp_path / "partly.yaml", bot.config, database=partly), capsys)
+    code, out = verify(cli_config(tmp_path / "partly.yaml", bot_config, database=partly), capsys)
     assert code == 1
     assert out.startswith(f"BROKEN at event {edited.id}: an unkeyed event after the chain was keyed"), out
 
@@ -131,13 +132,8 @@ def test_truncation_passes_verify_alone_but_not_against_the_posted_anchor(
     make_bot: MakeBot, rancher: RancherEmulator, tmp_path: Path, token_key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Deleting the newest events and moving the head back fools verify; the next day's Slack anchor catches it."""
-    rancher.reset()
-    database = tmp_path / "bot.db"
+    database, config, _ = recorded(make_bot, rancher, tmp_path, token_key)
     bot_overrides = overrides(token_key)
-    with make_bot(database=database, rancher_url=rancher.url, rancher_token=BOT_KEY, overrides=bot_overrides) as bot:
-        bot.slack.reset()
-        record_activity(bot)
-        config = cli_config(tmp_path / "cli.yaml", bot.config)
     tomorrow = MovableClock(DAY)
     day = time.strftime("%Y-%m-%d", time.gmtime(tomorrow.now()))
     with make_bot(
