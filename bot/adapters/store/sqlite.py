@@ -7,6 +7,7 @@ bot, a worker thread for the digest's reader. Every call is short and synchronou
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,12 +30,34 @@ class SqliteDatabase(MigratedDatabase):
         self.db = Database(sqlite3.connect(self.path, timeout=busy_timeout))
         self.db.execute("PRAGMA foreign_keys=ON")
         if self.path != ":memory:":
-            self.db.enable_wal()
+            self._enable_wal(busy_timeout)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._migrator = Migrator(self)
 
     def __repr__(self) -> str:
         return f"SqliteDatabase({self.path!r})"
+
+    def _enable_wal(self, busy_timeout: float) -> None:
+        """Switch the file to WAL, retrying while another connection holds the lock the switch needs.
+
+        Changing the journal mode needs an exclusive lock, and SQLite can answer SQLITE_BUSY at once, without calling
+        the busy handler, when another connection is opening or switching the same new file at that moment (seen in
+        CI: three migrators opening one fresh file). https://www.sqlite.org/pragma.html#pragma_journal_mode and
+        https://www.sqlite.org/wal.html#activating_and_configuring_wal_mode
+        """
+        deadline = time.monotonic() + busy_timeout
+        pause = 0.005
+        while True:
+            try:
+                self.db.enable_wal()
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) and "busy" not in str(err):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     @property
     def dialect(self) -> Dialect:
