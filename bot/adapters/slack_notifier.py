@@ -123,6 +123,10 @@ class SlackNotifier:
         """Open (or reuse) the DM channel with a user and post there."""
         return await self.post(await self.open_dm(user), text, blocks)
 
+    def knows_dm(self, user: str) -> bool:
+        """True when this process already opened the DM channel with `user`."""
+        return user in self._dm_channels
+
     async def open_dm(self, user: str) -> str:
         """The DM channel with a user (conversations.open once per user and process)."""
         channel = self._dm_channels.get(user)

@@ -65,6 +65,10 @@ class Notifier(Protocol):
         """The id of the bot's DM channel with a user (to post there and later edit what was posted)."""
         ...
 
+    def knows_dm(self, user: str) -> bool:
+        """True when the DM channel with a user is already known, so a DM costs no conversations.open call."""
+        ...
+
     async def upload(self, channel: str, filename: str, content: bytes, comment: str) -> None:
         """Upload a file into a channel."""
         ...

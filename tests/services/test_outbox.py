@@ -5,12 +5,15 @@ The Slack behaviours relied on here are the emulator's, each citing its Slack do
 - the common transient errors `ratelimited`, `service_unavailable`, `internal_error`, `fatal_error`,
   `request_timeout` (docs.slack.dev/reference/methods/chat.postMessage, "Errors");
 - 429 + Retry-After past one message per second per channel (docs.slack.dev/apis/web-api/rate-limits);
+- conversations.open at Tier 3, "50+ per minute" (docs.slack.dev/reference/methods/conversations.open), played by
+  the emulator as a burst of 50 then 50 a minute;
 - files_upload_v2 raising SlackRequestError when the upload URL answers non-200 (slack_sdk 3.48 async_client.py).
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -266,6 +269,27 @@ async def test_sends_in_one_channel_are_paced_to_slacks_rate(box: Box) -> None:
     assert result.sent == 5
     assert box.slack.rate_limited() == 0
     assert [m.text for m in box.slack.messages(GRANTS)] == [f"grants {i}" for i in range(4)]
+
+
+async def test_first_dms_to_many_people_are_paced_to_conversations_open_tier(box: Box) -> None:
+    """54 first DMs (each needs conversations.open, Tier 3) go out with no 429: the four past the burst wait their turn.
+
+    Fails without the outbox's own Tier 3 pacing: Slack then answers 429 to the 51st open.
+    """
+    box.slack.enforce_rate_limits(per_channel_per_second=1.0, burst=1.0)
+    people = [f"U0PACE{i:04d}" for i in range(54)]
+    for person in people:
+        box.slack.add_user(person, email=f"{person.lower()}@example.com", name=person.lower())
+        box.queue("dm", person, f"dm-{person}", "please review")
+    paced = box.with_settings(replace(FAST, rate=100.0, run_budget=8.0))
+    started = time.monotonic()
+    result = await paced.deliver(box.clock.now())
+    took = time.monotonic() - started
+    assert result.sent == 54
+    assert box.slack.rate_limited() == 0
+    assert len(box.slack.calls("conversations.open")) == 54
+    assert took >= 3 * 60 / 50  # at least three of the four waited for a Tier 3 token (1.2 s each)
+    assert all(len(box.slack.dms(person)) == 1 for person in people)
 
 
 async def test_a_message_failing_for_a_day_is_parked(box: Box) -> None:
