@@ -78,6 +78,7 @@ def test_unset_environment_variable_is_named_with_its_field() -> None:
         (("schedule", "activation_timeout"), "forever", "schedule.activation_timeout: `forever` is not a duration"),
         (("public_url",), "bot.example.com", "public_url: must be an http(s) URL"),
         (("slack", "colour"), "blue", "slack.colour: is not a known key"),
+        (("server", "metrics_token"), "short", "server.metrics_token: is too short (at least 16 random characters"),
     ],
 )
 def test_bad_field_is_reported_with_its_path(path: tuple[str, ...], value: Any, expected: str) -> None:
@@ -136,6 +137,7 @@ def test_missing_sections_are_all_reported_at_once() -> None:
         (("slack", "bot_token"), "not-a-token-super-secret-1"),
         (("rancher", "token"), "rancher-secret-but-malformed-2"),
         (("security", "token_encryption_keys"), ["not-a-fernet-key-secret-3"]),
+        (("server", "metrics_token"), "tooshort4"),
     ],
 )
 def test_secret_values_never_appear_in_errors(path: tuple[str, ...], value: Any) -> None:
@@ -147,6 +149,18 @@ def test_secret_values_never_appear_in_errors(path: tuple[str, ...], value: Any)
     assert f"{path[0]}.{path[1]}" in text
     secret = value if isinstance(value, str) else value[0]
     assert secret not in text
+
+
+def test_an_empty_metrics_token_leaves_metrics_open_and_a_set_one_is_masked() -> None:
+    """`${ACCESSBOT_METRICS_TOKEN:-}` unset means no token (as leaving the key out); a set one never shows in repr."""
+    data = _valid()
+    data["server"]["metrics_token"] = "  "
+    assert parse_config(data).server.metrics_token is None
+    data["server"]["metrics_token"] = "a-long-enough-metrics-token-5"
+    config = parse_config(data)
+    assert config.server.metrics_token is not None
+    assert config.server.metrics_token.get_secret_value() == "a-long-enough-metrics-token-5"
+    assert "a-long-enough-metrics-token-5" not in repr(config)
 
 
 def test_invalid_yaml_is_reported_with_position(tmp_path: Path) -> None:

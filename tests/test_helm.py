@@ -142,6 +142,20 @@ def test_secrets_are_only_referenced_never_rendered() -> None:
     assert _container(docs)["envFrom"] == [{"secretRef": {"name": "my-accessbot-env"}}]
 
 
+def test_the_service_monitor_scrapes_with_the_metrics_token_from_the_env_secret() -> None:
+    """`serviceMonitor.tokenKey` makes Prometheus send the bearer token /metrics asks for, read from envSecret by
+    reference (Endpoint.authorization, a SafeAuthorization: prometheus-operator Documentation/api.md)."""
+    values = {"envSecret": "my-accessbot-env", "serviceMonitor": {"enabled": True}}
+    (plain,) = _kinds(_render(values))["ServiceMonitor"]
+    assert "authorization" not in plain["spec"]["endpoints"][0]
+    values["serviceMonitor"]["tokenKey"] = "ACCESSBOT_METRICS_TOKEN"
+    (monitor,) = _kinds(_render(values))["ServiceMonitor"]
+    assert monitor["spec"]["endpoints"][0]["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "my-accessbot-env", "key": "ACCESSBOT_METRICS_TOKEN"},
+    }
+
+
 def test_image_comes_from_values_and_defaults_to_the_package_version() -> None:
     """The image is REGISTRY/rancher-access-bot:VERSION, VERSION being the package's unless a tag is given."""
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())

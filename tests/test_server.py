@@ -7,9 +7,14 @@ from typing import Any
 
 import pytest
 
+from bot.adapters.store import open_storage
 from bot.adapters.store.migrations import MIGRATIONS
-from tests import attacker
-from tests.conftest import RunningBot
+from bot.demo import botconfig
+from bot.web.ops import GAUGES_TTL
+from tests import attacker, factories
+from tests.conftest import FakeClock, RunningBot
+
+METRICS_TOKEN = "metrics-token-7f3a9c1e5b2d4680"
 
 
 def test_healthz_is_ok_with_current_migrations(bot: RunningBot) -> None:
@@ -44,6 +49,54 @@ def test_metrics_exposes_prometheus_text(bot: RunningBot) -> None:
     assert response.status_code == 200
     assert "# TYPE accessbot_http_requests_total counter" in response.text
     assert 'accessbot_http_requests_total{route="/healthz",status="200"}' in response.text
+
+
+def _gauge(bot: RunningBot, name: str, headers: dict[str, str] | None = None) -> float:
+    response = bot.http.get(f"{bot.url}/metrics", headers=headers or {})
+    assert response.status_code == 200
+    return float(next(line.split()[-1] for line in response.text.splitlines() if line.startswith(f"{name} ")))
+
+
+def test_metrics_answers_only_the_bearer_token_when_one_is_configured(make_bot: Any) -> None:
+    """With server.metrics_token set, /metrics is 401 (with WWW-Authenticate, no token echoed) unless it is given."""
+    with make_bot(overrides={"server": {"metrics_token": METRICS_TOKEN}}) as bot:
+        refused = [
+            {},
+            {"Authorization": "Bearer metrics-token-wrong-0000000"},
+            {"Authorization": f"Basic {METRICS_TOKEN}"},
+            {"Authorization": f"Bearer {METRICS_TOKEN}x"},
+            {"Authorization": "Bearer " + "A" * 8000},
+        ]
+        for headers in refused:
+            response = bot.http.get(f"{bot.url}/metrics", headers=headers)
+            assert response.status_code == 401, headers
+            assert response.headers["www-authenticate"].startswith("Bearer")
+            assert METRICS_TOKEN not in response.text
+            assert "accessbot_grants" not in response.text
+        assert _gauge(bot, "accessbot_outbox_pending", {"Authorization": f"Bearer {METRICS_TOKEN}"}) >= 0
+        assert bot.http.get(f"{bot.url}/healthz").status_code == 200  # health checks need no token
+        text = bot.http.get(f"{bot.url}/metrics", headers={"Authorization": f"bearer {METRICS_TOKEN}"}).text
+        assert 'accessbot_http_requests_total{route="/metrics",status="401"} 5' in text
+
+
+def test_metrics_reads_the_database_gauges_at_most_once_per_ttl(make_bot: Any) -> None:
+    """Hostile input: however often /metrics is asked, its database gauges are read once per GAUGES_TTL seconds.
+
+    At 300,000 grants one read is about 16 ms of the event loop on SQLite; uncached, 60 requests a second from
+    anyone who reaches the bot would hold it all the time.
+    """
+    clock = FakeClock()
+    with make_bot(clock=clock, run_jobs=False) as bot:
+        before = _gauge(bot, "accessbot_outbox_pending")
+        storage = open_storage(bot.config.database.reveal())
+        try:
+            factories.queue(storage, "post", botconfig.CHANNELS["grants"], "m-1", "queued", now=clock.now())
+        finally:
+            storage.database.close()
+        for _ in range(50):
+            assert _gauge(bot, "accessbot_outbox_pending") == before  # the same reading, not a new one
+        clock.value += GAUGES_TTL
+        assert _gauge(bot, "accessbot_outbox_pending") == before + 1
 
 
 def test_policy_is_checked_against_rancher_at_start(

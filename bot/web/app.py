@@ -69,6 +69,8 @@ def create_app(
         app.state.components = components
         app.state.linking = components.deps.linking
         app.state.slack_handler = AsyncSlackRequestHandler(components.bolt)
+        token = config.server.metrics_token
+        app.state.metrics_token = token.get_secret_value() if token is not None else None
         for hook in hooks:
             result = hook(components)
             if hasattr(result, "__await__"):
