@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -77,6 +78,42 @@ def test_metrics_answers_only_the_bearer_token_when_one_is_configured(make_bot: 
         assert bot.http.get(f"{bot.url}/healthz").status_code == 200  # health checks need no token
         text = bot.http.get(f"{bot.url}/metrics", headers={"Authorization": f"bearer {METRICS_TOKEN}"}).text
         assert 'accessbot_http_requests_total{route="/metrics",status="401"} 5' in text
+
+
+def test_hostile_authorization_headers_get_a_401_within_budget(make_bot: Any) -> None:
+    """Hostile input: odd bytes, other schemes and 60 KB tokens are refused (401, or uvicorn's 4xx for an oversized
+    header), never a 500; 300 refusals stay within a generous time budget and read nothing from the database."""
+    clock = FakeClock()
+    with make_bot(clock=clock, run_jobs=False, overrides={"server": {"metrics_token": METRICS_TOKEN}}) as bot:
+        shapes: list[bytes] = [
+            b"Bearer \xff\xfe\x7f",
+            b"Bearer",
+            b"Bearer  " + METRICS_TOKEN.encode() + b"  x",
+            b"Token " + METRICS_TOKEN.encode(),
+            b"Bearer " + METRICS_TOKEN.encode() + b"\xc3",
+            b"Bearer " + b"\xe2\x80\x8b" * 2000,
+            b"Bearer " + b"A" * 60_000,
+            b"Bearer\t" + b"\t" * 1000 + b"x",
+        ]
+        started = time.perf_counter()
+        statuses = set()
+        for round_number in range(300):
+            headers = {"Authorization": shapes[round_number % len(shapes)]}
+            response = bot.http.get(f"{bot.url}/metrics", headers=headers)  # type: ignore[dict-item]
+            statuses.add(response.status_code)
+            assert METRICS_TOKEN not in response.text
+        elapsed = time.perf_counter() - started
+        assert statuses <= {401, 400, 431}, statuses
+        assert 401 in statuses
+        assert elapsed < 15.0, f"300 refusals took {elapsed:.1f} s"
+        assert bot.http.get(f"{bot.url}/healthz").status_code == 200
+        storage = open_storage(bot.config.database.reveal())
+        try:  # had a refusal read (and so cached) the gauges, the clock standing still would show the old count
+            factories.queue(storage, "post", botconfig.CHANNELS["grants"], "after", "queued", now=clock.now())
+            pending = storage.outbox.counts().get("pending", 0)
+        finally:
+            storage.database.close()
+        assert _gauge(bot, "accessbot_outbox_pending", {"Authorization": f"Bearer {METRICS_TOKEN}"}) == pending
 
 
 def test_metrics_reads_the_database_gauges_at_most_once_per_ttl(make_bot: Any) -> None:
