@@ -96,7 +96,8 @@ def _bearer_matches(request: Request, token: str) -> bool:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(given.strip().encode("utf-8", "replace"), token.encode("utf-8"))
+    # Starlette decodes header bytes as latin-1: encoding back gives the bytes the client sent, whatever they were
+    return hmac.compare_digest(given.strip().encode("latin-1"), token.encode("utf-8"))
 
 
 Gauges = tuple[dict[str, int], dict[str, float]]
