@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,35 +29,11 @@ import revocation  # bench/revocation.py: the emulator process and its fixture
 
 from accessbot_emulators.postgres import free_port, running_cluster
 from bot.adapters.store import open_storage
-from bot.core.model import Grant, GrantState, Target
 from bot.demo import botconfig
-from bot.services.grants import binding_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
 UNREACHABLE = "http://127.0.0.1:9"
-EMULATOR = [sys.executable, str(ROOT / "bench" / "revocation.py")]
-
-
-def _emulator(tmp: Path, grants: int, latency: float) -> tuple[subprocess.Popen[bytes], str]:
-    fixture, port_file = tmp / "estate.json", tmp / "port"
-    revocation.write_fixture(fixture, grants)
-    child = subprocess.Popen(
-        [*EMULATOR, "--latency", str(latency), "--serve-emulator", str(fixture), str(port_file)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    deadline = time.monotonic() + 120
-    while not port_file.exists() or not port_file.read_text():
-        if child.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the emulator process did not start")
-        time.sleep(0.1)
-    base = f"http://127.0.0.1:{port_file.read_text()}"
-    while True:
-        try:
-            httpx.get(f"{base}/_emulator/settings", timeout=2)
-            return child, base
-        except httpx.TransportError:
-            time.sleep(0.1)
 
 
 def main() -> int:
@@ -71,34 +46,14 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name, running_cluster() as pg, contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
-        child, base = _emulator(tmp, args.grants, args.latency)
+        child, base = revocation.start_emulator(tmp, args.grants, args.latency)
         stack.callback(child.terminate)
         ids = {b["name"]: b["id"] for b in httpx.get(f"{base}/_emulator/state").json()["projectRoleTemplateBinding"]}
         url = pg.create_database("replicas")
         store = open_storage(url)
         stack.callback(store.database.close)
         expires = int(time.time()) + 20 + 2 * args.replicas
-        with store.tx.atomic():
-            for _ in range(args.grants):
-                gid = store.grants.new_id()
-                store.grants.insert(
-                    Grant(
-                        id=gid,
-                        slack_user="U0ALICE001",
-                        subject=revocation.ALICE_SUB,
-                        target=Target("c-7xk2p", revocation.PROJECT),
-                        role_id="project-member",
-                        duration_s=3600,
-                        rule="bench",
-                        state=GrantState.ACTIVE,
-                        requested_at=expires - 3600,
-                        activated_at=expires - 3600,
-                        expires_at=expires,
-                        binding_id=ids[binding_name(gid)],
-                        binding_name=binding_name(gid),
-                    ),
-                    expires - 3600,
-                )
+        revocation.insert_grants(store, ids, args.grants, expires)
         data = botconfig.config_data(
             database=url,
             public_url=UNREACHABLE,

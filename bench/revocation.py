@@ -133,8 +133,8 @@ def write_fixture(path: Path, grants: int) -> None:
     path.write_text(json.dumps(fixture))
 
 
-def insert_grants(store: Storage, ids: dict[str, str], grants: int) -> None:
-    """Insert N active grants, all expiring at EXPIRY, in one transaction."""
+def insert_grants(store: Storage, ids: dict[str, str], grants: int, expires: int = EXPIRY) -> None:
+    """Insert N active grants, all expiring at `expires`, in one transaction."""
     with store.tx.atomic():
         for _ in range(grants):
             gid = store.grants.new_id()
@@ -147,13 +147,36 @@ def insert_grants(store: Storage, ids: dict[str, str], grants: int) -> None:
                 duration_s=3600,
                 rule="bench",
                 state=GrantState.ACTIVE,
-                requested_at=EXPIRY - 3600,
-                activated_at=EXPIRY - 3600,
-                expires_at=EXPIRY,
+                requested_at=expires - 3600,
+                activated_at=expires - 3600,
+                expires_at=expires,
                 binding_id=ids[binding_name(gid)],
                 binding_name=binding_name(gid),
             )
-            store.grants.insert(grant, EXPIRY - 3600)
+            store.grants.insert(grant, expires - 3600)
+
+
+def start_emulator(tmp: Path, grants: int, latency: float) -> tuple[subprocess.Popen[bytes], str]:
+    """The Rancher emulator with one tagged binding per grant, in a child process; returns it and its URL."""
+    fixture, port_file = tmp / "estate.json", tmp / "port"
+    write_fixture(fixture, grants)
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--latency", str(latency), "--serve-emulator", str(fixture), str(port_file)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    deadline = time.monotonic() + 120
+    while not port_file.exists() or not port_file.read_text():
+        if child.poll() is not None or time.monotonic() > deadline:
+            child.terminate()
+            raise SystemExit("the emulator process did not start")
+        time.sleep(0.1)
+    base = f"http://127.0.0.1:{port_file.read_text()}"
+    while True:
+        try:
+            httpx.get(f"{base}/_emulator/settings", timeout=2)
+            return child, base
+        except httpx.TransportError:
+            time.sleep(0.1)
 
 
 async def run(args: argparse.Namespace, base: str, db: Path | str) -> dict[str, Any]:
@@ -230,33 +253,8 @@ def main() -> int:
         serve_emulator(args.serve_emulator[0], args.latency, args.serve_emulator[1])
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        fixture, port_file = Path(tmp) / "estate.json", Path(tmp) / "port"
-        write_fixture(fixture, args.grants)
-        child = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--latency",
-                str(args.latency),
-                "--serve-emulator",
-                str(fixture),
-                str(port_file),
-            ],
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-        )
+        child, base = start_emulator(Path(tmp), args.grants, args.latency)
         try:
-            deadline = time.monotonic() + 120
-            while not port_file.exists() or not port_file.read_text():
-                if child.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the emulator process did not start")
-                time.sleep(0.1)
-            base = f"http://127.0.0.1:{port_file.read_text()}"
-            while True:
-                try:
-                    httpx.get(f"{base}/_emulator/settings", timeout=2)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
             report = asyncio.run(run(args, base, args.database or Path(tmp) / "bench.db"))
         finally:
             child.terminate()
