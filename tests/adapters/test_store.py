@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from bot.core import audit_chain
 from bot.core.errors import TokenRejected
 from bot.core.grant_lifecycle import ExtensionState
 from tests import factories
+from tests.together import run_together
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -86,33 +86,18 @@ def test_concurrent_migrators_apply_each_migration_once(target: str, tmp_path: P
     on_sqlite = target.endswith(".db")
     for round_number in range(12 if on_sqlite else 1):
         where = str(tmp_path / f"round{round_number}.db") if on_sqlite else target
-        results: list[list[str]] = []
-        errors: list[BaseException] = []
-        barrier = threading.Barrier(4)
 
-        def migrate(
-            where: str = where,
-            results: list[list[str]] = results,
-            errors: list[BaseException] = errors,
-            start: threading.Barrier = barrier,
-        ) -> None:
+        def migrate(_: int, where: str = where) -> list[str]:
+            sql = open_sql(where)
             try:
-                start.wait()
-                sql = open_sql(where)
-                try:
-                    results.append(sql.migrate())
-                finally:
-                    sql.close()
-            except BaseException as err:
-                errors.append(err)
+                return sql.migrate()
+            finally:
+                sql.close()
 
-        threads = [threading.Thread(target=migrate) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == [], f"round {round_number}"
-        assert sorted(name for applied in results for name in applied) == sorted(m.name for m in MIGRATIONS)
+        results = run_together(migrate, 4)
+        assert sorted(name for applied in results for name in applied) == sorted(m.name for m in MIGRATIONS), (
+            f"round {round_number}"
+        )
 
 
 def test_a_sqlite_file_written_by_0_1_0_is_adopted_and_upgraded(tmp_path: Path) -> None:

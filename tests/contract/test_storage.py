@@ -7,7 +7,6 @@ PostgreSQL server (the `postgres_url` fixture; skipped only where the server is 
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import replace
 
 import pytest
@@ -35,6 +34,7 @@ from bot.core.storage import Storage
 from bot.services.audit import AuditLog
 from tests import factories
 from tests.core.test_digest import CURRENT, END, START
+from tests.together import run_together
 
 S = GrantState
 PAYMENTS = Target("c-1", "c-1:p-1")
@@ -578,27 +578,17 @@ def test_writes_under_a_stale_fence_are_refused_and_change_nothing(storage: Stor
 def test_audit_appends_from_concurrent_connections_never_fork_the_chain(target: str, storage: Storage) -> None:
     """Four connections appending at once all succeed, each event once, and the chain verifies."""
     writers, per_writer = 4, 25
-    errors: list[BaseException] = []
-    start = threading.Barrier(writers)
 
     def write(n: int) -> None:
         store = open_storage(target, migrate=False)
         try:
             audit = AuditLog(tx=store.tx, store=store.audit, clock=_At(n))
-            start.wait()
             for i in range(per_writer):
                 audit.record("test.concurrent", actor=f"w{n}", target=str(i))
-        except BaseException as err:
-            errors.append(err)
         finally:
             store.database.close()
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_together(write, writers)
     assert storage.audit.count() == writers * per_writer
     check = audit_chain.verify(storage.audit.events(), storage.audit.head())
     assert (check.ok, check.count) == (True, writers * per_writer)
@@ -609,14 +599,11 @@ def test_audit_batches_and_single_appends_from_concurrent_connections_never_fork
 ) -> None:
     """Two connections appending batches of 5 and two appending one by one, at once: every event once, one chain."""
     writers, batches, per_batch = 4, 5, 5
-    errors: list[BaseException] = []
-    start = threading.Barrier(writers)
 
     def write(n: int) -> None:
         store = open_storage(target, migrate=False)
         try:
             audit = AuditLog(tx=store.tx, store=store.audit, clock=_At(n))
-            start.wait()
             for b in range(batches):
                 if n % 2:
                     with store.tx.atomic(), audit.batch():
@@ -625,17 +612,10 @@ def test_audit_batches_and_single_appends_from_concurrent_connections_never_fork
                 else:
                     for i in range(per_batch):
                         audit.record("test.single", actor=f"w{n}", target=f"{b}.{i}")
-        except BaseException as err:
-            errors.append(err)
         finally:
             store.database.close()
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_together(write, writers)
     total = writers * batches * per_batch
     check = audit_chain.verify(storage.audit.events(), storage.audit.head())
     assert (check.ok, check.count, storage.audit.count()) == (True, total, total)
@@ -664,22 +644,15 @@ def test_due_grants_claimed_by_concurrent_connections_are_claimed_once(target: s
     """Two connections claiming due grants at once never both claim the same grant."""
     with storage.tx.atomic():
         due = {_grant(storage, S.ACTIVE, expires_at=150).id for _ in range(1000)}
-    claimed: list[list[str]] = []
-    start = threading.Barrier(2)
 
-    def claim() -> None:
+    def claim(_: int) -> list[str]:
         store = open_storage(target, migrate=False)
         try:
-            start.wait()
-            claimed.append([g.id for g in store.grants.claim_due(200)])
+            return [g.id for g in store.grants.claim_due(200)]
         finally:
             store.database.close()
 
-    threads = [threading.Thread(target=claim) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    claimed = run_together(claim, 2)
     everything = [grant_id for batch in claimed for grant_id in batch]
     assert sorted(everything) == sorted(due)
 
